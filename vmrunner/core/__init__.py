@@ -1,0 +1,1 @@
+"""A JGrapes-style typed component/event bus. Knows nothing about VMs."""
