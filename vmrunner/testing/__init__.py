@@ -1,0 +1,1 @@
+"""Test bed for vmrunner: the tiny real guest, QEMU launch helpers, console and QMP clients."""
