@@ -1,0 +1,128 @@
+"""Typed events: immutable payloads, matched by class (subclasses included).
+
+An event class is a frozen, slotted, keyword-only dataclass deriving from
+``Event[R]`` where ``R`` is the type of the results handlers may contribute::
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Greet(Event[str]):
+        who: str
+
+Per-firing state (channels, cause, results, completion) lives in the
+:class:`~vmrunner.core.handle.EventHandle` returned by ``fire()``, never on the event.
+
+Class-level knobs:
+
+* ``default_channels``: channels used when ``fire()`` is called without any.
+* ``completed_by``: a :class:`CompletionEvent` class automatically added as
+  completion event each time the event is fired (``Start`` → ``Started``).
+* ``observable``: whether completed instances are emitted to the tree's observers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from .channel import BROADCAST, Channel
+
+if TYPE_CHECKING:
+    from .component import Component
+
+R = TypeVar("R")
+E = TypeVar("E", bound="Event[Any]")
+
+
+class Event(Generic[R]):
+    """Base class of all events; ``R`` is the result type (``Event[None]``: no result)."""
+
+    __slots__ = ()
+
+    default_channels: ClassVar[tuple[Channel, ...]] = ()
+    completed_by: ClassVar[type[CompletionEvent[Any]] | None] = None
+    observable: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompletionEvent(Event[None], Generic[E]):
+    """Fired when ``completed`` (and everything it caused) has been handled.
+
+    Fired by the bus on the completed event's pipeline and channels.
+    """
+
+    completed: E
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Start(Event[None]):
+    """Starts the tree (or a late-attached subtree). Fired by ``run()`` on BROADCAST.
+
+    Events fired before the tree's first ``Start`` are buffered and handled before it.
+    Completion event: :class:`Started`.
+    """
+
+    default_channels: ClassVar[tuple[Channel, ...]] = (BROADCAST,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Started(CompletionEvent[Start]):
+    """``Start`` and every event it caused have been handled. Channels: Start's."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stop(Event[None]):
+    """Asks the tree to stop; fired on BROADCAST by any component or by a signal handler.
+
+    ``run()`` returns once ``Stop`` has completed and the tree is idle.
+    Completion event: :class:`Stopped`.
+    """
+
+    default_channels: ClassVar[tuple[Channel, ...]] = (BROADCAST,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stopped(CompletionEvent[Stop]):
+    """``Stop`` and every event it caused have been handled. Channels: Stop's."""
+
+
+Start.completed_by = Started
+Stop.completed_by = Stopped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attached(Event[None]):
+    """``node`` was attached to ``parent``. Fired by ``attach()`` on both components."""
+
+    node: Component
+    parent: Component
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detached(Event[None]):
+    """``node`` was detached from ``parent``. Fired by ``detach()`` in both trees."""
+
+    node: Component
+    parent: Component
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Error(Event[None]):
+    """Something went wrong. If no handler takes it, the bus logs it with its traceback.
+
+    Fired by the bus for failing background tasks and timers (on the owner's channel)
+    and, as :class:`HandlingError`, for failing handlers.
+    """
+
+    message: str
+    exception: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandlingError(Error):
+    """Handler ``handler`` raised ``exception`` while handling ``event``.
+
+    Fired on the failed event's channels and pipeline, caused by the failed event;
+    the remaining handlers of ``event`` still run.
+    """
+
+    event: Event[Any]
+    handler: str
