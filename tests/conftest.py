@@ -1,0 +1,46 @@
+"""Shared fixtures: the tiny test guest and the accelerator verdict (see docs/testing.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vmrunner.testing.accel import AccelVerdict, decide_accel
+from vmrunner.testing.guest import GuestImage, build_guest, default_cache_dir
+from vmrunner.testing.prereq import GUEST_TOOLS, missing_tools, require_tools
+from vmrunner.testing.qemu import kvm_boot_probe
+
+_ACCEL = pytest.StashKey[AccelVerdict]()
+
+
+def _accel(config: pytest.Config) -> AccelVerdict:
+    if _ACCEL not in config.stash:
+        probe = None if missing_tools(*GUEST_TOOLS) else (lambda: kvm_boot_probe(build_guest()))
+        config.stash[_ACCEL] = decide_accel(default_cache_dir() / "accel.json", probe)
+    return config.stash[_ACCEL]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    verdict = _accel(config)
+    return f"guest accel: {verdict.label} ({verdict.reason})"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("guest"):
+        require_tools(*GUEST_TOOLS)
+
+
+@pytest.fixture(scope="session")
+def accel(pytestconfig: pytest.Config) -> AccelVerdict:
+    return _accel(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def guest_image() -> GuestImage:
+    """The cloud-kernel guest (fast boot; CD on virtio-scsi), built once and cached."""
+    return build_guest("cloud")
+
+
+@pytest.fixture(scope="session")
+def generic_guest_image() -> GuestImage:
+    """The generic-kernel guest (has AHCI, so ide-cd on q35 works; boots ~2x slower)."""
+    return build_guest("generic")
