@@ -1,0 +1,9 @@
+"""``python -m vmrunner``: the same as the ``vmrunner`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from vmrunner.cli import main
+
+sys.exit(main())

@@ -1,0 +1,406 @@
+"""The pydantic model of the ``/Runner`` configuration node.
+
+Keys are camelCase (``dataDir``, ``vm.maximumRam``); Python code may also use the snake_case
+field names. Cross-field rules are checked by field validators on the *later* field, so an error
+names the key that has to change (``/Runner/vm/currentCpus``), not the enclosing mapping.
+Models are frozen: a configuration is a value.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from vmrunner.config.sizes import MIB, format_memory, parse_memory
+
+MAX_CPUS = 288
+"""QEMU 7.2's limit for the q35 machine."""
+IDE_PORTS = 6
+"""q35's built-in AHCI controller has six ports (``ide.0`` ... ``ide.5``)."""
+
+
+def _memory(value: object) -> int:
+    try:
+        return parse_memory(value)
+    except ValueError as exc:
+        raise PydanticCustomError("memory_size", str(exc)) from None
+
+
+MemorySize = Annotated[
+    int,
+    BeforeValidator(_memory),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "description": "bytes"},
+                {
+                    "type": "string",
+                    "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)([eE]\d+)?\s*[A-Za-z]*\s*$",
+                    "examples": ["1 GiB", "512Mi", "2G", "1073741824"],
+                },
+            ]
+        }
+    ),
+]
+"""A memory size in bytes, given as a number or a string with a unit (see ``sizes``)."""
+
+
+def _pattern(regex: str, what: str) -> AfterValidator:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise PydanticCustomError(
+                "bad_format", "'{value}' is not a valid {what}", {"value": value, "what": what}
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", "VM name "
+                               "(letters, digits, '.', '_', '-'; at most 63; no leading '.')")]
+Identifier = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*", "QEMU model name")]
+CpuFeature = Annotated[str, _pattern(r"[+-]?[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?",
+                                     "CPU feature (e.g. '+ssse3', '-arch-capabilities', 'l3-cache=on')")]
+MacAddress = Annotated[str, _pattern(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", "MAC address")]
+RtcBase = Annotated[str, _pattern(r"utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?",
+                                  "rtc base ('utc', 'localtime' or a date like 2006-06-17T16:01:21)")]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_byte", "a NUL character cannot be passed to a program")
+    return value
+
+
+def _config_path(value: Path, info: ValidationInfo) -> Path:
+    _no_nul(str(value))
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not value.is_absolute():
+        return Path(base) / value
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""Free text handed to QEMU (no NUL characters)."""
+ConfigPath = Annotated[Path, AfterValidator(_config_path)]
+"""A path; relative paths are relative to the configuration file's directory."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+
+class KernelConfig(_Model):
+    """Direct kernel boot: QEMU loads the kernel (and initrd) itself, no boot loader."""
+
+    image: ConfigPath
+    """The kernel image (bzImage)."""
+    initrd: ConfigPath | None = None
+    """An initial ramdisk."""
+    cmdline: Text | None = None
+    """The kernel command line (QEMU ``-append``), e.g. ``console=ttyS0 quiet``."""
+
+
+class NetworkConfig(_Model):
+    """One network interface: a tap on a bridge (via qemu-bridge-helper) or user-mode networking."""
+
+    type: Literal["tap", "user"] = "tap"
+    """``tap``: a tap device on ``bridge`` (needs qemu-bridge-helper); ``user``: QEMU's slirp."""
+    bridge: Text | None = None
+    """tap only: the bridge name (QEMU's default, usually ``br0``, when unset)."""
+    device: Identifier = "virtio-net-pci"
+    """The guest's NIC model (QEMU ``-device`` driver)."""
+    mac: MacAddress | None = None
+    """A fixed MAC address; QEMU picks one when unset."""
+    net: Text | None = None
+    """user only: the guest network, e.g. ``10.0.2.0/24``."""
+
+    @model_validator(mode="after")
+    def _type_specific(self) -> NetworkConfig:
+        if self.type == "user" and self.bridge is not None:
+            raise PydanticCustomError("bad_combination", "'bridge' applies to type tap only")
+        if self.type == "tap" and self.net is not None:
+            raise PydanticCustomError("bad_combination", "'net' applies to type user only")
+        return self
+
+
+class DriveConfig(_Model):
+    """A disk (``raw``) or a CD-ROM drive (``ide-cd``)."""
+
+    type: Literal["raw", "ide-cd"] = "raw"
+    """``raw``: a virtio-blk disk backed by a file or block device; ``ide-cd``: a CD-ROM drive."""
+    file: ConfigPath | None = None
+    """raw: an image file; ide-cd: the ISO image (none = empty tray)."""
+    device: ConfigPath | None = None
+    """raw only: a host block device, e.g. ``/dev/vg0/vm-disk``."""
+    resource: ConfigPath | None = None
+    """raw only: a file or block device, decided when the VM starts."""
+    bootindex: Annotated[int, Field(ge=0)] | None = None
+    """Boot order (lower boots first); unset = not a boot device."""
+    bus: Literal["ide", "scsi"] = "ide"
+    """ide-cd only: ``ide`` (q35's AHCI) or ``scsi`` (a scsi-cd on virtio-scsi, for guests
+    whose kernel has no AHCI driver)."""
+    read_only: bool = False
+    """raw only: attach the disk read-only."""
+
+    @model_validator(mode="after")
+    def _sources(self) -> DriveConfig:
+        given = [k for k in ("file", "device", "resource") if getattr(self, k) is not None]
+        if self.type == "raw":
+            if len(given) != 1:
+                raise PydanticCustomError(
+                    "drive_source",
+                    "a raw drive needs exactly one of 'file', 'device' or 'resource'"
+                    + (f" (got {', '.join(given)})" if given else ""),
+                )
+        elif self.device is not None or self.resource is not None:
+            raise PydanticCustomError("drive_source", "an ide-cd drive takes only 'file'")
+        return self
+
+
+class SpiceConfig(_Model):
+    """The SPICE remote display."""
+
+    port: Annotated[int, Field(ge=0, le=65535)] = 5900
+    """TCP port QEMU listens on."""
+    address: Text | None = None
+    """Listen address (QEMU's default, all addresses, when unset)."""
+    streaming_video: Literal["off", "all", "filter"] | None = None
+    """Video streaming detection (``off``, ``all``, ``filter``)."""
+    usb_redirects: Annotated[int, Field(ge=0, le=15)] = 2
+    """Number of USB redirection channels."""
+    password_file: ConfigPath | None = None
+    """A file holding the SPICE password. QEMU reads it (``-object secret,file=``); the password
+    never appears in the command line. Unset = no password (ticketing disabled)."""
+
+
+class DisplayConfig(_Model):
+    """The graphical console (a virtio-vga card)."""
+
+    outputs: Annotated[int, Field(ge=1, le=16)] = 1
+    """Number of virtual monitors."""
+    spice: SpiceConfig | None = None
+    """SPICE access; unset = the card exists but nobody can see it."""
+
+
+class VmConfig(_Model):
+    """The virtual machine."""
+
+    name: Name
+    """The VM's name: QEMU's guest name and the last component of the default directories."""
+    uuid: UUID | None = None
+    """The SMBIOS UUID; unset = generated on first start and kept in ``dataDir/uuid.txt``."""
+    use_tpm: bool = False
+    """Give the VM a TPM 2.0, emulated by swtpm with its state in ``dataDir``."""
+    tpm_model: Literal["tpm-tis", "tpm-crb"] = "tpm-tis"
+    """The TPM interface the guest sees."""
+    firmware: Literal["bios", "uefi", "uefi-4m", "secure", "secure-4m"] = "uefi"
+    """``bios`` (SeaBIOS), ``uefi``/``uefi-4m`` (OVMF, 2 MiB or 4 MiB flash) or ``secure``/
+    ``secure-4m`` (OVMF with Secure Boot, implies SMM). UEFI variables live in
+    ``dataDir/fw-vars.fd``, copied once from the firmware's template."""
+    boot_menu: bool = False
+    """Show the firmware's boot menu."""
+    powerdown_timeout: Annotated[int, Field(ge=0)] = 900
+    """Seconds to wait for the guest to power off after a stop request, before QEMU is
+    terminated. Changes apply even while a shutdown is waiting."""
+    maximum_ram: MemorySize = 1024 * MIB
+    """The VM's RAM (``-m``). Must be a whole number of MiB."""
+    current_ram: MemorySize | None = None
+    """The balloon target; unset = ``maximumRam`` (no ballooning)."""
+    cpu_model: Identifier | None = None
+    """QEMU ``-cpu`` model; unset = ``host`` with KVM, ``max`` otherwise."""
+    cpu_features: list[CpuFeature] = Field(default_factory=list)
+    """Extra ``-cpu`` flags, e.g. ``-arch-capabilities``."""
+    sockets: Annotated[int, Field(ge=1)] | None = None
+    """CPU topology: sockets. If any topology key is set, the unset ones count as 1 and the
+    product must equal ``maximumCpus``."""
+    dies_per_socket: Annotated[int, Field(ge=1)] | None = None
+    """CPU topology: dies per socket."""
+    cores_per_die: Annotated[int, Field(ge=1)] | None = None
+    """CPU topology: cores per die."""
+    threads_per_core: Annotated[int, Field(ge=1)] | None = None
+    """CPU topology: threads per core."""
+    maximum_cpus: Annotated[int, Field(ge=1, le=MAX_CPUS)] = 1
+    """The number of vCPU slots (QEMU ``maxcpus``)."""
+    current_cpus: Annotated[int, Field(ge=1)] | None = None
+    """vCPUs present (QEMU boots with this many; the rest can be hot-plugged); unset =
+    ``maximumCpus``."""
+    accelerator: Literal["kvm", "tcg", "auto", "none"] = "kvm"
+    """``kvm``, ``tcg`` (emulation), ``auto`` (kvm if the kvm_intel or kvm_amd module is loaded
+    and /dev/kvm is usable, else tcg) or ``none`` (QEMU's default)."""
+    rtc_base: RtcBase = "utc"
+    """What the guest's clock starts at: ``utc``, ``localtime`` or a date."""
+    rtc_clock: Literal["host", "rt", "vm"] = "rt"
+    """The clock source for the guest's RTC."""
+    network: list[NetworkConfig] = Field(default_factory=lambda: [NetworkConfig()])
+    """Network interfaces; the default is one virtio NIC on a tap on QEMU's default bridge.
+    ``[]`` = no network."""
+    drives: list[DriveConfig] = Field(default_factory=list)
+    """Disks and CD-ROM drives, in order (CD-ROM ids are ``cd0``, ``cd1``, ...)."""
+    display: DisplayConfig | None = None
+    """The graphical console; unset = headless (``-display none``, no graphics card)."""
+    kernel: KernelConfig | None = None
+    """Direct kernel boot; unset = boot through the firmware."""
+    serial_console: bool = True
+    """Connect the first serial port to the unix socket ``runtimeDir/console.sock``."""
+    guest_agent: bool = True
+    """Add the virtio-serial channel ``org.qemu.guest_agent.0`` (socket
+    ``runtimeDir/org.qemu.guest_agent.0``) for qemu-guest-agent."""
+    audio: bool = True
+    """With SPICE: a sound card whose audio goes through SPICE. Without SPICE nothing."""
+
+    @field_validator("maximum_ram")
+    @classmethod
+    def _whole_mib(cls, value: int) -> int:
+        if value < MIB or value % MIB:
+            raise PydanticCustomError(
+                "memory_size",
+                "{size} is not a positive whole number of MiB (QEMU rejects it)",
+                {"size": format_memory(value)},
+            )
+        return value
+
+    @field_validator("current_ram")
+    @classmethod
+    def _below_maximum_ram(cls, value: int | None, info: ValidationInfo) -> int | None:
+        maximum = info.data.get("maximum_ram")
+        if value is not None and maximum is not None:
+            if value > maximum:
+                raise PydanticCustomError(
+                    "too_large", "{cur} exceeds maximumRam ({max})",
+                    {"cur": format_memory(value), "max": format_memory(maximum)},
+                )
+            if value < MIB:
+                raise PydanticCustomError("too_small", "a balloon target below 1 MiB is unusable")
+        return value
+
+    @field_validator("maximum_cpus")
+    @classmethod
+    def _topology(cls, value: int, info: ValidationInfo) -> int:
+        keys = ("sockets", "dies_per_socket", "cores_per_die", "threads_per_core")
+        parts = [info.data.get(k) for k in keys]
+        if any(p is not None for p in parts):
+            product = 1
+            for p in parts:
+                product *= p or 1
+            if product != value:
+                raise PydanticCustomError(
+                    "topology",
+                    "{value} does not match the topology sockets×diesPerSocket×coresPerDie×"
+                    "threadsPerCore = {product}",
+                    {"value": value, "product": product},
+                )
+        return value
+
+    @field_validator("current_cpus")
+    @classmethod
+    def _below_maximum_cpus(cls, value: int | None, info: ValidationInfo) -> int | None:
+        maximum = info.data.get("maximum_cpus")
+        if value is not None and maximum is not None and value > maximum:
+            raise PydanticCustomError(
+                "too_large", "{cur} exceeds maximumCpus ({max})", {"cur": value, "max": maximum}
+            )
+        return value
+
+    @field_validator("drives")
+    @classmethod
+    def _drive_set(cls, value: list[DriveConfig]) -> list[DriveConfig]:
+        indexes = [d.bootindex for d in value if d.bootindex is not None]
+        duplicates = sorted({i for i in indexes if indexes.count(i) > 1})
+        if duplicates:
+            raise PydanticCustomError(
+                "bootindex", "bootindex {dup} used more than once", {"dup": duplicates[0]}
+            )
+        ide = [d for d in value if d.type == "ide-cd" and d.bus == "ide"]
+        if len(ide) > IDE_PORTS:
+            raise PydanticCustomError(
+                "too_many", "at most {n} ide-cd drives fit on bus ide (use bus: scsi)",
+                {"n": IDE_PORTS},
+            )
+        return value
+
+    @property
+    def effective_current_cpus(self) -> int:
+        """``currentCpus``, defaulting to ``maximumCpus``."""
+        return self.current_cpus if self.current_cpus is not None else self.maximum_cpus
+
+    @property
+    def effective_current_ram(self) -> int:
+        """``currentRam``, defaulting to ``maximumRam``."""
+        return self.current_ram if self.current_ram is not None else self.maximum_ram
+
+
+class CloudInitConfig(_Model):
+    """A cloud-init NoCloud data source, attached as a small ISO image labelled ``cidata``."""
+
+    meta_data: dict[str, Any] = Field(default_factory=dict)
+    """``meta-data``; ``instance-id`` defaults to ``v<config file mtime in s>``."""
+    user_data: dict[str, Any] | None = None
+    """``user-data``, written after a ``#cloud-config`` line (``{}`` when unset)."""
+    network_config: dict[str, Any] | None = None
+    """``network-config``; omitted from the image when unset."""
+
+
+class RunnerConfig(_Model):
+    """The ``/Runner`` node."""
+
+    data_dir: ConfigPath | None = None
+    """Persistent state (uuid.txt, fw-vars.fd, TPM state, the template copy); unset =
+    ``$XDG_DATA_HOME/vmrunner/<vm.name>`` (``~/.local/share/vmrunner/<vm.name>``)."""
+    runtime_dir: ConfigPath | None = None
+    """Sockets and the cloud-init image; unset = ``$XDG_RUNTIME_DIR/vmrunner/<vm.name>``, else
+    ``/run/user/<uid>/vmrunner/<vm.name>`` if writable, else ``/tmp/vmrunner-<uid>/<vm.name>``."""
+    template: str = "Standard-VM.yaml.mako"
+    """The VM type: a template name looked up in ``templateDirs``, ``/opt/vmrunner/templates``
+    and the templates shipped with vmrunner."""
+    template_dirs: list[ConfigPath] = Field(default_factory=list)
+    """Directories searched for ``template`` before the built-in ones."""
+    update_template: bool = False
+    """Re-copy the template into ``dataDir`` on every start (default: the copy saved on first
+    start is reused, so a vmrunner upgrade does not change an existing VM)."""
+    cloud_init: CloudInitConfig | None = None
+    """Provide cloud-init data; unset = no cloud-init image."""
+    guest_shutdown_stops: bool = False
+    """Kept for VM-Operator compatibility (the operator marks the VM stopped after a guest
+    shutdown); the runner itself always exits when the guest powers off."""
+    reset_counter: int | None = None
+    """Increment it while the VM runs to reset the VM."""
+    vm: VmConfig
+    """The virtual machine (required)."""
+
+    @field_validator("template")
+    @classmethod
+    def _template_name(cls, value: str) -> str:
+        parts = Path(value).parts
+        if not value or Path(value).is_absolute() or ".." in parts:
+            raise PydanticCustomError(
+                "template_name",
+                "'{value}': a template is a name relative to the template directories "
+                "(no absolute path, no '..')",
+                {"value": value},
+            )
+        return value

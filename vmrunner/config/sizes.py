@@ -1,0 +1,80 @@
+"""Memory sizes: parse ``"1 GiB"``, ``"512M"``, ``"8Gi"``, ``1073741824`` ... into bytes.
+
+Accepted forms (a number, optional blanks, an optional unit; units are case-sensitive):
+
+- no unit or ``B``: bytes (``1073741824``, ``"1073741824"``, ``"4096 B"``);
+- ``KiB MiB GiB TiB PiB EiB`` and the Kubernetes spellings ``Ki Mi Gi Ti Pi Ei``: powers of 1024;
+- ``K M G T P E`` (and ``k``): powers of 1024 as well, **as QEMU reads them** (``-m 1G`` is
+  1 GiB). This deliberately differs from Kubernetes, where a bare ``G`` means 10⁹;
+- ``kB KB MB GB TB PB EB``: powers of 1000;
+- Kubernetes decimal exponents: ``1e9``, ``5E6``.
+
+Fractions are allowed when the result is a whole number of bytes (``"1.5G"``). Negative
+numbers, milli-units (``m``) and unknown units are rejected with :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+KIB = 1024
+MIB = 1024**2
+GIB = 1024**3
+
+_BINARY = {"K": 1, "k": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
+_UNITS: dict[str, int] = {"": 1, "B": 1}
+for _letter, _power in _BINARY.items():
+    _UNITS[_letter] = 1024**_power
+    if _letter != "k":
+        _UNITS[_letter + "i"] = 1024**_power
+        _UNITS[_letter + "iB"] = 1024**_power
+        _UNITS[_letter + "B"] = 1000**_power
+_UNITS["kB"] = 1000
+_UNITS["Ki"] = _UNITS["KiB"] = 1024
+
+_PATTERN = re.compile(
+    r"^\s*(?P<num>\d+(?:\.\d+)?|\.\d+)(?:[eE](?P<exp>\d+))?\s*(?P<unit>[A-Za-z]*)\s*$"
+)
+
+
+def parse_memory(value: object) -> int:
+    """The number of bytes ``value`` denotes; :class:`ValueError` with a reason otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("a memory size must be a number or a string such as '1 GiB'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"memory size {value} is negative")
+        return value
+    if isinstance(value, float):
+        if value < 0 or not value.is_integer():
+            raise ValueError(f"memory size {value} is not a whole number of bytes")
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError("a memory size must be a number or a string such as '1 GiB'")
+    match = _PATTERN.match(value)
+    if match is None:
+        raise ValueError(f"cannot read {value!r} as a memory size (examples: 1GiB, 512Mi, 2G)")
+    unit = match["unit"]
+    if unit not in _UNITS:
+        raise ValueError(
+            f"unknown memory unit {unit!r} in {value!r} "
+            "(use B, KiB/Ki/K, MiB/Mi/M, GiB/Gi/G, TiB/Ti/T or kB, MB, GB, TB)"
+        )
+    if match["exp"] is not None and unit:
+        raise ValueError(f"{value!r}: an exponent cannot be combined with a unit")
+    amount = Fraction(match["num"]) * _UNITS[unit]
+    if match["exp"] is not None:
+        amount *= 10 ** int(match["exp"])
+    if amount.denominator != 1:
+        raise ValueError(f"{value!r} is not a whole number of bytes")
+    return int(amount)
+
+
+def format_memory(size: int) -> str:
+    """A short exact human form of ``size`` bytes, e.g. ``1 GiB``, ``1536 MiB``, ``1000 B``."""
+    for unit, factor in (("EiB", 1024**6), ("PiB", 1024**5), ("TiB", 1024**4),
+                         ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"

@@ -1,0 +1,206 @@
+"""Load a configuration file, validate its ``/Runner`` node, report every problem by key path.
+
+Nothing here raises for bad *content*: :func:`load_config` returns a :class:`Validation` with
+the model (when valid) and a list of :class:`Problem` s such as
+``/Runner/vm/currentCpus: 8 exceeds maximumCpus (4)`` or
+``/Runner/vm/accelertor: unknown key (did you mean 'accelerator'?)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from vmrunner.config.model import RunnerConfig
+
+RUNNER_PATH = "/Runner"
+NODE_PREFIXES = ("/", "_")
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding, located by a key path such as ``/Runner/vm/drives/0/file``."""
+
+    path: str
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{prefix}{self.path}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """The outcome of validating a configuration: the model if valid, and all problems."""
+
+    config: RunnerConfig | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The problems that make the configuration unusable."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The problems that are only reported."""
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the configuration can be used."""
+        return self.config is not None and not self.errors
+
+
+def join_path(base: str, loc: tuple[int | str, ...]) -> str:
+    """``join_path("/Runner", ("vm", "drives", 0))`` → ``/Runner/vm/drives/0``."""
+    return "/".join([base.rstrip("/"), *(str(part) for part in loc)]) if loc else base
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    given = error.get("input")
+    if kind in {"literal_error", "int_parsing", "int_type", "bool_parsing", "bool_type",
+                "greater_than_equal", "less_than_equal", "uuid_parsing", "string_type",
+                "int_from_float", "path_type"} and isinstance(given, (str, int, float)):
+        message += f" (got {given!r})"
+    return message
+
+
+def problems_from_error(error: ValidationError, base: str = RUNNER_PATH) -> list[Problem]:
+    """One :class:`Problem` per pydantic error, located below ``base``."""
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
+        problems.append(Problem(join_path(base, loc), _describe(item)))
+    return problems
+
+
+def _is_union_tag(part: int | str) -> bool:
+    # pydantic adds the member type name (e.g. "function-after[...]") to locs inside unions
+    return isinstance(part, str) and ("[" in part or part in {"int", "str"})
+
+
+def _models_in(annotation: Any) -> list[tuple[type[BaseModel], bool]]:
+    """The model classes an annotation refers to, each with whether it is a list element."""
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(annotation, False)]
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    if origin is list:
+        return [(m, True) for m, _ in _models_in(typing.get_args(annotation)[0])]
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    return []
+
+
+def unknown_keys(
+    model: type[BaseModel], data: object, base: str = RUNNER_PATH, *, top: bool = True
+) -> list[Problem]:
+    """Warnings for keys in ``data`` that ``model`` does not know, recursively.
+
+    At the top level, keys starting with ``/`` or ``_`` are child component nodes, not values,
+    and are skipped.
+    """
+    if not isinstance(data, Mapping):
+        return []
+    known: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        known[name] = name
+        if info.alias:
+            known[info.alias] = name
+    aliases = sorted({info.alias or name for name, info in model.model_fields.items()})
+    problems = []
+    for key, value in data.items():
+        if top and isinstance(key, str) and key.startswith(NODE_PREFIXES):
+            continue
+        path = join_path(base, (key,))
+        name = known.get(key) if isinstance(key, str) else None
+        if name is None:
+            close = difflib.get_close_matches(str(key), aliases, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(Problem(path, f"unknown key{hint}", "warning"))
+            continue
+        for sub, is_list in _models_in(model.model_fields[name].annotation):
+            if is_list and isinstance(value, list):
+                for index, item in enumerate(value):
+                    problems += unknown_keys(sub, item, join_path(path, (index,)), top=False)
+            elif not is_list:
+                problems += unknown_keys(sub, value, path, top=False)
+    return problems
+
+
+def runner_values(document: object) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """The values of the ``/Runner`` node of a parsed document (``_Runner`` also accepted)."""
+    if not isinstance(document, Mapping):
+        return None, [Problem("/", "the file must contain a mapping with a '/Runner' key")]
+    for key in ("/Runner", "_Runner"):
+        if key in document:
+            node = document[key]
+            if not isinstance(node, Mapping):
+                return None, [Problem(RUNNER_PATH, "must be a mapping")]
+            return dict(node), []
+    return None, [Problem(RUNNER_PATH, "required key is missing (the file has no '/Runner' node)")]
+
+
+def validate_values(
+    values: Mapping[str, Any], *, strict: bool = False, base_dir: Path | None = None
+) -> Validation:
+    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys into errors."""
+    problems = unknown_keys(RunnerConfig, values)
+    if strict:
+        problems = [Problem(p.path, p.message, "error") for p in problems]
+    plain = {k: v for k, v in values.items() if not str(k).startswith(NODE_PREFIXES)}
+    context = {"base_dir": base_dir} if base_dir is not None else None
+    try:
+        config: RunnerConfig | None = RunnerConfig.model_validate(plain, context=context)
+    except ValidationError as exc:
+        return Validation(None, problems_from_error(exc) + problems)
+    return Validation(config, problems)
+
+
+def read_document(file: Path) -> tuple[object, list[Problem]]:
+    """Parse a YAML file; problems name the file (and line for syntax errors)."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [Problem(str(file), f"cannot read: {exc.strerror or exc}")]
+    except UnicodeDecodeError as exc:
+        return None, [Problem(str(file), f"not UTF-8 text: {exc.reason}")]
+    try:
+        return yaml.safe_load(text), []
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        reason = getattr(exc, "problem", None) or str(exc)
+        return None, [Problem(where, f"invalid YAML: {reason}")]
+
+
+def load_config(file: Path, *, strict: bool = False) -> Validation:
+    """Read ``file``, pick its ``/Runner`` node and validate it.
+
+    Relative paths in the configuration are taken relative to the file's directory.
+    """
+    document, problems = read_document(file)
+    if problems:
+        return Validation(None, problems)
+    values, problems = runner_values(document)
+    if values is None:
+        return Validation(None, problems)
+    return validate_values(values, strict=strict, base_dir=file.resolve().parent)

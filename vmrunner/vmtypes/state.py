@@ -1,0 +1,235 @@
+"""A VM's directories and persistent state: dataDir, runtimeDir, uuid, firmware variables.
+
+Resolution is pure (:func:`resolve_paths`, :func:`read_uuid`); the ``ensure_*`` functions
+create what is missing. Defaults follow the XDG base directories:
+
+- dataDir: ``$XDG_DATA_HOME/vmrunner/<name>``, else ``$HOME/.local/share/vmrunner/<name>``,
+  else ``/tmp/<user>/vmrunner-data/<name>``;
+- runtimeDir: ``$XDG_RUNTIME_DIR/vmrunner/<name>``, else ``/run/<user>/vmrunner/<name>`` if
+  ``/run/<user>`` exists or can be created and is writable, else ``/tmp/<user>/vmrunner/<name>``.
+
+Directories the runner creates get mode 0700.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import uuid as uuidlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from vmrunner.config.model import RunnerConfig
+from vmrunner.vmtypes.errors import StateError
+from vmrunner.vmtypes.firmware import FirmwareFiles
+
+SOCKET_PATH_MAX = 107
+"""Longest usable AF_UNIX socket path on Linux (108 bytes including the NUL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VmPaths:
+    """The directories of one VM and the well-known files in them."""
+
+    data_dir: Path
+    runtime_dir: Path
+
+    @property
+    def uuid_file(self) -> Path:
+        """``dataDir/uuid.txt``: the generated uuid."""
+        return self.data_dir / "uuid.txt"
+
+    @property
+    def firmware_vars(self) -> Path:
+        """``dataDir/fw-vars.fd``: the VM's own UEFI variable store."""
+        return self.data_dir / "fw-vars.fd"
+
+    @property
+    def template_copy(self) -> Path:
+        """``dataDir/VM.yaml.mako``: the template saved on first start."""
+        return self.data_dir / "VM.yaml.mako"
+
+    @property
+    def tpm_state_dir(self) -> Path:
+        """swtpm's state directory (the dataDir itself)."""
+        return self.data_dir
+
+    @property
+    def monitor_socket(self) -> Path:
+        """QMP socket."""
+        return self.runtime_dir / "monitor.sock"
+
+    @property
+    def swtpm_socket(self) -> Path:
+        """swtpm's control socket."""
+        return self.runtime_dir / "swtpm-sock"
+
+    @property
+    def console_socket(self) -> Path:
+        """The serial console socket."""
+        return self.runtime_dir / "console.sock"
+
+    @property
+    def guest_agent_socket(self) -> Path:
+        """qemu-guest-agent's virtio-serial channel socket."""
+        return self.runtime_dir / "org.qemu.guest_agent.0"
+
+    @property
+    def cloud_init_image(self) -> Path:
+        """The cloud-init NoCloud image."""
+        return self.runtime_dir / "cloud-init.img"
+
+    @property
+    def sockets(self) -> tuple[Path, ...]:
+        """All socket paths (for length checks and clean-up)."""
+        return (self.monitor_socket, self.swtpm_socket, self.console_socket,
+                self.guest_agent_socket)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _usable_dir(path: Path) -> bool:
+    """Whether ``path`` is a writable directory or could be created as one."""
+    if path.is_dir():
+        return os.access(path, os.W_OK | os.X_OK)
+    return not path.exists() and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def default_data_dir(name: str, env: Mapping[str, str]) -> Path:
+    """The default dataDir of VM ``name``."""
+    if env.get("XDG_DATA_HOME"):
+        return Path(env["XDG_DATA_HOME"]) / "vmrunner" / name
+    if env.get("HOME"):
+        return Path(env["HOME"]) / ".local" / "share" / "vmrunner" / name
+    return Path("/tmp") / _user() / "vmrunner-data" / name
+
+
+def default_runtime_dir(name: str, env: Mapping[str, str]) -> Path:
+    """The default runtimeDir of VM ``name``."""
+    if env.get("XDG_RUNTIME_DIR"):
+        return Path(env["XDG_RUNTIME_DIR"]) / "vmrunner" / name
+    run_user = Path("/run") / _user()
+    if _usable_dir(run_user):
+        return run_user / "vmrunner" / name
+    return Path("/tmp") / _user() / "vmrunner" / name
+
+
+def resolve_paths(config: RunnerConfig, env: Mapping[str, str] | None = None) -> VmPaths:
+    """The VM's directories (configured or default); creates nothing."""
+    env = os.environ if env is None else env
+    name = config.vm.name
+    return VmPaths(
+        data_dir=config.data_dir or default_data_dir(name, env),
+        runtime_dir=config.runtime_dir or default_runtime_dir(name, env),
+    )
+
+
+def check_paths(config: RunnerConfig, paths: VmPaths) -> list[StateError]:
+    """Problems with the paths themselves: socket paths too long, commas where swtpm needs them."""
+    problems = []
+    longest = max(paths.sockets, key=lambda p: len(os.fsencode(p)))
+    if len(os.fsencode(longest)) > SOCKET_PATH_MAX:
+        problems.append(StateError(
+            "/Runner/runtimeDir",
+            f"too long for unix sockets: {longest} has {len(os.fsencode(longest))} bytes "
+            f"(at most {SOCKET_PATH_MAX})",
+        ))
+    if config.vm.use_tpm:
+        for key, path in (("/Runner/dataDir", paths.data_dir),
+                          ("/Runner/runtimeDir", paths.runtime_dir)):
+            if "," in str(path):
+                problems.append(StateError(key, f"{path} contains ',', which swtpm cannot handle"))
+    return problems
+
+
+def make_private_dir(path: Path, key: str) -> None:
+    """Create ``path`` and missing parents; the directories created here get mode 0700."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    try:
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700)
+            directory.chmod(0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StateError(key, f"cannot create {path}: {exc.strerror or exc}") from None
+    if not path.is_dir():
+        raise StateError(key, f"{path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StateError(key, f"{path} is not writable")
+
+
+def ensure_dirs(paths: VmPaths) -> None:
+    """Create dataDir and runtimeDir (0700) if they are missing."""
+    make_private_dir(paths.data_dir, "/Runner/dataDir")
+    make_private_dir(paths.runtime_dir, "/Runner/runtimeDir")
+
+
+def read_uuid(config: RunnerConfig, paths: VmPaths) -> UUID | None:
+    """The configured uuid, else the stored one, else ``None``; creates nothing."""
+    if config.vm.uuid is not None:
+        return config.vm.uuid
+    try:
+        first = paths.uuid_file.read_text(encoding="utf-8").splitlines()[0].strip()
+        return UUID(first)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def ensure_uuid(config: RunnerConfig, paths: VmPaths) -> UUID:
+    """The VM's uuid; a new random one is generated once and stored in ``dataDir/uuid.txt``."""
+    found = read_uuid(config, paths)
+    if found is not None:
+        return found
+    new = uuidlib.uuid4()
+    temporary = paths.uuid_file.with_suffix(".tmp")
+    try:
+        temporary.write_text(f"{new}\n", encoding="utf-8")
+        temporary.replace(paths.uuid_file)
+    except OSError as exc:
+        raise StateError("/Runner/dataDir",
+                         f"cannot store the uuid in {paths.uuid_file}: {exc.strerror}") from None
+    return new
+
+
+def ensure_firmware_vars(firmware: FirmwareFiles | None, paths: VmPaths) -> Path | None:
+    """The VM's UEFI variable store, copied once from the firmware's template.
+
+    An existing store is kept (it holds the guest's boot entries), except that a store whose
+    size does not match the template (the firmware kind changed between 2 MiB and 4 MiB) is an
+    error: QEMU would refuse it, and deleting it is the user's decision.
+    """
+    if firmware is None:
+        return None
+    target = paths.firmware_vars
+    if target.exists():
+        if target.stat().st_size != firmware.vars_template.stat().st_size:
+            raise StateError(
+                "/Runner/vm/firmware",
+                f"{target} does not fit {firmware.code} (size differs from "
+                f"{firmware.vars_template}); delete it to start with fresh UEFI variables",
+            )
+        return target
+    temporary = target.with_suffix(".tmp")
+    try:
+        shutil.copyfile(firmware.vars_template, temporary)
+        temporary.chmod(0o600)
+        temporary.replace(target)
+    except OSError as exc:
+        raise StateError("/Runner/dataDir",
+                         f"cannot copy {firmware.vars_template} to {target}: {exc.strerror}") from None
+    return target
