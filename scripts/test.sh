@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command: set up (scripts/setup.sh), then pytest, mypy --strict, ruff.
+# Extra arguments go to pytest (e.g. bash scripts/test.sh tests/guest -x).
+# Guest tests skip when QEMU is missing -- unless CI is set, then they fail.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=$(bash scripts/setup.sh)
+failed=()
+
+rc=0
+"$PY" -m pytest "$@" || rc=$?
+case $rc in
+  0) ;;
+  5) echo "pytest collected no tests: that is a defect, not a pass" >&2; failed+=(pytest) ;;
+  *) failed+=(pytest) ;;
+esac
+"$PY" -m mypy --strict vmrunner || failed+=(mypy)
+"$PY" -m ruff check . || failed+=(ruff)
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "all checks passed"
