@@ -77,8 +77,13 @@ async def wait_pid_gone(pid: int) -> None:
     except ProcessLookupError:
         return
     loop = asyncio.get_running_loop()
-    gone = loop.create_future()
-    loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+    gone: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await gone
     finally:
@@ -107,7 +112,7 @@ async def test_no_shell_metacharacters_are_literal(tmp_path: Path) -> None:
 
 async def test_string_argv_is_refused() -> None:
     with pytest.raises(TypeError, match="no shell"):
-        await spawn("x", "echo hi")  # type: ignore[arg-type]
+        await spawn("x", "echo hi")
     with pytest.raises(ValueError, match="empty"):
         await spawn("x", [])
 
