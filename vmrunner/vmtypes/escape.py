@@ -41,6 +41,16 @@ class Unset:
     def __iter__(self) -> Any:
         return iter(())
 
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        from vmrunner.vmtypes.errors import TemplateKeyError
+
+        raise TemplateKeyError(
+            f"{self.path}: the key is not set but the template needs '{name}' from it",
+            key=self.path,
+        )
+
     def __repr__(self) -> str:
         return f"Unset({self.path!r})"
 

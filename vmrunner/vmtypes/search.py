@@ -38,7 +38,7 @@ def find_template(name: str, dirs: Sequence[Path]) -> Path:
     """The first ``dir/name`` that is a file inside its directory; :class:`TemplateError` if none."""
     relative = PurePosixPath(name)
     if not name or relative.is_absolute() or ".." in relative.parts:
-        raise TemplateError(f"'{name}' is not a template name (no absolute path, no '..')",
+        raise TemplateError(f"/Runner/template: '{name}' is not a template name (no absolute path, no '..')",
                             key="/Runner/template")
     for directory in dirs:
         candidate = directory / relative
@@ -46,10 +46,10 @@ def find_template(name: str, dirs: Sequence[Path]) -> Path:
             continue
         root = directory.resolve()
         if not candidate.resolve().is_relative_to(root):
-            raise TemplateError(f"{candidate} points outside {directory}", key="/Runner/template")
+            raise TemplateError(f"/Runner/template: {candidate} points outside {directory}", key="/Runner/template")
         return candidate
     where = ", ".join(str(d) for d in dirs)
-    raise TemplateError(f"template '{name}' not found in {where}", key="/Runner/template")
+    raise TemplateError(f"/Runner/template: '{name}' not found in {where}", key="/Runner/template")
 
 
 def _source_record(paths: VmPaths) -> Path:

@@ -1,0 +1,3 @@
+## Test template: produces a document without "qemu".
+kvm:
+  executable: [/bin/true]
