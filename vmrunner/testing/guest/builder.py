@@ -390,4 +390,22 @@ def build_guest(flavor: Flavor = "cloud", *, with_qga: bool = True,
                 raise GuestBuildError(f"built guest in {cache / key} is incomplete")
             say(f"built {image.directory} (kernel {image.kernel_version})")
         memo_path.write_text(json.dumps({"lists": lists, "key": key}) + "\n")
+        _prune(cache)
         return image
+
+
+def _prune(cache: Path) -> None:
+    """Forget outdated inputs (an older builder or rootfs) and the guests built from them."""
+    current = {input_key(f, q) for f in FLAVORS for q in (True, False)}
+    live = set()
+    for memo in (cache / "resolved").glob("*.json"):
+        if memo.stem not in current:
+            memo.unlink(missing_ok=True)
+            continue
+        try:
+            live.add(json.loads(memo.read_text())["key"])
+        except (OSError, ValueError, KeyError):
+            continue
+    for d in cache.iterdir():
+        if d.is_dir() and re.fullmatch(r"[0-9a-f]{16}", d.name) and d.name not in live:
+            shutil.rmtree(d, ignore_errors=True)
