@@ -5,6 +5,7 @@ a line ``@ID command`` is answered by ``TG-BEGIN ID``, the output and
 ``TG-END ID rc=N``.  Asynchronous ``TG-EVENT ...`` lines and kernel messages may
 appear at any time.  Every received line is kept (``lines``), so a caller can take
 a :meth:`GuestConsole.mark` before acting and wait for what comes after it.
+Waits take a ``timeout`` argument on purpose: their errors carry the console's tail.
 """
 
 from __future__ import annotations
