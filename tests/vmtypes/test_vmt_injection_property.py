@@ -17,8 +17,12 @@ from hypothesis import strategies as st
 from vmrunner.config.validate import validate_values
 from vmrunner.vmtypes.prepare import plan_start
 
-text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
-               min_size=1, max_size=40)
+# QEMU's and YAML's special characters often, anything else (but NUL) sometimes
+special = st.sampled_from(list(",,,==:#{}[]&*!|>'\"%@` \n\t\\-") + [",file=/etc/shadow"])
+text = st.lists(
+    st.one_of(special, st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
+    min_size=1, max_size=20,
+).map("".join)
 
 
 def qemu_split(option: str) -> list[tuple[str, str | None]]:
