@@ -9,6 +9,7 @@ Mako is imported only here, and only when rendering.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,20 @@ def _location(template: Path) -> int | None:
     return line
 
 
+def _first_use(template: Path, error: NameError) -> int | None:
+    """The first template line using the undefined name (strict_undefined fails up front)."""
+    match = re.search(r"'(\w+)'", str(error))
+    if match is None:
+        return None
+    word = re.compile(rf"\b{match[1]}\b")
+    try:
+        lines = template.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    return next((n for n, line in enumerate(lines, 1)
+                 if word.search(line) and not line.lstrip().startswith("##")), None)
+
+
 def render_text(template: Path, variables: Mapping[str, Any], dirs: Sequence[Path]) -> str:
     """Mako-render ``template`` with ``variables`` (the default filter must be among them)."""
     from mako import exceptions
@@ -198,7 +213,7 @@ def render_text(template: Path, variables: Mapping[str, Any], dirs: Sequence[Pat
         raise TemplateError(exc.message, template=template, line=_location(template)) from None
     except NameError as exc:
         raise TemplateError(f"unknown name: {exc}", template=template,
-                            line=_location(template)) from None
+                            line=_first_use(template, exc) or _location(template)) from None
     except Exception as exc:  # noqa: BLE001 - any template bug becomes a located error
         raise TemplateError(f"{type(exc).__name__}: {exc}", template=template,
                             line=_location(template)) from None
