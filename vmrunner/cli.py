@@ -105,7 +105,7 @@ def _format_command(argv: Sequence[str]) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``vmrunner check``."""
-    result, code = _prepare(args.config, args.strict, sys.stdout)
+    _, code = _prepare(args.config, args.strict, sys.stdout)
     if code == ExitCode.OK:
         print(f"{args.config}: OK")
     return code
@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     STUB (to be wired to the runner by the lead): validates and renders, then stops.
     """
-    result, code = _prepare(args.config, args.strict, sys.stderr)
+    _, code = _prepare(args.config, args.strict, sys.stderr)
     if code != ExitCode.OK:
         return code
     log.error("vmrunner run: the runner is not wired into the CLI yet")
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except KeyboardInterrupt:
         return ExitCode.INTERNAL_ERROR
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+    except Exception as exc:
         log.debug("internal error", exc_info=True)
         print(f"vmrunner: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return ExitCode.INTERNAL_ERROR

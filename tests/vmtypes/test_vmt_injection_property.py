@@ -18,7 +18,7 @@ from vmrunner.config.validate import validate_values
 from vmrunner.vmtypes.prepare import plan_start
 
 # QEMU's and YAML's special characters often, anything else (but NUL) sometimes
-special = st.sampled_from(list(",,,==:#{}[]&*!|>'\"%@` \n\t\\-") + [",file=/etc/shadow"])
+special = st.sampled_from([*",,,==:#{}[]&*!|>'\"%@` \n\t\\-", ",file=/etc/shadow"])
 text = st.lists(
     st.one_of(special, st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
     min_size=1, max_size=20,

@@ -53,7 +53,7 @@ def test_dirs_are_created_private(tmp_path: Path) -> None:
 def test_unusable_dir_names_the_key(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     paths = resolve_paths(config(tmp_path, dataDir=str(tmp_path / "file" / "d")))
-    with pytest.raises(StateError, match="^/Runner/dataDir: "):
+    with pytest.raises(StateError, match=r"^/Runner/dataDir: "):
         ensure_dirs(paths)
 
 

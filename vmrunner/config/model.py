@@ -77,11 +77,13 @@ def _pattern(regex: str, what: str) -> AfterValidator:
 Name = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", "VM name "
                                "(letters, digits, '.', '_', '-'; at most 63; no leading '.')")]
 Identifier = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*", "QEMU model name")]
-CpuFeature = Annotated[str, _pattern(r"[+-]?[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?",
-                                     "CPU feature (e.g. '+ssse3', '-arch-capabilities', 'l3-cache=on')")]
+CpuFeature = Annotated[str, _pattern(
+    r"[+-]?[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?",
+    "CPU feature (e.g. '+ssse3', '-arch-capabilities', 'l3-cache=on')")]
 MacAddress = Annotated[str, _pattern(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", "MAC address")]
-RtcBase = Annotated[str, _pattern(r"utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?",
-                                  "rtc base ('utc', 'localtime' or a date like 2006-06-17T16:01:21)")]
+RtcBase = Annotated[str, _pattern(
+    r"utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?",
+    "rtc base ('utc', 'localtime' or a date like 2006-06-17T16:01:21)")]
 
 
 def _no_nul(value: str) -> str:
@@ -310,7 +312,7 @@ class VmConfig(_Model):
             if product != value:
                 raise PydanticCustomError(
                     "topology",
-                    "{value} does not match the topology sockets×diesPerSocket×coresPerDie×"
+                    "{value} does not match the topology sockets*diesPerSocket*coresPerDie*"
                     "threadsPerCore = {product}",
                     {"value": value, "product": product},
                 )

@@ -131,13 +131,13 @@ def unknown_keys(
         if top and isinstance(key, str) and key.startswith(NODE_PREFIXES):
             continue
         path = join_path(base, (key,))
-        name = known.get(key) if isinstance(key, str) else None
-        if name is None:
+        field_name = known.get(key) if isinstance(key, str) else None
+        if field_name is None:
             close = difflib.get_close_matches(str(key), aliases, n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(Problem(path, f"unknown key{hint}", "warning"))
             continue
-        for sub, is_list in _models_in(model.model_fields[name].annotation):
+        for sub, is_list in _models_in(model.model_fields[field_name].annotation):
             if is_list and isinstance(value, list):
                 for index, item in enumerate(value):
                     problems += unknown_keys(sub, item, join_path(path, (index,)), top=False)

@@ -4,7 +4,8 @@
   - :class:`TemplateError`: a template cannot be found, rendered or understood; names the
     template file and line, and the configuration key when one is missing.
   - :class:`FirmwareNotFoundError`: no firmware files for the configured ``vm.firmware``.
-  - :class:`StateError`: a directory or state file cannot be used; names the key (``/Runner/dataDir``).
+  - :class:`StateError`: a directory or state file cannot be used; names the key
+    (``/Runner/dataDir``).
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def render_text(template: Path, variables: Mapping[str, Any], dirs: Sequence[Pat
     except NameError as exc:
         raise TemplateError(f"unknown name: {exc}", template=template,
                             line=_first_use(template, exc) or _location(template)) from None
-    except Exception as exc:  # noqa: BLE001 - any template bug becomes a located error
+    except Exception as exc:
         raise TemplateError(f"{type(exc).__name__}: {exc}", template=template,
                             line=_location(template)) from None
 

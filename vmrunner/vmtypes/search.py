@@ -21,6 +21,7 @@ from vmrunner.vmtypes.errors import StateError, TemplateError
 from vmrunner.vmtypes.state import VmPaths
 
 SITE_TEMPLATE_DIR = Path("/opt/vmrunner/templates")
+KEY = "/Runner/template"
 
 
 def builtin_template_dirs() -> list[Path]:
@@ -35,21 +36,21 @@ def template_dirs(config: RunnerConfig) -> list[Path]:
 
 
 def find_template(name: str, dirs: Sequence[Path]) -> Path:
-    """The first ``dir/name`` that is a file inside its directory; :class:`TemplateError` if none."""
+    """The first ``dir/name`` that is a file inside its directory, else :class:`TemplateError`."""
     relative = PurePosixPath(name)
     if not name or relative.is_absolute() or ".." in relative.parts:
-        raise TemplateError(f"/Runner/template: '{name}' is not a template name (no absolute path, no '..')",
-                            key="/Runner/template")
+        raise TemplateError(
+            f"{KEY}: '{name}' is not a template name (no absolute path, no '..')", key=KEY)
     for directory in dirs:
         candidate = directory / relative
         if not candidate.is_file():
             continue
         root = directory.resolve()
         if not candidate.resolve().is_relative_to(root):
-            raise TemplateError(f"/Runner/template: {candidate} points outside {directory}", key="/Runner/template")
+            raise TemplateError(f"{KEY}: {candidate} points outside {directory}", key=KEY)
         return candidate
     where = ", ".join(str(d) for d in dirs)
-    raise TemplateError(f"/Runner/template: '{name}' not found in {where}", key="/Runner/template")
+    raise TemplateError(f"{KEY}: '{name}' not found in {where}", key=KEY)
 
 
 def _source_record(paths: VmPaths) -> Path:
@@ -83,6 +84,7 @@ def install_template(config: RunnerConfig, paths: VmPaths) -> Path:
         temporary.replace(paths.template_copy)
         _source_record(paths).write_text(config.template + "\n", encoding="utf-8")
     except OSError as exc:
-        raise StateError("/Runner/dataDir",
-                         f"cannot save the template in {paths.template_copy}: {exc.strerror}") from None
+        raise StateError(
+            "/Runner/dataDir", f"cannot save the template in {paths.template_copy}: {exc.strerror}"
+        ) from None
     return paths.template_copy

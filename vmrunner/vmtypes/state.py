@@ -230,6 +230,7 @@ def ensure_firmware_vars(firmware: FirmwareFiles | None, paths: VmPaths) -> Path
         temporary.chmod(0o600)
         temporary.replace(target)
     except OSError as exc:
-        raise StateError("/Runner/dataDir",
-                         f"cannot copy {firmware.vars_template} to {target}: {exc.strerror}") from None
+        raise StateError(
+            "/Runner/dataDir", f"cannot copy {firmware.vars_template} to {target}: {exc.strerror}"
+        ) from None
     return target
