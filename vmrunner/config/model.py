@@ -360,7 +360,9 @@ class CloudInitConfig(_Model):
     """A cloud-init NoCloud data source, attached as a small ISO image labelled ``cidata``."""
 
     meta_data: dict[str, Any] = Field(default_factory=dict)
-    """``meta-data``; ``instance-id`` defaults to ``v<config file mtime in s>``."""
+    """``meta-data``; ``instance-id`` defaults to ``v`` + a hash of the cloud-init data (so the
+    guest re-runs its first-boot steps only when that data changes), ``local-hostname`` to
+    ``vm.name``."""
     user_data: dict[str, Any] | None = None
     """``user-data``, written after a ``#cloud-config`` line (``{}`` when unset)."""
     network_config: dict[str, Any] | None = None
@@ -375,7 +377,8 @@ class RunnerConfig(_Model):
     ``$XDG_DATA_HOME/vmrunner/<vm.name>`` (``~/.local/share/vmrunner/<vm.name>``)."""
     runtime_dir: ConfigPath | None = None
     """Sockets and the cloud-init image; unset = ``$XDG_RUNTIME_DIR/vmrunner/<vm.name>``, else
-    ``/run/user/<uid>/vmrunner/<vm.name>`` if writable, else ``/tmp/vmrunner-<uid>/<vm.name>``."""
+    ``/run/<user>/vmrunner/<vm.name>`` if ``/run/<user>`` is (or can be made) writable, else
+    ``/tmp/<user>/vmrunner/<vm.name>``."""
     template: str = "Standard-VM.yaml.mako"
     """The VM type: a template name looked up in ``templateDirs``, ``/opt/vmrunner/templates``
     and the templates shipped with vmrunner."""
