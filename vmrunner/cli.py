@@ -133,15 +133,10 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``vmrunner run``.
+    """``vmrunner run``: start the VM and supervise it until it stops (see vmrunner.runcmd)."""
+    from vmrunner.runcmd import main as run_main
 
-    STUB (to be wired to the runner by the lead): validates and renders, then stops.
-    """
-    _, code = _prepare(args.config, args.strict, sys.stderr)
-    if code != ExitCode.OK:
-        return code
-    log.error("vmrunner run: the runner is not wired into the CLI yet")
-    return ExitCode.INTERNAL_ERROR
+    return run_main(args.config, strict=args.strict)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,112 @@
+"""GuestAgent: the qemu-guest-agent connection.
+
+The agent's port is connected when the guest opens it (QMP ``VSERPORT_CHANGE`` for the
+virtserialport of ``org.qemu.guest_agent.0``): ``guest-sync-delimited`` (retried),
+``guest-ping`` → ``GuestAgentConnected``, ``guest-get-osinfo`` → ``OsInfo`` (the runner's
+"booted" signal). ``GuestShutdown`` sends ``guest-shutdown`` if connected (result: sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from vmrunner.components import BUS
+from vmrunner.core import Channel, Component, Stopped, handler
+from vmrunner.events import (
+    QEMU,
+    GuestAgentConnected,
+    GuestAgentDisconnected,
+    GuestShutdown,
+    OsInfo,
+    ProcessExited,
+    VmPrepared,
+    VserportChangeEvent,
+)
+from vmrunner.qga import QgaClient, QgaError
+from vmrunner.qmp import messages
+
+_log = logging.getLogger(__name__)
+
+
+class GuestAgent(Component):
+    """Talks to qemu-ga once the guest has opened its port."""
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 timeout: float = 5.0) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.timeout = timeout
+        self._socket: Path | None = None
+        self._port: str | None = None
+        self._client: QgaClient | None = None
+        self._session: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a synchronised session exists."""
+        return self._client is not None
+
+    @handler
+    def on_prepared(self, event: VmPrepared) -> None:
+        self._port = event.plan.guest_agent_channel
+        self._socket = event.plan.paths.guest_agent_socket if self._port else None
+
+    @handler
+    def on_vserport(self, event: VserportChangeEvent) -> None:
+        qmp = event.qmp
+        if not isinstance(qmp, messages.VserportChange) or qmp.id != self._port:
+            return
+        if qmp.open and self._socket is not None:
+            if self._session is None or self._session.done():
+                self._session = self.spawn(self._open(self._socket), name="qga-session")
+        else:
+            _log.info("guest agent port closed by the guest")
+            self._drop()
+
+    async def _open(self, socket: Path) -> None:
+        try:
+            client = await QgaClient.connect(socket, timeout=self.timeout)
+            await client.execute("guest-ping")
+        except QgaError as exc:
+            _log.warning("guest agent not usable: %s", exc)
+            return
+        self._client = client
+        _log.info("guest agent connected")
+        self.fire(GuestAgentConnected())
+        try:
+            info = await client.execute("guest-get-osinfo")
+        except QgaError as exc:
+            _log.warning("guest-get-osinfo failed: %s", exc)
+            return
+        _log.info("guest OS: %s", info.get("pretty-name") or info.get("name") or info)
+        self.fire(OsInfo(info=dict(info)))
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if self._session is not None and not self._session.done():
+            self._session.cancel()
+        if client is not None:
+            self.spawn(client.close(), name="qga-close")
+            self.fire(GuestAgentDisconnected())
+
+    @handler
+    async def on_shutdown(self, event: GuestShutdown) -> bool:
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.send_only("guest-shutdown")
+        except QgaError as exc:
+            _log.warning("guest-shutdown not sent: %s", exc)
+            return False
+        return True
+
+    @handler
+    def on_exited(self, event: ProcessExited) -> None:
+        if event.name == QEMU:
+            self._drop()
+
+    @handler
+    def on_stopped(self, event: Stopped) -> None:
+        self._drop()

@@ -1,0 +1,172 @@
+"""QemuMonitor: starts QEMU (paused, ``-S``) and speaks QMP with it.
+
+``StartQemu`` → remove a stale monitor socket → ``StartProcess(qemu)``. Once QEMU runs, the
+QMP session is opened through :class:`vmrunner.qmp.QmpClient` (``qemu.qmp``: greeting,
+negotiation, id matching), racing QEMU's exit and a timeout → ``MonitorReady`` or
+``StartFailed``. QMP events become typed :class:`~vmrunner.events.MonitorEvent` s;
+``ExecuteQmp`` is answered with a :class:`~vmrunner.events.QmpReply` (value or typed error).
+QMP traffic is logged on ``vmrunner.qmp.traffic`` at DEBUG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from vmrunner.components import BUS
+from vmrunner.core import Channel, Component, HandlerContext, Stopped, handler
+from vmrunner.events import (
+    QEMU,
+    BalloonChangeEvent,
+    DeviceDeletedEvent,
+    ExecuteQmp,
+    MonitorClosed,
+    MonitorEvent,
+    MonitorReady,
+    PowerdownEvent,
+    ProcessExited,
+    ProcessFailed,
+    ProcessStarted,
+    QemuStarted,
+    QmpReply,
+    ResetEvent,
+    ShutdownEvent,
+    StartFailed,
+    StartProcess,
+    StartQemu,
+    TrayMovedEvent,
+    VserportChangeEvent,
+)
+from vmrunner.proc.sockets import remove_stale_socket
+from vmrunner.qmp import QmpClient, QmpDisconnected, QmpError, messages
+
+_log = logging.getLogger(__name__)
+
+_EVENT_TYPES: dict[type[messages.QmpEvent], type[MonitorEvent]] = {
+    messages.Shutdown: ShutdownEvent,
+    messages.Powerdown: PowerdownEvent,
+    messages.Reset: ResetEvent,
+    messages.VserportChange: VserportChangeEvent,
+    messages.BalloonChange: BalloonChangeEvent,
+    messages.DeviceTrayMoved: TrayMovedEvent,
+    messages.DeviceDeleted: DeviceDeletedEvent,
+}
+
+
+def monitor_event(qmp: messages.QmpEvent) -> MonitorEvent:
+    """The bus event for a QMP event (``MonitorEvent`` itself for kinds without a subclass)."""
+    return _EVENT_TYPES.get(type(qmp), MonitorEvent)(qmp=qmp)
+
+
+class QemuMonitor(Component):
+    """QEMU's process start and its QMP connection."""
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 connect_timeout: float = 10.0, command_timeout: float = 30.0) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self._socket: Path | None = None
+        self._client: QmpClient | None = None
+        self._exited: asyncio.Future[ProcessExited] | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether the QMP session is up."""
+        return self._client is not None and self._client.connected
+
+    @handler
+    def on_start_qemu(self, event: StartQemu) -> None:
+        self._socket = event.plan.paths.monitor_socket
+        try:
+            remove_stale_socket(self._socket)
+        except OSError as exc:
+            self.fire(StartFailed(step=QEMU, reason=str(exc)))
+            return
+        self._exited = asyncio.get_running_loop().create_future()
+        command = event.plan.qemu
+        self.fire(StartProcess(name=QEMU, argv=tuple(command.argv),
+                               env=tuple(command.environment.items())))
+
+    @handler
+    def on_process_started(self, event: ProcessStarted) -> None:
+        if event.name != QEMU or self._socket is None:
+            return
+        self.fire(QemuStarted(pid=event.pid))
+        self.spawn(self._connect(self._socket), name="qmp-connect")
+
+    @handler
+    def on_process_failed(self, event: ProcessFailed) -> None:
+        if event.name == QEMU:
+            self.fire(StartFailed(step=QEMU, reason=event.reason))
+
+    async def _connect(self, socket: Path) -> None:
+        assert self._exited is not None
+        client = QmpClient("qemu", connect_timeout=self.connect_timeout,
+                           command_timeout=self.command_timeout)
+        connecting: asyncio.Future[None] = asyncio.ensure_future(client.connect(socket))
+        waiting: set[asyncio.Future[Any]] = {connecting, self._exited}
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not connecting.done():
+                connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, QmpError):
+                await connecting
+        if self._exited.done() or connecting.cancelled() or connecting.exception() is not None:
+            await client.disconnect()
+            if self._exited.done():
+                exited = self._exited.result()
+                reason = f"QEMU {exited.status} before QMP was ready"
+                if exited.stderr_tail:
+                    reason += f"; its stderr:\n{exited.stderr_tail}"
+            else:
+                reason = str(connecting.exception())
+            self.fire(StartFailed(step="qmp", reason=reason))
+            return
+        self._client = client
+        _log.info("QMP session established (QEMU %s)",
+                  ".".join(map(str, client.qemu_version or ())))
+        self.fire(MonitorReady(version=client.qemu_version))
+        async for qmp in client.events():
+            _log.debug("QMP event %s", qmp)
+            self.fire(monitor_event(qmp))
+        self.fire(MonitorClosed())
+
+    @handler
+    def on_execute(self, event: ExecuteQmp, ctx: HandlerContext[QmpReply]) -> None:
+        client = self._client
+        if client is None or not client.connected:
+            ctx.set_result(QmpReply(error=QmpDisconnected(
+                f"cannot send {event.command.name}: QMP is not connected")))
+            return
+        lock = ctx.hold()
+        handle = ctx.handle
+
+        async def execute() -> None:
+            try:
+                handle.set_result(QmpReply(value=await client.execute(event.command)))
+            except QmpError as exc:
+                _log.debug("%s failed: %s", event.command.name, exc)
+                handle.set_result(QmpReply(error=exc))
+            finally:
+                lock.release()
+
+        self.spawn(execute(), name=f"qmp-{event.command.name}")
+
+    @handler
+    def on_exited(self, event: ProcessExited) -> None:
+        if event.name != QEMU:
+            return
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(event)
+        if self._client is not None:
+            self.spawn(self._client.disconnect(), name="qmp-disconnect")
+
+    @handler
+    async def on_stopped(self, event: Stopped) -> None:
+        if self._client is not None:
+            await self._client.disconnect()

@@ -1,0 +1,207 @@
+"""PowerdownHandler: turns ``Stop`` into a graceful guest shutdown with escalation.
+
+The ladder (each rung is a ``ShutdownRung`` event and a log line):
+
+1. ``guest-agent``: ``guest-shutdown`` through qemu-ga, if it is connected and allowed;
+2. ``powerdown``: ``system_powerdown`` (ACPI power button), repeated every
+   ``repeat_interval`` s while waiting (a booting guest misses the first press);
+3. ``terminate``: at the deadline (Stop + ``powerdownTimeout``; moved when the value changes
+   while waiting) SIGTERM to QEMU, exit code ``FORCED_STOP``;
+4. ``kill``: SIGKILL ``kill_grace`` s later (done by the ProcessManager's ladder);
+5. ``cleanup``: QEMU is gone; swtpm and the other children are stopped by later Stop handlers.
+
+A VM that never ran (``cont`` not sent yet) goes straight to ``terminate``, exit code
+unchanged. Every ``Stop`` fired while the ladder runs is held until QEMU is gone, so nothing
+downstream (the ProcessManager's final kill) can skip the graceful wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from vmrunner.components import BUS
+from vmrunner.core import Channel, Component, HandlerContext, Resumer, Stop, handler
+from vmrunner.events import (
+    QEMU,
+    ConfigureQemu,
+    EscalateShutdown,
+    ExecuteQmp,
+    GuestAgentConnected,
+    GuestAgentDisconnected,
+    GuestShutdown,
+    ProcessExited,
+    ProcessStarted,
+    Rung,
+    ShutdownRung,
+    TerminateProcess,
+    VmContinued,
+    VmPrepared,
+)
+from vmrunner.exit_codes import ExitCode
+from vmrunner.qmp import commands
+
+_log = logging.getLogger(__name__)
+
+STOP_PRIORITY = 100
+"""After the Runner's TERMINATING transition, before the ProcessManager's final clean-up."""
+
+
+class PowerdownHandler(Component):
+    """The shutdown ladder (see the module docstring)."""
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 use_guest_agent: bool = True, repeat_interval: float = 5.0,
+                 kill_grace: float = 5.0) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.use_guest_agent = use_guest_agent
+        self.repeat_interval = repeat_interval
+        self.kill_grace = kill_grace
+        self.timeout = 900.0
+        self._qemu_running = False
+        self._continued = False
+        self._agent = False
+        self._started_at: float | None = None
+        self._escalated = False
+        self._wake = asyncio.Event()
+        self._gone = asyncio.Event()
+        self._resumers: list[Resumer] = []
+        self._ladder: asyncio.Task[None] | None = None
+
+    # -- what the ladder needs to know ------------------------------------------------------
+
+    @handler
+    def on_prepared(self, event: VmPrepared) -> None:
+        self.timeout = float(event.plan.config.vm.powerdown_timeout)
+
+    @handler
+    def on_configure(self, event: ConfigureQemu) -> None:
+        new = float(event.config.vm.powerdown_timeout)
+        if new == self.timeout:
+            return
+        self.timeout = new
+        if self._started_at is not None and not self._gone.is_set():
+            _log.info("powerdownTimeout changed to %g s: forced stop now due in %.1f s",
+                      new, max(0.0, self.remaining or 0.0))
+            self._wake.set()
+
+    @handler
+    def on_process_started(self, event: ProcessStarted) -> None:
+        if event.name == QEMU:
+            self._qemu_running = True
+            self._gone.clear()
+
+    @handler
+    def on_process_exited(self, event: ProcessExited) -> None:
+        if event.name == QEMU:
+            self._qemu_running = False
+            self._gone.set()
+
+    @handler
+    def on_continued(self, event: VmContinued) -> None:
+        self._continued = True
+
+    @handler
+    def on_agent(self, event: GuestAgentConnected | GuestAgentDisconnected) -> None:
+        self._agent = isinstance(event, GuestAgentConnected)
+
+    @property
+    def deadline(self) -> float | None:
+        """``time.monotonic()`` at which the graceful phase ends (while shutting down)."""
+        return None if self._started_at is None else self._started_at + self.timeout
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds left in the graceful phase (while shutting down)."""
+        deadline = self.deadline
+        return None if deadline is None else deadline - time.monotonic()
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether the ladder runs."""
+        return self._ladder is not None and not self._ladder.done()
+
+    # -- the ladder ----------------------------------------------------------------------
+
+    @handler(priority=STOP_PRIORITY)
+    def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
+        if self.in_progress:
+            self._resumers.append(ctx.suspend())
+            return
+        if not self._qemu_running:
+            return
+        self._resumers.append(ctx.suspend())
+        self._started_at = time.monotonic()
+        self._ladder = self.spawn(self._run_ladder(), name="shutdown-ladder")
+        self._ladder.add_done_callback(lambda _t: self._resume_all())
+
+    @handler
+    def on_escalate(self, event: EscalateShutdown) -> None:
+        if self.in_progress and not self._escalated:
+            _log.warning("escalating the shutdown: %s", event.reason)
+            self._escalated = True
+            self._wake.set()
+
+    def _resume_all(self) -> None:
+        resumers, self._resumers = self._resumers, []
+        for resumer in resumers:
+            resumer.resume()
+
+    def _rung(self, rung: Rung, detail: str) -> None:
+        remaining = self.remaining
+        left = "" if remaining is None else f" ({max(0.0, remaining):.1f} s to the deadline)"
+        _log.info("shutdown rung %s: %s%s", rung.value, detail, left)
+        self.fire(ShutdownRung(rung=rung, deadline=self.deadline, detail=detail))
+
+    async def _run_ladder(self) -> None:
+        if self._continued:
+            await self._graceful()
+        else:
+            self._rung(Rung.TERMINATE, "the VM has not run yet: SIGTERM to QEMU")
+        if not self._gone.is_set():
+            if self._continued:
+                self.set_exit_code(ExitCode.FORCED_STOP)
+                self._rung(Rung.TERMINATE, "the guest did not power off: SIGTERM to QEMU")
+            self.schedule(self.kill_grace, self._kill_rung)
+            await self.fire(TerminateProcess(name=QEMU, grace=self.kill_grace))
+        await self._gone.wait()
+        self._rung(Rung.CLEANUP, "QEMU has exited; stopping the other processes")
+
+    def _kill_rung(self) -> None:
+        if not self._gone.is_set():
+            self._rung(Rung.KILL, f"QEMU still running {self.kill_grace:g} s after SIGTERM")
+
+    async def _graceful(self) -> None:
+        next_press = time.monotonic()
+        if self.use_guest_agent and self._agent and await self.fire(GuestShutdown()):
+            self._rung(Rung.GUEST_AGENT, "guest-shutdown sent to qemu-ga")
+            next_press += self.repeat_interval
+        presses = 0
+        while not self._gone.is_set() and not self._escalated:
+            self._wake.clear()
+            now = time.monotonic()
+            deadline = self.deadline
+            assert deadline is not None
+            if now >= deadline:
+                return
+            if now >= next_press:
+                presses += 1
+                reply = await self.fire(ExecuteQmp(command=commands.SystemPowerdown()))
+                if reply is not None and reply.error is not None:
+                    _log.warning("system_powerdown failed: %s", reply.error)
+                if presses == 1:
+                    self._rung(Rung.POWERDOWN, "system_powerdown (ACPI power button)")
+                else:
+                    _log.info("system_powerdown again (press %d, %.1f s left)",
+                              presses, deadline - time.monotonic())
+                next_press = time.monotonic() + self.repeat_interval
+                continue
+            gone = asyncio.ensure_future(self._gone.wait())
+            wake = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({gone, wake}, timeout=min(next_press, deadline) - now,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+                wake.cancel()

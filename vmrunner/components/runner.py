@@ -1,0 +1,265 @@
+"""Runner: the root component (path ``/Runner``) and the runner's state machine.
+
+It prepares the VM (directories, uuid, firmware vars, template copy, cloud-init image, argv)
+and drives the start sequence through events; everything else is done by its children::
+
+    Started → STARTING → VmPrepared → [swtpm: SwtpmReady] → StartQemu → MonitorReady
+      → ConfigureQemu(initial, held until applied) → ExecuteQmp(cont) → BOOTING
+      → OsInfo (guest agent answered) → BOOTED
+    Stop → TERMINATING → (shutdown ladder, children reaped) → Stopped → STOPPED
+
+Every transition is a ``RunnerStateChanged`` event. Exit codes: QEMU ending by itself with
+status 0 → ``OK``; QEMU dying otherwise → ``QEMU_DIED``; a failed start step →
+``START_FAILED``; a bad configuration or template → ``CONFIG_ERROR``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+
+from vmrunner.components import BUS
+from vmrunner.config.model import RunnerConfig
+from vmrunner.core import Channel, Component, HandlerContext, Started, Stop, Stopped, handler
+from vmrunner.events import (
+    QEMU,
+    ConfigureQemu,
+    EscalateShutdown,
+    ExecuteQmp,
+    LaunchPlan,
+    MonitorReady,
+    OsInfo,
+    ProcessExited,
+    QmpReply,
+    RunnerStateChanged,
+    RunState,
+    ShutdownRung,
+    StartFailed,
+    StartQemu,
+    SwtpmReady,
+    TerminationSignal,
+    VmContinued,
+    VmPrepared,
+)
+from vmrunner.exit_codes import ExitCode
+from vmrunner.qmp import commands
+
+_log = logging.getLogger(__name__)
+
+START_PRIORITY = 1000
+STOP_PRIORITY = 10000
+ESCALATE_WINDOW = 3.0
+"""A third termination signal within this many seconds of the second escalates."""
+_AGENT_PORT = re.compile(r"(?:^|,)name=org\.qemu\.guest_agent\.0(?:,|$)")
+
+
+def guest_agent_channel(argv: list[str]) -> str | None:
+    """The qdev id of the virtserialport named ``org.qemu.guest_agent.0`` in QEMU's argv."""
+    for arg in argv:
+        if arg.startswith("virtserialport,") and _AGENT_PORT.search(arg):
+            for part in re.split(r"(?<!,),(?!,)", arg):
+                if part.startswith("id="):
+                    return part[3:].replace(",,", ",")
+    return None
+
+
+def prepare(config: RunnerConfig) -> LaunchPlan:
+    """Create the VM's state (dirs, uuid, vars, template copy, cloud-init image), render argv.
+
+    :raise vmrunner.vmtypes.errors.VmTypeError: bad paths, firmware or template.
+    """
+    from vmrunner.vmtypes.prepare import plan_start
+
+    plan = plan_start(config, create=True)
+    rendered = plan.render()
+    paths = plan.inputs.paths
+    if config.cloud_init is not None:
+        from vmrunner.vmtypes.cloudinit import write_cloud_init_image
+
+        write_cloud_init_image(config.cloud_init, config.vm.name, paths.cloud_init_image)
+    return LaunchPlan(config=config, paths=paths, qemu=rendered.qemu, swtpm=rendered.swtpm,
+                      guest_agent_channel=guest_agent_channel(rendered.qemu.argv))
+
+
+class Runner(Component):
+    """The root of the standard component tree; holds the state machine.
+
+    Args:
+        config: the validated ``/Runner`` configuration.
+        preparer: turns the configuration into a :class:`LaunchPlan` (default
+            :func:`prepare`; tests and embedders may substitute their own).
+    """
+
+    def __init__(self, config: RunnerConfig, channel: Channel | None = None, *,
+                 preparer: Callable[[RunnerConfig], LaunchPlan] = prepare) -> None:
+        super().__init__(BUS if channel is None else channel, "Runner")
+        self.config = config
+        self.state = RunState.INITIALIZING
+        self.plan: LaunchPlan | None = None
+        self._preparer = preparer
+        self._signals: list[float] = []
+        self._deadline: float | None = None
+        self._reset_counter = config.reset_counter
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _enter(self, new: RunState, reason: str, message: str) -> None:
+        old, self.state = self.state, new
+        if old is new:
+            return
+        _log.info("state %s → %s: %s", old.value, new.value, message)
+        self.fire(RunnerStateChanged(old=old, new=new, reason=reason, message=message))
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the shutdown has begun."""
+        return self.state in (RunState.TERMINATING, RunState.STOPPED)
+
+    def _fail(self, code: ExitCode, message: str) -> None:
+        _log.error("%s", message)
+        self.set_exit_code(code)
+        if not self.stopping:
+            self.fire(Stop())
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def on_config(self, config: RunnerConfig, initial: bool) -> None:
+        """A new configuration: applied live by ``ConfigureQemu`` once QEMU is configured."""
+        self.config = config
+        if initial:
+            return
+        if self.state.vm_active or self.state is RunState.TERMINATING:
+            self.fire(ConfigureQemu(config=config, state=self.state, initial=False))
+            counter = config.reset_counter
+            if (self.state.vm_active and counter is not None and self._reset_counter is not None
+                    and counter > self._reset_counter):
+                _log.info("resetCounter %d → %d: resetting the VM", self._reset_counter, counter)
+                self.fire(ExecuteQmp(command=commands.SystemReset()))
+            self._reset_counter = counter
+
+    # -- start sequence ----------------------------------------------------------------------
+
+    @handler(priority=START_PRIORITY)
+    def on_started(self, event: Started) -> None:
+        if self.state is not RunState.INITIALIZING:
+            return
+        self._enter(RunState.STARTING, "RunnerStarted", "the runner has started")
+        from vmrunner.vmtypes.errors import VmTypeError
+
+        try:
+            plan = self._preparer(self.config)
+        except VmTypeError as exc:
+            self._fail(ExitCode.CONFIG_ERROR, f"cannot prepare the VM: {exc}")
+            return
+        except OSError as exc:
+            self._fail(ExitCode.START_FAILED, f"cannot prepare the VM: {exc}")
+            return
+        self.plan = plan
+        self._write_pid()
+        self.fire(VmPrepared(plan=plan))
+        if plan.swtpm is None:
+            self.fire(StartQemu(plan=plan))
+
+    def _write_pid(self) -> None:
+        assert self.plan is not None
+        with contextlib.suppress(OSError):
+            (self.plan.paths.runtime_dir / "runner.pid").write_text(f"{os.getpid()}\n")
+
+    @handler
+    def on_swtpm_ready(self, event: SwtpmReady) -> None:
+        if self.state is RunState.STARTING and self.plan is not None:
+            self.fire(StartQemu(plan=self.plan))
+
+    @handler
+    def on_monitor_ready(self, event: MonitorReady) -> None:
+        if self.state is not RunState.STARTING:
+            return
+        handle = self.fire(ConfigureQemu(config=self.config, state=self.state, initial=True))
+        handle.on_completion(lambda _h: self._cont())
+
+    def _cont(self) -> None:
+        if self.state is not RunState.STARTING:
+            return
+        handle = self.fire(ExecuteQmp(command=commands.Cont()))
+        handle.on_completion(lambda h: self._continued(h.results()))
+
+    def _continued(self, results: list[QmpReply]) -> None:
+        error = results[0].error if results else None
+        if error is not None:
+            self._fail(ExitCode.START_FAILED, f"start failed at cont: {error}")
+            return
+        if self.state is RunState.STARTING:
+            self.fire(VmContinued())
+            self._enter(RunState.BOOTING, "VmStarted", "QEMU is configured and running")
+
+    @handler
+    def on_osinfo(self, event: OsInfo) -> None:
+        if self.state is RunState.BOOTING:
+            self._enter(RunState.BOOTED, "VmBooted", "the guest agent answered")
+
+    @handler
+    def on_start_failed(self, event: StartFailed) -> None:
+        if self.stopping:
+            _log.debug("after stop: %s failed: %s", event.step, event.reason)
+            return
+        self._fail(ExitCode.START_FAILED, f"start failed at {event.step}: {event.reason}")
+
+    @handler
+    def on_process_exited(self, event: ProcessExited) -> None:
+        if event.name != QEMU or self.stopping:
+            return
+        if self.state is RunState.STARTING:
+            tail = f"; its stderr:\n{event.stderr_tail}" if event.stderr_tail else ""
+            self._fail(ExitCode.START_FAILED, f"QEMU {event.status} during the start{tail}")
+        elif event.status.success:
+            _log.info("QEMU exited with status 0: the guest powered off")
+            self.fire(Stop())
+        else:
+            tail = f"; its stderr:\n{event.stderr_tail}" if event.stderr_tail else ""
+            self._fail(ExitCode.QEMU_DIED, f"QEMU {event.status} unexpectedly{tail}")
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    @handler(priority=STOP_PRIORITY)
+    def on_stop(self, event: Stop) -> None:
+        if not self.stopping:
+            self._enter(RunState.TERMINATING, "VmTerminating", "the VM is being shut down")
+
+    @handler
+    def on_rung(self, event: ShutdownRung) -> None:
+        self._deadline = event.deadline
+
+    @handler
+    def on_signal(self, event: TerminationSignal, ctx: HandlerContext[None]) -> None:
+        name = signal.Signals(event.signal).name
+        now = time.monotonic()
+        if not self.stopping:
+            _log.info("%s received: shutting down the VM gracefully", name)
+            self._signals = [now]
+            self.fire(Stop())
+            return
+        self._signals.append(now)
+        left = (f", {max(0.0, self._deadline - now):.0f} s left before the forced stop"
+                if self._deadline is not None else "")
+        if len(self._signals) >= 3 and now - self._signals[-2] <= ESCALATE_WINDOW:
+            _log.warning("%s received again: forcing the stop now", name)
+            self.fire(EscalateShutdown(reason=f"{name} received {len(self._signals)} times"))
+        else:
+            _log.warning("%s received: already shutting down%s (send it again within %g s "
+                         "to force the stop)", name, left, ESCALATE_WINDOW)
+
+    @handler
+    def on_stopped(self, event: Stopped) -> None:
+        self._enter(RunState.STOPPED, "VmStopped", "the VM has been shut down")
+        if self.plan is not None:
+            paths = self.plan.paths
+            for path in (*paths.sockets, paths.cloud_init_image,
+                         paths.runtime_dir / "runner.pid"):
+                with contextlib.suppress(OSError):
+                    if path.is_socket() or path.is_file():
+                        path.unlink()

@@ -1,0 +1,112 @@
+"""Building the standard component tree, for the CLI and for programs embedding the runner.
+
+::
+
+    from vmrunner.components.standard import RunnerBuilder
+    from vmrunner.core import run
+
+    runner = (RunnerBuilder("vm.yaml")
+              .add(MyPolicy())                       # a component of your own (channel=BUS)
+              .replace("GuestAgent", MyAgent())     # or swap a standard one
+              .build())
+    exit_code = await run(runner)
+
+``standard_components(path)`` is ``RunnerBuilder(path).build()``. The standard children, by
+name: ProcessManager, SwtpmManager, QemuMonitor, InitialQemuConfig, GuestAgent,
+PowerdownHandler, and ConfigWatcher (follows the file for live updates).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from vmrunner.components.guest_agent import GuestAgent
+from vmrunner.components.initial_config import InitialQemuConfig
+from vmrunner.components.monitor import QemuMonitor
+from vmrunner.components.powerdown import PowerdownHandler
+from vmrunner.components.processes import ProcessManager
+from vmrunner.components.runner import Runner
+from vmrunner.components.swtpm import SwtpmManager
+from vmrunner.core import Component
+
+_log = logging.getLogger(__name__)
+
+
+class ConfigInvalid(Exception):
+    """The configuration file cannot be used; ``problems`` name each key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _standard() -> list[Component]:
+    return [ProcessManager(), SwtpmManager(), QemuMonitor(), InitialQemuConfig(), GuestAgent(),
+            PowerdownHandler()]
+
+
+class RunnerBuilder:
+    """Collects the children of a :class:`Runner`; :meth:`build` validates and assembles."""
+
+    def __init__(self, config_file: str | Path, *, strict: bool = False,
+                 watch: bool = True) -> None:
+        self.config_file = Path(config_file)
+        self.strict = strict
+        self.watch = watch
+        self.components: list[Component] = _standard()
+        self.warnings: list[str] = []
+
+    def _index(self, name: str) -> int:
+        for index, component in enumerate(self.components):
+            if component.name == name:
+                return index
+        known = ", ".join(c.name for c in self.components)
+        raise KeyError(f"no component named {name!r} (have: {known})")
+
+    def add(self, component: Component) -> RunnerBuilder:
+        """Attach ``component`` as a further child of the Runner (after the standard ones)."""
+        self.components.append(component)
+        return self
+
+    def replace(self, name: str, component: Component) -> RunnerBuilder:
+        """Use ``component`` instead of the standard child called ``name``."""
+        self.components[self._index(name)] = component
+        return self
+
+    def remove(self, name: str) -> RunnerBuilder:
+        """Leave the standard child called ``name`` out."""
+        del self.components[self._index(name)]
+        return self
+
+    def build(self, *, runner_factory: Callable[..., Runner] = Runner) -> Runner:
+        """Validate the configuration and assemble the tree.
+
+        :raise ConfigInvalid: the file is unreadable or invalid (messages name key paths).
+        """
+        from vmrunner.config.validate import load_config
+
+        validation = load_config(self.config_file, strict=self.strict)
+        self.warnings = [str(p) for p in validation.warnings]
+        for warning in self.warnings:
+            _log.warning("%s", warning)
+        if not validation.ok or validation.config is None:
+            raise ConfigInvalid([str(p) for p in validation.errors])
+        runner = runner_factory(validation.config)
+        for component in self.components:
+            runner.attach(component)
+        if self.watch:
+            watcher = _config_watcher(self.config_file, self.strict)
+            if watcher is not None:
+                runner.attach(watcher)
+        return runner
+
+
+def _config_watcher(config_file: Path, strict: bool) -> Component | None:
+    return None
+
+
+def standard_components(config_file: str | Path, *, strict: bool = False) -> Runner:
+    """The standard runner for ``config_file`` (see :class:`RunnerBuilder`)."""
+    return RunnerBuilder(config_file, strict=strict).build()

@@ -1,0 +1,113 @@
+"""SwtpmManager: swtpm before QEMU when the VM has a TPM, stopped after QEMU.
+
+``VmPrepared`` with a swtpm command → remove a stale control socket → ``StartProcess`` →
+wait (inotify) for the socket, racing swtpm's exit and a timeout → ``SwtpmReady`` or
+``StartFailed`` (with swtpm's stderr). When QEMU has exited, swtpm (started with
+``--terminate``, so normally already gone) gets ``TerminateProcess``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from vmrunner.components import BUS
+from vmrunner.core import Channel, Component, handler
+from vmrunner.events import (
+    QEMU,
+    SWTPM,
+    ProcessExited,
+    ProcessFailed,
+    ProcessStarted,
+    StartFailed,
+    StartProcess,
+    SwtpmReady,
+    TerminateProcess,
+    VmPrepared,
+)
+from vmrunner.proc.sockets import remove_stale_socket, wait_for_socket
+
+_log = logging.getLogger(__name__)
+
+NAME = SWTPM
+
+
+class SwtpmManager(Component):
+    """Starts swtpm and reports when its control socket is ready."""
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 ready_timeout: float = 10.0, stop_grace: float = 2.0) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.ready_timeout = ready_timeout
+        self.stop_grace = stop_grace
+        self._socket: Path | None = None
+        self._exited: asyncio.Future[ProcessExited] | None = None
+        self._ready = False
+
+    @handler
+    def on_prepared(self, event: VmPrepared) -> None:
+        command = event.plan.swtpm
+        if command is None:
+            return
+        self._socket = event.plan.paths.swtpm_socket
+        try:
+            if remove_stale_socket(self._socket):
+                _log.info("removed stale swtpm socket %s", self._socket)
+        except OSError as exc:
+            self.fire(StartFailed(step=NAME, reason=str(exc)))
+            return
+        self._exited = asyncio.get_running_loop().create_future()
+        self.fire(StartProcess(name=NAME, argv=tuple(command.argv),
+                               env=tuple(command.environment.items())))
+
+    @handler
+    def on_started(self, event: ProcessStarted) -> None:
+        if event.name == NAME and self._socket is not None:
+            self.spawn(self._await_socket(self._socket), name="swtpm-ready")
+
+    async def _await_socket(self, socket: Path) -> None:
+        assert self._exited is not None
+        waiter: asyncio.Future[None] = asyncio.ensure_future(wait_for_socket(socket))
+        waiting: set[asyncio.Future[Any]] = {waiter, self._exited}
+        try:
+            done, _ = await asyncio.wait(waiting, timeout=self.ready_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await waiter
+        if waiter in done and waiter.exception() is None:
+            self._ready = True
+            _log.info("swtpm ready: %s", socket)
+            self.fire(SwtpmReady(socket=str(socket)))
+            return
+        if self._exited.done():
+            exited = self._exited.result()
+            reason = f"swtpm {exited.status} before creating {socket}"
+            if exited.stderr_tail:
+                reason += f"; its stderr:\n{exited.stderr_tail}"
+        elif waiter in done:
+            reason = f"cannot watch for {socket}: {waiter.exception()}"
+        else:
+            reason = f"no control socket {socket} within {self.ready_timeout:g} s"
+        self.fire(StartFailed(step=NAME, reason=reason))
+        self.fire(TerminateProcess(name=NAME, grace=self.stop_grace))
+
+    @handler
+    def on_failed(self, event: ProcessFailed) -> None:
+        if event.name == NAME:
+            self.fire(StartFailed(step=NAME, reason=event.reason))
+
+    @handler
+    def on_exited(self, event: ProcessExited) -> None:
+        if event.name == NAME:
+            if self._exited is not None and not self._exited.done():
+                self._exited.set_result(event)
+            if self._ready:
+                _log.info("swtpm %s", event.status)
+        elif event.name == QEMU and self._exited is not None and not self._exited.done():
+            # swtpm --terminate normally exits with QEMU's connection; make sure it does.
+            self.fire(TerminateProcess(name=NAME, grace=self.stop_grace))
