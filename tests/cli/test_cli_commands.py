@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from vmrunner import __version__
 from vmrunner.cli import DEFAULT_CONFIG, _with_command
+from vmrunner.logconfig import setup_logging
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,11 +115,21 @@ def test_run_exits_2_on_bad_config(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_json_log_format(tmp_path: Path) -> None:
-    result = vmrunner("--log-format", "json", "-c", str(write(tmp_path, GOOD)))
-    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    assert records, result.stderr
-    assert {"time", "level", "logger", "message"} <= set(records[0])
+def test_json_log_format(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        setup_logging("info", "json")
+        logging.getLogger("vmrunner.test").warning("hello %s", "world")
+        logging.getLogger("vmrunner.test").debug("not shown")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["level"] == "WARNING" and record["message"] == "hello world"
+    assert record["logger"] == "vmrunner.test" and record["time"].endswith("Z")
 
 
 def test_python_dash_m_and_help() -> None:
