@@ -173,6 +173,10 @@ class Component(Channel):
         if force or tree.exit_code == 0:
             tree.exit_code = int(code)
 
+    async def wait_idle(self) -> None:
+        """Wait until no pipeline of this tree runs and no event is suspended."""
+        await self._tree.wait_idle()
+
     @property
     def exit_code(self) -> int:
         """The exit code recorded on this tree so far."""

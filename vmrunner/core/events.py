@@ -28,11 +28,11 @@ from .channel import BROADCAST, Channel
 if TYPE_CHECKING:
     from .component import Component
 
-R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 E = TypeVar("E", bound="Event[Any]")
 
 
-class Event(Generic[R]):
+class Event(Generic[R_co]):
     """Base class of all events; ``R`` is the result type (``Event[None]``: no result)."""
 
     __slots__ = ()

@@ -137,6 +137,9 @@ class Pipeline:
                     handle.set_result(result)
             except Exception as exc:
                 self._failed(handle, entry, exc)
+            except asyncio.CancelledError:
+                self._cancelled(handle, entry)
+                break
             if handle._suspension is not None:
                 self._park(handle, entries, index + 1)
                 return
@@ -168,13 +171,7 @@ class Pipeline:
             except Exception as exc:
                 self._failed(handle, entry, exc)
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is None or task.cancelling():
-                    raise
-                _log.warning("handler %s raised CancelledError; %r is cancelled",
-                             entry.name, event)
-                handle.cancel()
-                handle._cancel_waiters()
+                self._cancelled(handle, entry)
                 break
             if handle._suspension is not None:
                 self._park(handle, entries, index)
@@ -188,6 +185,18 @@ class Pipeline:
         suspension.index = index
         suspension.parked = True
         self.tree.parked_changed(+1)
+
+    @staticmethod
+    def _cancelled(handle: EventHandle[Any], entry: Entry) -> None:
+        """A handler raised CancelledError: re-raise if this pipeline is being cancelled,
+        otherwise cancel the event and deliver the cancellation to its awaiters."""
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
+        _log.warning("handler %s raised CancelledError; %r is cancelled",
+                     entry.name, handle.event)
+        handle.cancel()
+        handle._cancel_waiters()
 
     def _failed(self, handle: EventHandle[Any], entry: Entry, exc: Exception) -> None:
         event = handle.event

@@ -1,0 +1,62 @@
+"""The deadlock guard: awaiting an event queued behind yourself raises DeadlockError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vmrunner.core import Component, DeadlockError, Event, HandlerContext, Start, handler
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outer(Event[None]):
+    mode: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inner(Event[str]):
+    pass
+
+
+class Awaiter(Component):
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcome: list[str] = []
+
+    @handler
+    async def on_outer(self, event: Outer, ctx: HandlerContext[None]) -> None:
+        try:
+            if event.mode == "fire":
+                await self.fire(Inner())
+            elif event.mode == "self":
+                await ctx.handle
+            else:
+                self.outcome.append(f"call={await self.call(Inner())}")
+        except DeadlockError as exc:
+            self.outcome.append(f"deadlock: {exc}")
+
+    @handler
+    def on_inner(self, event: Inner) -> str:
+        self.outcome.append("inner")
+        return "answer"
+
+
+async def test_awaiting_an_event_fired_on_the_own_pipeline_raises() -> None:
+    a = Awaiter()
+    await a.fire(Start())
+    await a.fire(Outer(mode="fire"))
+    assert a.outcome[0].startswith("deadlock: awaiting Inner() from a handler of Outer")
+    assert a.outcome[1:] == ["inner"]  # the fired event still runs afterwards
+
+
+async def test_awaiting_the_own_event_raises() -> None:
+    a = Awaiter()
+    await a.fire(Start())
+    await a.fire(Outer(mode="self"))
+    assert a.outcome[0].startswith("deadlock:")
+
+
+async def test_call_runs_on_a_fresh_pipeline_and_returns_the_result() -> None:
+    a = Awaiter()
+    await a.fire(Start())
+    await a.fire(Outer(mode="call"))
+    assert a.outcome == ["inner", "call=answer"]
