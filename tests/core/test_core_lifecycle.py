@@ -174,3 +174,32 @@ async def test_timer_can_be_cancelled() -> None:
     timer.cancel()
     await asyncio.wait_for(done, 1)
     assert fired == ["yes"]
+
+
+class Spawner(Component):
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[str] = []
+        self.release = asyncio.Event()
+
+    @handler
+    def on_note(self, event: Note) -> None:
+        self.log.append(event.text)
+        if event.text == "spawn":
+            self.spawn(self.later())
+
+    async def later(self) -> None:
+        await self.release.wait()
+        self.fire(Note(text="from task"))  # fresh context: main pipeline, no cause
+
+
+async def test_spawned_tasks_do_not_inherit_the_handler_context() -> None:
+    s = Spawner()
+    await s.fire(Start())
+    handle = s.fire(Note(text="spawn"))
+    await handle  # completes although the task will fire later: the task is not its cause
+    assert s.log == ["spawn"]
+    s.release.set()
+    rec = s.attach(EventRecorder(s))
+    await rec.wait_for(Note, lambda e: e.text == "from task")
+    assert s.log == ["spawn", "from task"]
