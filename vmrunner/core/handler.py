@@ -176,7 +176,7 @@ def _events_from_annotation(
     hint = func.__annotations__[param]
     try:
         if isinstance(hint, str):
-            hint = eval(hint, dict(getattr(func, "__globals__", {})), localns)
+            hint = eval(hint, getattr(func, "__globals__", {}), localns)
     except NameError as exc:
         raise HandlerDeclarationError(
             f"{where}: cannot resolve the annotation of '{param}': {exc}; define the event "
