@@ -1,0 +1,198 @@
+"""End to end: ``python -m vmrunner run`` on the real test guest (issue 4, "Done means").
+
+Each test runs the runner as a subprocess, attaches to the guest's serial console and
+checks exit codes, timing and that no QEMU or swtpm process is left behind (the ``base``
+fixture fails the test if one is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from vmrunner.exit_codes import ExitCode
+from vmrunner.testing.guest import GuestImage
+from vmrunner.testing.qemu import raw_disk
+from vmrunner.testing.runnerproc import (
+    RunnerProcess,
+    guest_config,
+    process_alive,
+    processes_using,
+)
+
+pytestmark = pytest.mark.guest
+
+BOOT = 60.0
+CMD = 20.0
+
+
+async def _boot(runners: list[RunnerProcess], config: Path) -> RunnerProcess:
+    runner = RunnerProcess(config)
+    runners.append(runner)
+    await runner.start()
+    await runner.wait_ready(BOOT)
+    return runner
+
+
+async def test_term_powers_guest_off_and_keeps_last_write(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    disk = raw_disk(base / "disk.img")
+    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name, disk=disk))
+    assert runner.console is not None
+    marker = f"mark-{uuid.uuid4().hex}"
+    # a buffered write (no sync): only a graceful power-off gets it onto the image
+    await runner.console.check(
+        f"printf '{marker}\\n' | dd of=/dev/vda bs=512 count=1 conv=sync 2>/dev/null", CMD)
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
+    log = runner.log_text()
+    assert "shutdown rung guest-agent" in log or "shutdown rung powerdown" in log, log
+    assert "shutdown rung terminate" not in log
+    assert disk.read_bytes()[:512].rstrip(b"\0") == f"{marker}\n".encode()
+
+
+async def test_guest_ignoring_acpi_is_forced_at_the_timeout(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=7,
+                          knobs=("tg.powerbtn=ignore", "tg.qga=0"))
+    runner = await _boot(runners, config)
+    assert runner.console is not None
+    since = runner.console.mark()
+    sent = time.monotonic()
+    runner.signal(signal.SIGTERM)
+    # the button is pressed again while waiting (guests miss presses while booting)
+    await runner.console.wait_for(r"^TG-EVENT power-button action=ignore", since=since,
+                                  count=2, timeout=CMD)
+    code = await runner.wait(30)
+    elapsed = time.monotonic() - sent
+    assert code == ExitCode.FORCED_STOP, runner.log_tail()
+    assert 6.0 <= elapsed <= 8.5, f"forced stop after {elapsed:.2f} s, expected 7 ± 1"
+    assert "shutdown rung terminate" in runner.log_text()
+    assert processes_using(runner.runtime_dir) == []
+
+
+async def test_powerdown_timeout_change_moves_the_deadline(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    knobs = ("tg.powerbtn=ignore", "tg.qga=0")
+    config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=60,
+                          knobs=knobs)
+    runner = await _boot(runners, config)
+    sent = time.monotonic()
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait(1.5) is None
+    guest_config(base, guest_image, accel=accel_name, powerdown_timeout=4, knobs=knobs)
+    code = await runner.wait(30)
+    elapsed = time.monotonic() - sent
+    assert code == ExitCode.FORCED_STOP, runner.log_tail()
+    assert 3.0 <= elapsed <= 5.5, f"forced stop after {elapsed:.2f} s, expected 4 ± 1"
+    assert "powerdownTimeout changed to 4 s" in runner.log_text()
+
+
+async def test_second_term_does_not_skip_the_graceful_wait(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    knobs = ("tg.powerbtn=ignore", "tg.qga=0")
+    config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=60,
+                          knobs=knobs)
+    runner = await _boot(runners, config)
+    runner.signal(signal.SIGTERM)
+    await asyncio.sleep(0.5)
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait(2) is None, "a second TERM ended the graceful wait"
+    assert "already shutting down" in runner.log_text()
+    runner.signal(signal.SIGTERM)  # a third within 3 s of the second: force it
+    assert await runner.wait(15) == ExitCode.FORCED_STOP, runner.log_tail()
+
+
+async def test_poweroff_inside_the_guest_exits_0(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name))
+    assert runner.console is not None
+    await runner.console.send_line("@1 tg poweroff")
+    assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
+    assert "the guest powered off" in runner.log_text()
+
+
+async def test_qemu_killed_exits_nonzero_quickly_and_swtpm_goes(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name,
+                                                useTpm=True))
+    qemu, swtpm = runner.pid_of("qemu"), runner.pid_of("swtpm")
+    assert qemu is not None and swtpm is not None, runner.log_tail()
+    os.kill(qemu, signal.SIGKILL)
+    killed = time.monotonic()
+    code = await runner.wait(10)
+    assert code == ExitCode.QEMU_DIED, runner.log_tail()
+    assert time.monotonic() - killed < 2.0
+    assert not process_alive(swtpm)
+
+
+async def test_term_during_start_phases_leaves_nothing(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    config = guest_config(base, guest_image, accel=accel_name, useTpm=True)
+    for delay in (0.05, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9):
+        runner = RunnerProcess(config)
+        runners.append(runner)
+        await runner.start(console=False)
+        await asyncio.sleep(delay)
+        runner.signal(signal.SIGTERM)
+        code = await runner.wait(20)
+        if code == -signal.SIGTERM:  # before the handlers were installed: nothing started yet
+            assert "started " not in runner.log_text(), runner.log_tail()
+        else:
+            assert code in (ExitCode.OK, ExitCode.START_FAILED), (delay, runner.log_tail())
+        assert processes_using(runner.runtime_dir) == [], (delay, runner.log_tail())
+
+
+def _reset_count(output: list[str]) -> int:
+    raw = bytes(int(b, 16) for line in output for b in line.split())
+    assert raw[:2] == b"\x80\x01" and raw[6:10] == b"\0\0\0\0", raw.hex()
+    return int.from_bytes(raw[26:30], "big")
+
+
+async def test_tpm_is_visible_and_its_state_persists(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    config = guest_config(base, guest_image, accel=accel_name, useTpm=True)
+    # TPM2_ReadClock: clockInfo.resetCount counts TPM resets (one per boot) in NV state
+    read_clock = ("(printf '\\200\\001\\000\\000\\000\\012\\000\\000\\001\\201' >&3; "
+                  "dd bs=64 count=1 <&3 2>/dev/null) 3<>/dev/tpm0 | od -An -tx1")
+    counts = []
+    for _ in range(2):
+        runner = await _boot(runners, config)
+        assert runner.console is not None
+        assert "tpm=ok" in await runner.console.check("tg tpm", CMD)
+        counts.append(_reset_count(await runner.console.check(read_clock, CMD)))
+        runner.signal(signal.SIGTERM)
+        assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
+        await runner.close()
+    assert (base / "data" / "tpm2-00.permall").exists()
+    assert counts[1] == counts[0] + 1, counts
+
+
+async def test_uefi_boots_with_ovmf_and_a_per_vm_vars_file(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    config = guest_config(base, guest_image, accel=accel_name, firmware="uefi")
+    runner = RunnerProcess(config)
+    runners.append(runner)
+    await runner.start()
+    assert runner.console is not None
+    await runner.console.wait_for("TG-READY", timeout=2 * BOOT)  # after OVMF's escape codes
+    cmdline = Path(f"/proc/{runner.pid_of('qemu')}/cmdline").read_bytes().decode()
+    assert "/usr/share/OVMF/" in cmdline and str(base / "data" / "fw-vars.fd") in cmdline
+    assert (base / "data" / "fw-vars.fd").stat().st_size > 0
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
