@@ -156,6 +156,10 @@ async def test_term_during_start_phases_leaves_nothing(
         assert processes_using(runner.runtime_dir) == [], (delay, runner.log_tail())
 
 
+def _cmdline(pid: int | None) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+
+
 def _reset_count(output: list[str]) -> int:
     raw = bytes(int(b, 16) for line in output for b in line.split())
     assert raw[:2] == b"\x80\x01" and raw[6:10] == b"\0\0\0\0", raw.hex()
@@ -191,7 +195,7 @@ async def test_uefi_boots_with_ovmf_and_a_per_vm_vars_file(
     await runner.start()
     assert runner.console is not None
     await runner.console.wait_for("TG-READY", timeout=2 * BOOT)  # after OVMF's escape codes
-    cmdline = Path(f"/proc/{runner.pid_of('qemu')}/cmdline").read_bytes().decode()
+    cmdline = _cmdline(runner.pid_of("qemu"))
     assert "/usr/share/OVMF/" in cmdline and str(base / "data" / "fw-vars.fd") in cmdline
     assert (base / "data" / "fw-vars.fd").stat().st_size > 0
     runner.signal(signal.SIGTERM)

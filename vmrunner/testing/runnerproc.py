@@ -81,7 +81,7 @@ class RunnerProcess:
         """Start the runner; with ``console``, connect to the serial console socket."""
         argv = [sys.executable, "-m", "vmrunner", "--log-level", self.log_level, "run",
                 "-c", str(self.config), *self.args]
-        with open(self.log, "ab") as log:
+        with open(self.log, "ab") as log:  # noqa: ASYNC230 - tiny, local
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
         if console:
