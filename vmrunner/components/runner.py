@@ -28,6 +28,7 @@ from vmrunner.config.model import RunnerConfig
 from vmrunner.core import Channel, Component, HandlerContext, Started, Stop, Stopped, handler
 from vmrunner.events import (
     QEMU,
+    ConfigReloaded,
     ConfigureQemu,
     EscalateShutdown,
     ExecuteQmp,
@@ -141,6 +142,10 @@ class Runner(Component):
                 _log.info("resetCounter %d → %d: resetting the VM", self._reset_counter, counter)
                 self.fire(ExecuteQmp(command=commands.SystemReset()))
             self._reset_counter = counter
+
+    @handler
+    def on_reloaded(self, event: ConfigReloaded) -> None:
+        self.on_config(event.config, initial=False)
 
     # -- start sequence ----------------------------------------------------------------------
 

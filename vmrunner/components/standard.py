@@ -104,7 +104,9 @@ class RunnerBuilder:
 
 
 def _config_watcher(config_file: Path, strict: bool) -> Component | None:
-    return None
+    from vmrunner.components.config_follower import ConfigFollower
+
+    return ConfigFollower(config_file, strict=strict)
 
 
 def standard_components(config_file: str | Path, *, strict: bool = False) -> Runner:
