@@ -106,7 +106,7 @@ async def test_no_shell_metacharacters_are_literal(tmp_path: Path) -> None:
     child = await spawn("echo", [PY, "-c", "import sys; print(repr(sys.argv[1:]))", *nasty],
                         cwd=tmp_path)
     assert (await child.wait()).success
-    assert child.output_tail("stdout") == [repr(nasty)]
+    assert child.output_lines("stdout") == [repr(nasty)]
     assert not marker.exists()
 
 
@@ -122,29 +122,32 @@ async def test_missing_binary_is_a_start_error(tmp_path: Path) -> None:
         await spawn("ghost", [str(tmp_path / "no-such-binary")])
 
 
-async def test_output_is_logged_per_line_and_tail_is_bounded(
+async def test_output_is_logged_per_line_and_excerpts_are_bounded(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="vmrunner.proc")
     script = textwrap.dedent("""
         import sys
+        sys.stderr.write("error: the real cause\\n")
         for i in range(10):
             print(f"out {i}", flush=True)
-        sys.stderr.write("err a\\nerr b\\n")
+            sys.stderr.write(f"usage {i}\\n")
         sys.stdout.buffer.write(b"bad \\xff byte\\nno newline at end")
         sys.exit(3)
     """)
-    child = await spawn("talker", [PY, "-c", script], tail_lines=4)
+    child = await spawn("talker", [PY, "-c", script], head_lines=1, tail_lines=2)
     status = await child.wait()
     assert status == ExitStatus(3) and str(status) == "exited with status 3"
-    records = [(r.name, r.levelno, r.getMessage()) for r in caplog.records
+    records = [(r.levelno, r.getMessage()) for r in caplog.records
                if r.name == "vmrunner.proc.talker"]
-    assert ("vmrunner.proc.talker", logging.INFO, "out 0") in records
-    assert ("vmrunner.proc.talker", logging.WARNING, "err b") in records
-    assert ("vmrunner.proc.talker", logging.INFO, "no newline at end") in records
-    assert len(child.output_tail()) == 4
-    assert child.output_tail("stdout")[-2:] == ["bad \ufffd byte", "no newline at end"]
-    assert child.stderr_tail() in ("err a\nerr b", "err b")
+    assert (logging.INFO, "out 0") in records
+    assert (logging.WARNING, "usage 9") in records
+    assert (logging.INFO, "no newline at end") in records
+    assert child.output_lines("stdout") == ["out 0", "bad \ufffd byte", "no newline at end"]
+    # the first line (the cause) survives the flood that follows it
+    assert child.stderr_excerpt() == (
+        "error: the real cause\n[... 8 lines skipped ...]\nusage 8\nusage 9")
+    assert len(child.output_lines()) == 6
 
 
 async def test_child_has_its_own_process_group() -> None:

@@ -96,19 +96,52 @@ def _check_argv(argv: Sequence[str]) -> list[str]:
     return args
 
 
+class _Excerpt:
+    """The first ``head`` and the last ``tail`` lines of a stream, with sequence numbers."""
+
+    def __init__(self, head: int, tail: int) -> None:
+        self._head_max = head
+        self._head: list[tuple[int, str]] = []
+        self._tail: deque[tuple[int, str]] = deque(maxlen=tail)
+        self._skipped = 0
+
+    def add(self, seq: int, line: str) -> None:
+        if len(self._head) < self._head_max:
+            self._head.append((seq, line))
+            return
+        if len(self._tail) == self._tail.maxlen:
+            self._skipped += 1
+        self._tail.append((seq, line))
+
+    def items(self) -> list[tuple[int, str]]:
+        return [*self._head, *self._tail]
+
+    def text(self) -> str:
+        lines = [line for _, line in self._head]
+        if self._skipped:
+            lines.append(f"[... {self._skipped} lines skipped ...]")
+        lines += [line for _, line in self._tail]
+        return "\n".join(lines)
+
+
 class ChildProcess:
     """A running (or ended) child; create it with :func:`spawn`."""
 
     def __init__(
         self, name: str, argv: list[str], proc: asyncio.subprocess.Process,
-        logger: logging.Logger, tail_lines: int,
+        logger: logging.Logger, head_lines: int, tail_lines: int,
         levels: Mapping[Stream, int],
     ) -> None:
         self.name = name
         self.argv = argv
         self._proc = proc
         self.logger = logger
-        self._tail: deque[tuple[Stream, str]] = deque(maxlen=tail_lines)
+        # per stream, so a flood on stdout keeps stderr's error, and with the first lines
+        # too: "unknown option" comes before a long usage text
+        self._kept: dict[Stream, _Excerpt] = {
+            "stdout": _Excerpt(head_lines, tail_lines),
+            "stderr": _Excerpt(head_lines, tail_lines)}
+        self._seq = 0
         self._pumps: list[asyncio.Task[None]] = []
         assert proc.stdout is not None and proc.stderr is not None
         streams: tuple[tuple[Stream, asyncio.StreamReader], ...] = (
@@ -143,16 +176,19 @@ class ChildProcess:
             except asyncio.LimitOverrunError as e:
                 raw = await reader.read(max(e.consumed, 1))
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            self._tail.append((stream, line))
+            self._seq += 1
+            self._kept[stream].add(self._seq, line)
             self.logger.log(level, "%s", line)
 
-    def output_tail(self, stream: Stream | None = None) -> list[str]:
-        """The last kept output lines (both streams interleaved, or only ``stream``)."""
-        return [line for s, line in self._tail if stream is None or s == stream]
+    def output_lines(self, stream: Stream | None = None) -> list[str]:
+        """The kept lines (first and last) of ``stream``, or of both in arrival order."""
+        streams: tuple[Stream, ...] = (stream,) if stream else ("stdout", "stderr")
+        kept = sorted(item for s in streams for item in self._kept[s].items())
+        return [line for _, line in kept]
 
-    def stderr_tail(self) -> str:
-        """The last kept stderr lines, joined, for error messages."""
-        return "\n".join(self.output_tail("stderr"))
+    def stderr_excerpt(self) -> str:
+        """stderr's first and last lines, joined, for error messages."""
+        return self._kept["stderr"].text()
 
     async def wait(self) -> ExitStatus:
         """Wait until the child has exited and its output has been read; never raises."""
@@ -211,7 +247,8 @@ async def spawn(
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
-    tail_lines: int = 50,
+    head_lines: int = 10,
+    tail_lines: int = 40,
     stdout_level: int = logging.INFO,
     stderr_level: int = logging.WARNING,
     logger: logging.Logger | None = None,
@@ -241,6 +278,6 @@ async def spawn(
     except OSError as e:
         raise ProcessStartError(name, args, e.strerror or str(e)) from e
     log.info("started %s (pid %d): %s", name, proc.pid, args)
-    return ChildProcess(name, args, proc, log, tail_lines,
+    return ChildProcess(name, args, proc, log, head_lines, tail_lines,
                         {"stdout": stdout_level, "stderr": stderr_level})
 

@@ -80,7 +80,7 @@ async def wait_for_socket(
                         return
                     assert process is not None
                     raise ProcessExitedError(
-                        process.name, str(exited.result()), process.stderr_tail())
+                        process.name, str(exited.result()), process.stderr_excerpt())
         finally:
             if exited is not None and not exited.done():
                 exited.cancel()

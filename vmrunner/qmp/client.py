@@ -151,7 +151,7 @@ class QmpClient:
                     if process is not None and not process.running:
                         status = await process.wait()
                         raise ProcessExitedError(process.name, str(status),
-                                                 process.stderr_tail())
+                                                 process.stderr_excerpt())
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _RETRY_MAX)
         except TimeoutError as e:
