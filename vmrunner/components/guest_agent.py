@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, Stopped, handler
+from vmrunner.core import Channel, Component, HandlerContext, Stopped, handler
 from vmrunner.events import (
     QEMU,
     GuestAgentConnected,
@@ -24,10 +24,15 @@ from vmrunner.events import (
     VmPrepared,
     VserportChangeEvent,
 )
-from vmrunner.qga import QgaClient, QgaError
+from vmrunner.qga import GuestAgent as QgaClient
+from vmrunner.qga import QgaError, QgaTimeout
 from vmrunner.qmp import messages
 
 _log = logging.getLogger(__name__)
+
+SYNC_ATTEMPTS = 3
+REPLY_GRACE = 0.5
+"""qemu-ga does not answer a successful guest-shutdown; an error comes at once."""
 
 
 class GuestAgent(Component):
@@ -65,22 +70,31 @@ class GuestAgent(Component):
             self._drop()
 
     async def _open(self, socket: Path) -> None:
+        client = QgaClient("qga", timeout=self.timeout, sync_timeout=self.timeout)
         try:
-            client = await QgaClient.connect(socket, timeout=self.timeout)
-            await client.execute("guest-ping")
+            await client.connect(socket)
+            for attempt in range(1, SYNC_ATTEMPTS + 1):
+                try:
+                    await client.sync()
+                    break
+                except QgaTimeout:
+                    if attempt == SYNC_ATTEMPTS:
+                        raise
+            await client.ping()
         except QgaError as exc:
             _log.warning("guest agent not usable: %s", exc)
+            await client.close()
             return
         self._client = client
         _log.info("guest agent connected")
         self.fire(GuestAgentConnected())
         try:
-            info = await client.execute("guest-get-osinfo")
+            info = await client.get_osinfo()
         except QgaError as exc:
             _log.warning("guest-get-osinfo failed: %s", exc)
             return
-        _log.info("guest OS: %s", info.get("pretty-name") or info.get("name") or info)
-        self.fire(OsInfo(info=dict(info)))
+        _log.info("guest OS: %s", info.pretty_name or info.name or info.id)
+        self.fire(OsInfo(info=dict(info.raw)))
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -91,16 +105,25 @@ class GuestAgent(Component):
             self.fire(GuestAgentDisconnected())
 
     @handler
-    async def on_shutdown(self, event: GuestShutdown) -> bool:
+    def on_shutdown(self, event: GuestShutdown, ctx: HandlerContext[bool]) -> bool | None:
         client = self._client
         if client is None:
             return False
-        try:
-            await client.send_only("guest-shutdown")
-        except QgaError as exc:
-            _log.warning("guest-shutdown not sent: %s", exc)
-            return False
-        return True
+        lock = ctx.hold()
+        handle = ctx.handle
+
+        async def send() -> None:
+            try:
+                await client.shutdown(reply_grace=REPLY_GRACE)
+                handle.set_result(True)
+            except QgaError as exc:
+                _log.warning("guest-shutdown refused: %s", exc)
+                handle.set_result(False)
+            finally:
+                lock.release()
+
+        self.spawn(send(), name="qga-shutdown")
+        return None
 
     @handler
     def on_exited(self, event: ProcessExited) -> None:

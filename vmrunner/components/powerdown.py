@@ -174,9 +174,17 @@ class PowerdownHandler(Component):
 
     async def _graceful(self) -> None:
         next_press = time.monotonic()
-        if self.use_guest_agent and self._agent and await self.fire(GuestShutdown()):
-            self._rung(Rung.GUEST_AGENT, "guest-shutdown sent to qemu-ga")
-            next_press += self.repeat_interval
+        if self.use_guest_agent and self._agent:
+            self._rung(Rung.GUEST_AGENT, "guest-shutdown to qemu-ga")
+            request = self.fire(GuestShutdown())
+            gone = asyncio.ensure_future(self._gone.wait())
+            try:
+                await asyncio.wait({gone, asyncio.ensure_future(request.wait())},
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+            if request.done and request.results() == [True]:
+                next_press += self.repeat_interval
         presses = 0
         while not self._gone.is_set() and not self._escalated:
             self._wake.clear()

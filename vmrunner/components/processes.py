@@ -70,7 +70,7 @@ class ProcessManager(Component):
         status = await child.wait()
         _log.info("process %s (pid %d) %s", child.name, child.pid, status)
         self.fire(ProcessExited(name=child.name, pid=child.pid, status=status,
-                                stderr_tail=child.stderr_tail()))
+                                stderr_tail=child.stderr_excerpt()))
 
     @handler
     def on_terminate(self, event: TerminateProcess, ctx: HandlerContext[None]) -> None:
