@@ -103,6 +103,7 @@ class GuestAgent:
         self._lock = asyncio.Lock()
         self._synced = False
         self._next_id = 0
+        self._token = secrets.token_hex(4)  # request ids are unique across sessions
         self._traffic = logging.getLogger(TRAFFIC_LOGGER)
 
     @property
@@ -232,7 +233,7 @@ class GuestAgent:
 
     def _request_id(self) -> str:
         self._next_id += 1
-        return f"{self.name}-{self._next_id}"
+        return f"{self.name}-{self._token}-{self._next_id}"
 
     async def _send(self, message: Mapping[str, Any], prefix: bytes = b"") -> None:
         if self._writer is None or self._writer.is_closing():
