@@ -7,6 +7,11 @@ from .channel import BROADCAST as BROADCAST
 from .channel import Channel as Channel
 from .channel import NamedChannel as NamedChannel
 from .component import Component as Component
+from .config import Configurable as Configurable
+from .config import ConfigurationRejected as ConfigurationRejected
+from .config import ConfigurationUpdate as ConfigurationUpdate
+from .config import ConfigWatcher as ConfigWatcher
+from .config import InitialConfiguration as InitialConfiguration
 from .errors import CoreError as CoreError
 from .errors import DeadlockError as DeadlockError
 from .errors import HandlerDeclarationError as HandlerDeclarationError
@@ -37,6 +42,10 @@ __all__ = [
     "CompletionEvent",
     "CompletionLock",
     "Component",
+    "ConfigWatcher",
+    "Configurable",
+    "ConfigurationRejected",
+    "ConfigurationUpdate",
     "CoreError",
     "DeadlockError",
     "Detached",
@@ -46,6 +55,7 @@ __all__ = [
     "HandlerContext",
     "HandlerDeclarationError",
     "HandlingError",
+    "InitialConfiguration",
     "NamedChannel",
     "Observers",
     "Resumer",
