@@ -2,23 +2,30 @@
 
 SIGTERM and SIGINT become ``TerminationSignal`` events (the Runner turns the first into
 ``Stop``; see docs/runner.md for repeats). The process exit code is what ``run()`` returns.
+
+Footprint (docs/runner.md, "Performance"): Mako would pull in pygments (only used for its
+HTML error pages: ~5 MiB, ~25 ms), so the runner process blocks that import; and the process
+ends with ``os._exit`` once the logs are flushed, skipping the interpreter's teardown.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
+import os
 import sys
 from pathlib import Path
 
 from vmrunner.exit_codes import ExitCode
 
 _log = logging.getLogger("vmrunner.run")
+_UNUSED_MODULES = ("pygments",)
 
 
 async def run_file(config_file: Path, *, strict: bool = False) -> int:
     """Run the VM described by ``config_file`` until it stops; return the exit code."""
+    import asyncio
+    import signal
+
     from vmrunner.components.standard import ConfigInvalid, RunnerBuilder
     from vmrunner.core import run
     from vmrunner.events import TerminationSignal
@@ -32,6 +39,7 @@ async def run_file(config_file: Path, *, strict: bool = False) -> int:
             print(problem, file=sys.stderr)
         return ExitCode.CONFIG_ERROR
     loop = asyncio.get_running_loop()
+
     def on_signal(signum: int) -> None:
         runner.fire(TerminationSignal(signal=signum))
 
@@ -44,6 +52,16 @@ async def run_file(config_file: Path, *, strict: bool = False) -> int:
             loop.remove_signal_handler(sig)
 
 
-def main(config_file: Path, *, strict: bool = False) -> int:
-    """The ``run`` subcommand."""
-    return asyncio.run(run_file(config_file, strict=strict))
+def main(config_file: Path, *, strict: bool = False, fast_exit: bool = True) -> int:
+    """The ``run`` subcommand; with ``fast_exit`` the process ends here (``os._exit``)."""
+    for name in _UNUSED_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    import asyncio
+
+    code = asyncio.run(run_file(config_file, strict=strict))
+    if fast_exit:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
+    return code

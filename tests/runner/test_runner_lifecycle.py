@@ -200,3 +200,19 @@ async def test_uefi_boots_with_ovmf_and_a_per_vm_vars_file(
     assert (base / "data" / "fw-vars.fd").stat().st_size > 0
     runner.signal(signal.SIGTERM)
     assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
+
+
+async def test_term_while_booting_still_powers_off_gracefully(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    runner = RunnerProcess(guest_config(base, guest_image, accel=accel_name))
+    runners.append(runner)
+    await runner.start()
+    assert runner.console is not None
+    await runner.console.wait_for(r"Linux version|\S", timeout=BOOT)  # the kernel is booting
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
+    log = runner.log_text()
+    # the first press is lost while the guest boots: a repeated press or qemu-ga did it
+    assert "system_powerdown again" in log or "shutdown rung guest-agent" in log, log
+    assert "shutdown rung terminate" not in log

@@ -2,7 +2,8 @@
 
 The ladder (each rung is a ``ShutdownRung`` event and a log line):
 
-1. ``guest-agent``: ``guest-shutdown`` through qemu-ga, if it is connected and allowed;
+1. ``guest-agent``: ``guest-shutdown`` through qemu-ga, if it is connected and allowed
+   (also when the agent only comes up while the button is being pressed);
 2. ``powerdown``: ``system_powerdown`` (ACPI power button), repeated every
    ``repeat_interval`` s while waiting (a booting guest misses the first press);
 3. ``terminate``: at the deadline (Stop + ``powerdownTimeout``; moved when the value changes
@@ -64,6 +65,7 @@ class PowerdownHandler(Component):
         self._agent = False
         self._started_at: float | None = None
         self._escalated = False
+        self._agent_asked = False
         self._wake = asyncio.Event()
         self._gone = asyncio.Event()
         self._resumers: list[Resumer] = []
@@ -105,6 +107,8 @@ class PowerdownHandler(Component):
     @handler
     def on_agent(self, event: GuestAgentConnected | GuestAgentDisconnected) -> None:
         self._agent = isinstance(event, GuestAgentConnected)
+        if self._agent and self.in_progress:
+            self._wake.set()
 
     @property
     def deadline(self) -> float | None:
@@ -172,22 +176,29 @@ class PowerdownHandler(Component):
         if not self._gone.is_set():
             self._rung(Rung.KILL, f"QEMU still running {self.kill_grace:g} s after SIGTERM")
 
+    async def _ask_agent(self) -> bool:
+        """``guest-shutdown`` through qemu-ga; True if the agent took it."""
+        self._agent_asked = True
+        self._rung(Rung.GUEST_AGENT, "guest-shutdown to qemu-ga")
+        request = self.fire(GuestShutdown())
+        gone = asyncio.ensure_future(self._gone.wait())
+        try:
+            await asyncio.wait({gone, asyncio.ensure_future(request.wait())},
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        return request.done and request.results() == [True]
+
     async def _graceful(self) -> None:
-        next_press = time.monotonic()
-        if self.use_guest_agent and self._agent:
-            self._rung(Rung.GUEST_AGENT, "guest-shutdown to qemu-ga")
-            request = self.fire(GuestShutdown())
-            gone = asyncio.ensure_future(self._gone.wait())
-            try:
-                await asyncio.wait({gone, asyncio.ensure_future(request.wait())},
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                gone.cancel()
-            if request.done and request.results() == [True]:
-                next_press += self.repeat_interval
         presses = 0
+        next_press = time.monotonic()
         while not self._gone.is_set() and not self._escalated:
             self._wake.clear()
+            if self.use_guest_agent and self._agent and not self._agent_asked:
+                # also when the agent comes up while the button is being pressed (booting)
+                if await self._ask_agent():
+                    next_press = max(next_press, time.monotonic() + self.repeat_interval)
+                continue
             now = time.monotonic()
             deadline = self.deadline
             assert deadline is not None
