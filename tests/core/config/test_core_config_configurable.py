@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from vmrunner.core import Component, Start, Started, Stop, handler, run
 from vmrunner.core.config import (
@@ -223,4 +223,36 @@ async def test_late_attached_component_gets_its_initial_configuration(tmp_path: 
     assert late.config == MonitorModel()
     assert journal.lines.count("/Runner config cpus=2") == 1  # not reconfigured
     runner.fire(Stop())
+    assert await asyncio.wait_for(task, 5) == ExitCode.OK
+
+
+class DiskModel(BaseModel):
+    disk: Path
+
+    @field_validator("disk")
+    @classmethod
+    def relative_to_file(cls, value: Path, info: ValidationInfo) -> Path:
+        base = (info.context or {}).get("base_dir")
+        return value if base is None or value.is_absolute() else base / value
+
+
+class Disk(Configurable[DiskModel], Component):
+    config_model = DiskModel
+
+
+async def test_validators_see_the_source_file_directory(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    file = tmp_path / "conf" / "config.yaml"
+    file.write_text('"/Disk": {disk: disk.img}\n')
+    disk = Disk()
+    recorder = disk.attach(EventRecorder())
+    disk.attach(ConfigWatcher(file, watch=False))
+    task = asyncio.create_task(run(disk))
+    await recorder.wait_for(Started)
+    assert disk.config == DiskModel(disk=tmp_path / "conf" / "disk.img")
+    [initial] = recorder.of_type(InitialConfiguration)
+    assert initial.source == file
+    await disk.call(ConfigurationUpdate.of({"/Disk": {"disk": "other.img"}}))  # no source
+    assert disk.config == DiskModel(disk=Path("other.img"))
+    disk.fire(Stop())
     assert await asyncio.wait_for(task, 5) == ExitCode.OK

@@ -25,7 +25,9 @@ Rules:
    ``self.config`` stays ``None``.
 5. Invalid later section: the errors are logged, :class:`ConfigurationRejected` is fired and
    returned as result, and the last good config stays in force.
-6. ``self.config`` is updated after ``on_config`` returns; if ``on_config`` raises, the bus
+6. Validation gets :meth:`Configurable.config_context` as pydantic context (the source
+   file and its directory, for relative paths).
+7. ``self.config`` is updated after ``on_config`` returns; if ``on_config`` raises, the bus
    reports a ``HandlingError`` and the config is not taken over. ``on_config`` may be async.
 """
 
@@ -69,6 +71,17 @@ class Configurable(Component, Generic[ModelT]):
         """Called with each new valid configuration (``initial``: at start). Override."""
         return None
 
+    def config_context(self, event: ConfigurationUpdate) -> dict[str, Any] | None:
+        """pydantic's validation context for this component's model (``info.context``).
+
+        Default: ``{"source": file, "base_dir": file's directory}`` when the update came from
+        a file (the directory as given: a ConfigMap mount, not its timestamped target), so
+        validators can resolve relative paths; else ``None``. Override to add more.
+        """
+        if event.source is None:
+            return None
+        return {"source": event.source, "base_dir": event.source.parent}
+
     @handler
     async def on_configuration_update(
         self, event: ConfigurationUpdate
@@ -85,7 +98,7 @@ class Configurable(Component, Generic[ModelT]):
         if section == self._config_section and not (initial and self.config is None):
             return None
         self._config_section = section
-        outcome = validate(self._config_model(), path, section)
+        outcome = validate(self._config_model(), path, section, self.config_context(event))
         for warning in outcome.warnings:
             _log.warning("%s", warning)
         if outcome.config is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
@@ -47,21 +48,24 @@ class ConfigurationRejected(Event[None]):
 class ConfigurationUpdate(Event[ConfigurationRejected]):
     """The configuration, by node path (``None``: the node was removed). Fired on BROADCAST.
 
-    Create it with :meth:`of`, which validates the paths and freezes the values.
+    Create it with :meth:`of`, which validates the paths and freezes the values. ``source``
+    is the file the configuration was read from, if any (as given, symlinks not resolved).
     """
 
     default_channels: ClassVar[tuple[Channel, ...]] = (BROADCAST,)
 
     nodes: Mapping[str, FrozenValues | None]
+    source: Path | None = None
 
     @classmethod
-    def of(cls, nodes: Mapping[str, Mapping[str, Any] | None]) -> Self:
+    def of(cls, nodes: Mapping[str, Mapping[str, Any] | None], source: Path | None = None
+           ) -> Self:
         """An update holding a frozen deep copy of ``nodes`` (paths must be absolute)."""
         frozen: dict[str, FrozenValues | None] = {}
         for path, values in nodes.items():
             split_path(path)
             frozen[path] = None if values is None else _freeze_mapping(values)
-        return cls(nodes=MappingProxyType(frozen))
+        return cls(nodes=MappingProxyType(frozen), source=source)
 
     @property
     def paths(self) -> tuple[str, ...]:

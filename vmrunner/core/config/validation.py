@@ -29,13 +29,17 @@ class Validated(Generic[ModelT]):
     warnings: tuple[str, ...]
 
 
-def validate(model: type[ModelT], node_path: str, values: Mapping[str, Any]) -> Validated[ModelT]:
-    """Validate the values of node ``node_path`` with ``model``."""
+def validate(
+    model: type[ModelT], node_path: str, values: Mapping[str, Any],
+    context: Mapping[str, Any] | None = None,
+) -> Validated[ModelT]:
+    """Validate the values of node ``node_path`` with ``model`` (``context``: pydantic's
+    validation context, seen by validators as ``info.context``)."""
     warnings = tuple(
         f"{_join(node_path, loc)}: unknown key" for loc in unknown_keys(model, values)
     )
     try:
-        config = model.model_validate(values)
+        config = model.model_validate(values, context=context)
     except ValidationError as exc:
         return Validated(None, format_errors(node_path, exc), warnings)
     return Validated(config, (), warnings)

@@ -108,7 +108,7 @@ class ConfigWatcher(Component):
             except ConfigError as exc:
                 self._fail_initial(exc.messages, ctx)
                 return
-        rejected = await self.call(InitialConfiguration.of(nodes), *ctx.channels)
+        rejected = await self.call(InitialConfiguration.of(nodes, self.path), *ctx.channels)
         if rejected is not None:
             ctx.handle.cancel()
             return
@@ -177,7 +177,7 @@ class ConfigWatcher(Component):
             return
         self._nodes = nodes
         _log.info("%s: configuration changed", self.path)
-        self.fire(ConfigurationUpdate.of(full_update(old, nodes)))
+        self.fire(ConfigurationUpdate.of(full_update(old, nodes), self.path))
 
     def _reject(self, messages: tuple[str, ...], digest: str | None) -> None:
         self._digest = digest
