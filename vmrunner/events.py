@@ -123,13 +123,6 @@ class ConfigureQemu(Event[None]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigReloaded(Event[None]):
-    """The configuration file changed and its new content is valid."""
-
-    config: RunnerConfig
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class VmContinued(Event[None]):
     """``cont`` succeeded: the guest's vCPUs run."""
 

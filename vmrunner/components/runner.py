@@ -25,10 +25,18 @@ from collections.abc import Callable
 
 from vmrunner.components import BUS
 from vmrunner.config.model import RunnerConfig
-from vmrunner.core import Channel, Component, HandlerContext, Started, Stop, Stopped, handler
+from vmrunner.core import (
+    Channel,
+    Component,
+    Configurable,
+    HandlerContext,
+    Started,
+    Stop,
+    Stopped,
+    handler,
+)
 from vmrunner.events import (
     QEMU,
-    ConfigReloaded,
     ConfigureQemu,
     EscalateShutdown,
     ExecuteQmp,
@@ -87,16 +95,23 @@ def prepare(config: RunnerConfig) -> LaunchPlan:
                       guest_agent_channel=guest_agent_channel(rendered.qemu.argv))
 
 
-class Runner(Component):
+class Runner(Configurable[RunnerConfig], Component):
     """The root of the standard component tree; holds the state machine.
 
+    Configured by the ``/Runner`` node (``InitialConfiguration`` and later
+    ``ConfigurationUpdate`` s from a ``ConfigWatcher``); changes reach QEMU as
+    ``ConfigureQemu`` once it runs (and during the shutdown, for ``powerdownTimeout``).
+
     Args:
-        config: the validated ``/Runner`` configuration.
+        config: the already validated ``/Runner`` configuration, if any (the CLI validates
+            before building the tree); else the initial configuration event provides it.
         preparer: turns the configuration into a :class:`LaunchPlan` (default
             :func:`prepare`; tests and embedders may substitute their own).
     """
 
-    def __init__(self, config: RunnerConfig, channel: Channel | None = None, *,
+    config_model = RunnerConfig
+
+    def __init__(self, config: RunnerConfig | None = None, channel: Channel | None = None, *,
                  preparer: Callable[[RunnerConfig], LaunchPlan] = prepare) -> None:
         super().__init__(BUS if channel is None else channel, "Runner")
         self.config = config
@@ -105,7 +120,7 @@ class Runner(Component):
         self._preparer = preparer
         self._signals: list[float] = []
         self._deadline: float | None = None
-        self._reset_counter = config.reset_counter
+        self._reset_counter = None if config is None else config.reset_counter
 
     # -- state -----------------------------------------------------------------------------
 
@@ -133,6 +148,7 @@ class Runner(Component):
         """A new configuration: applied live by ``ConfigureQemu`` once QEMU is configured."""
         self.config = config
         if initial:
+            self._reset_counter = config.reset_counter
             return
         if self.state.vm_active or self.state is RunState.TERMINATING:
             self.fire(ConfigureQemu(config=config, state=self.state, initial=False))
@@ -143,10 +159,6 @@ class Runner(Component):
                 self.fire(ExecuteQmp(command=commands.SystemReset()))
             self._reset_counter = counter
 
-    @handler
-    def on_reloaded(self, event: ConfigReloaded) -> None:
-        self.on_config(event.config, initial=False)
-
     # -- start sequence ----------------------------------------------------------------------
 
     @handler(priority=START_PRIORITY)
@@ -156,6 +168,9 @@ class Runner(Component):
         self._enter(RunState.STARTING, "RunnerStarted", "the runner has started")
         from vmrunner.vmtypes.errors import VmTypeError
 
+        if self.config is None:
+            self._fail(ExitCode.CONFIG_ERROR, "no configuration for /Runner")
+            return
         try:
             plan = self._preparer(self.config)
         except VmTypeError as exc:
@@ -182,7 +197,7 @@ class Runner(Component):
 
     @handler
     def on_monitor_ready(self, event: MonitorReady) -> None:
-        if self.state is not RunState.STARTING:
+        if self.state is not RunState.STARTING or self.config is None:
             return
         handle = self.fire(ConfigureQemu(config=self.config, state=self.state, initial=True))
         handle.on_completion(lambda _h: self._cont())

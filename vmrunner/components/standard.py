@@ -97,16 +97,16 @@ class RunnerBuilder:
         for component in self.components:
             runner.attach(component)
         if self.watch:
-            watcher = _config_watcher(self.config_file, self.strict)
+            watcher = _config_watcher(self.config_file)
             if watcher is not None:
                 runner.attach(watcher)
         return runner
 
 
-def _config_watcher(config_file: Path, strict: bool) -> Component | None:
-    from vmrunner.components.config_follower import ConfigFollower
+def _config_watcher(config_file: Path) -> Component | None:
+    from vmrunner.core import ConfigWatcher
 
-    return ConfigFollower(config_file, strict=strict)
+    return ConfigWatcher(config_file)
 
 
 def standard_components(config_file: str | Path, *, strict: bool = False) -> Runner:
