@@ -168,6 +168,9 @@ class DriveConfig(_Model):
     whose kernel has no AHCI driver)."""
     read_only: bool = False
     """raw only: attach the disk read-only."""
+    force_after: Annotated[float, Field(gt=0)] | None = None
+    """ide-cd only: seconds after which a media change the guest blocks (locked tray) is
+    forced (the guest's mount goes stale); unset = wait for the guest, however long."""
 
     @model_validator(mode="after")
     def _sources(self) -> DriveConfig:
@@ -181,6 +184,8 @@ class DriveConfig(_Model):
                 )
         elif self.device is not None or self.resource is not None:
             raise PydanticCustomError("drive_source", "an ide-cd drive takes only 'file'")
+        if self.type == "raw" and self.force_after is not None:
+            raise PydanticCustomError("bad_combination", "'forceAfter' applies to ide-cd only")
         return self
 
 
