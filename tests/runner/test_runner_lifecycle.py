@@ -24,6 +24,7 @@ from vmrunner.testing.runnerproc import (
     guest_config,
     process_alive,
     processes_using,
+    wait_gone,
 )
 
 pytestmark = pytest.mark.guest
@@ -62,7 +63,7 @@ async def test_guest_ignoring_acpi_is_forced_at_the_timeout(
         base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
         accel_name: str) -> None:
     config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=7,
-                          knobs=("tg.powerbtn=ignore", "tg.qga=0"))
+                          knobs=("tg.powerbtn=ignore", "tg.qga=0"), useTpm=True)
     runner = await _boot(runners, config)
     assert runner.console is not None
     since = runner.console.mark()
@@ -76,7 +77,8 @@ async def test_guest_ignoring_acpi_is_forced_at_the_timeout(
     assert code == ExitCode.FORCED_STOP, runner.log_tail()
     assert 6.0 <= elapsed <= 8.5, f"forced stop after {elapsed:.2f} s, expected 7 ± 1"
     assert "shutdown rung terminate" in runner.log_text()
-    assert processes_using(runner.runtime_dir) == []
+    assert runner.pid_of("swtpm") is not None
+    assert processes_using(runner.runtime_dir) == []  # neither QEMU nor swtpm
 
 
 async def test_powerdown_timeout_change_moves_the_deadline(
@@ -216,3 +218,62 @@ async def test_term_while_booting_still_powers_off_gracefully(
     # the first press is lost while the guest boots: a repeated press or qemu-ga did it
     assert "system_powerdown again" in log or "shutdown rung guest-agent" in log, log
     assert "shutdown rung terminate" not in log
+
+
+async def test_children_die_with_a_killed_runner(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name,
+                                                useTpm=True))
+    qemu, swtpm = runner.pid_of("qemu"), runner.pid_of("swtpm")
+    assert qemu is not None and swtpm is not None
+    runner.signal(signal.SIGKILL)
+    assert await runner.wait(5) == -signal.SIGKILL
+    assert await wait_gone(qemu, 2) and await wait_gone(swtpm, 2)  # PDEATHSIG
+
+
+def _standin_swtpm_template(base: Path, executable: str, arguments: list[str]) -> Path:
+    """The standard template with swtpm replaced by a stand-in program (a labelled fake:
+    a real swtpm cannot be made to fail or hang on demand)."""
+    standard = Path(__file__).resolve().parents[2] / "templates" / "Standard-VM.yaml.mako"
+    text = standard.read_text()
+    start, end = text.index("swtpm:\n"), text.index("% endif\nqemu:")
+    args = "".join(f"    - {a!r}\n" for a in arguments)
+    stand_in = f"swtpm:\n  executable: [{executable}]\n  arguments:\n{args}"
+    directory = base / "templates"
+    directory.mkdir()
+    (directory / "Standin.yaml.mako").write_text(text[:start] + stand_in + text[end:])
+    return directory
+
+
+async def test_swtpm_failure_is_reported_with_its_stderr(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    templates = _standin_swtpm_template(
+        base, "/bin/sh", ["-c", "echo 'stand-in swtpm: cannot open state' >&2; exit 3"])
+    config = guest_config(base, guest_image, accel=accel_name, useTpm=True,
+                          runner={"template": "Standin.yaml.mako",
+                                  "templateDirs": [str(templates)]})
+    runner = RunnerProcess(config)
+    runners.append(runner)
+    await runner.start(console=False)
+    assert await runner.wait(20) == ExitCode.START_FAILED, runner.log_tail()
+    log = runner.log_text()
+    assert "start failed at swtpm" in log and "stand-in swtpm: cannot open state" in log, log
+    assert runner.pid_of("qemu") is None
+
+
+async def test_swtpm_never_ready_times_out(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    templates = _standin_swtpm_template(base, "/bin/sleep", ["60"])
+    config = guest_config(base, guest_image, accel=accel_name, useTpm=True,
+                          runner={"template": "Standin.yaml.mako",
+                                  "templateDirs": [str(templates)]})
+    runner = RunnerProcess(config)
+    runners.append(runner)
+    await runner.start(console=False)
+    assert await runner.wait(20) == ExitCode.START_FAILED, runner.log_tail()
+    assert "no control socket" in runner.log_text()
+    sleeper = runner.pid_of("swtpm")
+    assert sleeper is not None and await wait_gone(sleeper, 1)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import time
 from collections.abc import Callable
@@ -64,16 +63,35 @@ START_PRIORITY = 1000
 STOP_PRIORITY = 10000
 ESCALATE_WINDOW = 3.0
 """A third termination signal within this many seconds of the second escalates."""
-_AGENT_PORT = re.compile(r"(?:^|,)name=org\.qemu\.guest_agent\.0(?:,|$)")
+AGENT_PORT_NAME = "org.qemu.guest_agent.0"
+
+
+def split_option(text: str) -> list[str]:
+    """QEMU's comma-separated option string, with ``,,`` as a literal comma."""
+    parts, current, index = [], [], 0
+    while index < len(text):
+        if text[index] == ",":
+            if text.startswith(",,", index):
+                current.append(",")
+                index += 2
+                continue
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(text[index])
+        index += 1
+    parts.append("".join(current))
+    return parts
 
 
 def guest_agent_channel(argv: list[str]) -> str | None:
     """The qdev id of the virtserialport named ``org.qemu.guest_agent.0`` in QEMU's argv."""
     for arg in argv:
-        if arg.startswith("virtserialport,") and _AGENT_PORT.search(arg):
-            for part in re.split(r"(?<!,),(?!,)", arg):
-                if part.startswith("id="):
-                    return part[3:].replace(",,", ",")
+        if not arg.startswith("virtserialport,"):
+            continue
+        options = dict(p.split("=", 1) for p in split_option(arg)[1:] if "=" in p)
+        if options.get("name") == AGENT_PORT_NAME and "id" in options:
+            return options["id"]
     return None
 
 

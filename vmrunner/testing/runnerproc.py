@@ -150,6 +150,30 @@ def process_alive(pid: int) -> bool:
         return False
 
 
+async def wait_gone(pid: int, timeout: float) -> bool:  # noqa: ASYNC109
+    """Wait (pidfd, no polling) until process ``pid`` has exited; False on timeout."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(gone, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
 def processes_using(path: Path) -> list[int]:
     """Pids whose command line mentions ``path`` (e.g. leftover QEMU/swtpm of a test)."""
     found = []

@@ -1,0 +1,30 @@
+"""Runner pieces that need no VM."""
+
+from __future__ import annotations
+
+from vmrunner.components.runner import guest_agent_channel
+from vmrunner.components.standard import RunnerBuilder
+
+
+def test_guest_agent_channel_found_in_argv() -> None:
+    argv = ["-device", "virtio-serial-pci,id=virtio-serial0", "-device",
+            "virtserialport,bus=virtio-serial0.0,id=channel0,name=org.qemu.guest_agent.0,"
+            "chardev=guest-agent-socket"]
+    assert guest_agent_channel(argv) == "channel0"
+
+
+def test_guest_agent_channel_absent_or_other_port() -> None:
+    assert guest_agent_channel(["-device", "virtserialport,id=c1,name=com.redhat.spice.0"]) \
+        is None
+    # an escaped comma inside a value cannot fake the name
+    assert guest_agent_channel(
+        ["virtserialport,id=x,chardev=a,,name=org.qemu.guest_agent.0"]) is None
+
+
+def test_builder_replaces_and_removes_by_name() -> None:
+    builder = RunnerBuilder("unused.yaml")
+    names = [c.name for c in builder.components]
+    assert names == ["ProcessManager", "SwtpmManager", "QemuMonitor", "InitialQemuConfig",
+                     "GuestAgent", "PowerdownHandler"]
+    builder.remove("GuestAgent")
+    assert "GuestAgent" not in [c.name for c in builder.components]
