@@ -138,7 +138,6 @@ class Runner(Configurable[RunnerConfig], Component):
         self._preparer = preparer
         self._signals: list[float] = []
         self._deadline: float | None = None
-        self._reset_counter = None if config is None else config.reset_counter
 
     # -- state -----------------------------------------------------------------------------
 
@@ -163,19 +162,11 @@ class Runner(Configurable[RunnerConfig], Component):
     # -- configuration -----------------------------------------------------------------------
 
     def on_config(self, config: RunnerConfig, initial: bool) -> None:
-        """A new configuration: applied live by ``ConfigureQemu`` once QEMU is configured."""
+        """A new configuration: applied live by ``ConfigureQemu`` once QEMU is configured
+        (also while terminating, so a changed ``powerdownTimeout`` moves the deadline)."""
         self.config = config
-        if initial:
-            self._reset_counter = config.reset_counter
-            return
-        if self.state.vm_active or self.state is RunState.TERMINATING:
+        if not initial and (self.state.vm_active or self.state is RunState.TERMINATING):
             self.fire(ConfigureQemu(config=config, state=self.state, initial=False))
-            counter = config.reset_counter
-            if (self.state.vm_active and counter is not None and self._reset_counter is not None
-                    and counter > self._reset_counter):
-                _log.info("resetCounter %d → %d: resetting the VM", self._reset_counter, counter)
-                self.fire(ExecuteQmp(command=commands.SystemReset()))
-            self._reset_counter = counter
 
     # -- start sequence ----------------------------------------------------------------------
 
