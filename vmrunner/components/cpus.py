@@ -1,0 +1,234 @@
+"""CpuController: the number of vCPUs follows ``currentCpus`` (hot-add and unplug).
+
+QEMU's view is the only one available: ``query-hotpluggable-cpus`` lists the slots, a slot
+with a ``qom-path`` holds a vCPU. Whether the guest *onlined* a vCPU cannot be seen through
+QMP (a guest may keep a hot-added vCPU offline); :class:`CpuChange` reports what QEMU has.
+
+* **Add**: ``device_add`` into free slots, lowest first, with a stable qdev id derived from
+  the slot (``cpu-s0-c2-t0``); confirmed by querying again.
+* **Unplug**: ``device_del`` of the highest occupied slots, never the boot processor. A
+  vCPU plugged at boot has no qdev id: its QOM path is used (``device_del`` accepts one).
+  The guest has to release the vCPU (ACPI eject); the controller re-queries on each
+  ``ACPI_DEVICE_OST``/``DEVICE_DELETED`` and every ``poll_interval`` s (under TCG QEMU 7.2
+  never sends the vCPU's own ``DEVICE_DELETED``) until the count is right or
+  ``unplug_timeout`` s have passed → ``not-reached``. Not retried.
+* **QEMU 7.2 guard**: plugging a vCPU into a slot that was occupied earlier in the same
+  QEMU process crashes QEMU 7.2 (TCG, "double free or corruption"). Such slots are never
+  re-plugged; if the target needs them, the change is ``refused`` ("needs a restart").
+
+Not applied during the shutdown. Before ``cont`` (initial ``ConfigureQemu``, held until
+done) only additions are made: the template boots with ``-smp cpus=currentCpus``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vmrunner.components import BUS
+from vmrunner.components.outcome import Outcome, execute
+from vmrunner.core import Channel, CompletionLock, Component, Event, HandlerContext, handler
+from vmrunner.events import ConfigureQemu, MonitorClosed, MonitorEvent, RunState
+from vmrunner.qmp import commands, messages
+
+_log = logging.getLogger(__name__)
+
+_ORDER = ("node-id", "socket-id", "die-id", "cluster-id", "core-id", "thread-id")
+_ABBREVIATION = {"node-id": "n", "socket-id": "s", "die-id": "d", "cluster-id": "cl",
+                 "core-id": "c", "thread-id": "t"}
+_OST_OK = (0, 0x84)
+"""ACPI _OST status values that are not a refusal: success, eject in progress."""
+
+Slot = Mapping[str, Any]
+SlotKey = tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CpuChange(Event[None]):
+    """Where a ``currentCpus`` change stands. ``present``: the vCPUs QEMU has (``None``:
+    unknown); QMP cannot tell whether the guest has them online."""
+
+    requested: int
+    present: int | None
+    outcome: Outcome
+    detail: str = ""
+
+
+def slot_key(slot: Slot) -> SlotKey:
+    """The slot's topology position, ordered from the outermost level inwards."""
+    props = slot.get("props") or {}
+    known = [(k, int(props[k])) for k in _ORDER if k in props]
+    other = sorted((k, int(v)) for k, v in props.items() if k not in _ORDER)
+    return (*known, *other)
+
+
+def slot_id(slot: Slot) -> str:
+    """A stable qdev id for a vCPU in ``slot``, e.g. ``cpu-s0-c2-t0``."""
+    parts = [f"{_ABBREVIATION.get(k, k.removesuffix('-id'))}{v}" for k, v in slot_key(slot)]
+    return "-".join(["cpu", *parts])
+
+
+def _device(slot: Slot) -> str:
+    """What ``device_del`` needs: the qdev id of a hot-plugged vCPU, else its QOM path."""
+    path = str(slot["qom-path"])
+    prefix = "/machine/peripheral/"
+    return path[len(prefix):] if path.startswith(prefix) else path
+
+
+class CpuController(Component):
+    """vCPU count = ``currentCpus``, confirmed by ``query-hotpluggable-cpus``.
+
+    Args:
+        unplug_timeout: seconds the guest has to release unplugged vCPUs.
+        poll_interval: seconds between re-queries while waiting for an unplug.
+    """
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 unplug_timeout: float = 30.0, poll_interval: float = 2.0) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.unplug_timeout = unplug_timeout
+        self.poll_interval = poll_interval
+        self.requested: int | None = None
+        self.present: int | None = None
+        self._occupied: set[SlotKey] = set()
+        """Slots seen holding a vCPU in this QEMU process (never re-plugged once free)."""
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._refusals: list[str] = []
+
+    @handler
+    def on_configure(self, event: ConfigureQemu, ctx: HandlerContext[None]) -> None:
+        target = event.config.vm.effective_current_cpus
+        if event.state in (RunState.TERMINATING, RunState.STOPPED):
+            return
+        if not event.initial and target == self.requested:
+            return
+        self._supersede()
+        self.requested = target
+        lock = ctx.hold() if event.initial else None
+        self._task = self.spawn(self._apply(target, event.initial, lock), name="cpu-hotplug")
+
+    def _supersede(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            if self.requested is not None:
+                self._report(self.requested, Outcome.SUPERSEDED, "a newer currentCpus arrived")
+
+    def _report(self, requested: int, outcome: Outcome, detail: str = "") -> None:
+        level = logging.WARNING if outcome in (Outcome.NOT_REACHED, Outcome.REFUSED) \
+            else logging.INFO
+        _log.log(level, "vCPUs %s: requested %d, QEMU has %s%s", outcome.value, requested,
+                 "?" if self.present is None else self.present,
+                 f" ({detail})" if detail else "")
+        self.fire(CpuChange(requested=requested, present=self.present, outcome=outcome,
+                            detail=detail))
+
+    async def _query(self) -> list[Slot] | None:
+        reply = await execute(self, commands.QueryHotpluggableCpus())
+        if reply.error is not None or not isinstance(reply.value, list):
+            _log.warning("query-hotpluggable-cpus failed: %s", reply.error or reply.value)
+            return None
+        slots: list[Slot] = reply.value
+        used = [s for s in slots if s.get("qom-path")]
+        self._occupied.update(slot_key(s) for s in used)
+        self.present = len(used)
+        return slots
+
+    async def _apply(self, target: int, initial: bool, lock: CompletionLock | None) -> None:
+        try:
+            slots = await self._query()
+            if slots is None:
+                self._report(target, Outcome.REFUSED, "query-hotpluggable-cpus failed")
+                return
+            used = sorted((s for s in slots if s.get("qom-path")), key=slot_key)
+            if len(used) < target:
+                await self._add(target, [s for s in slots if not s.get("qom-path")],
+                                target - len(used))
+            elif len(used) > target and initial:
+                self._report(target, Outcome.REFUSED, "vCPUs are not unplugged before the "
+                             "guest runs (the template boots with currentCpus)")
+            elif len(used) > target:
+                await self._unplug(target, used)
+            else:
+                self._report(target, Outcome.CONFIRMED)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    async def _add(self, target: int, free: list[Slot], missing: int) -> None:
+        fresh = sorted((s for s in free if slot_key(s) not in self._occupied), key=slot_key)
+        for slot in fresh[:missing]:
+            _log.info("adding vCPU %s (%s)", slot_id(slot), dict(slot.get("props") or {}))
+            reply = await execute(self, commands.DeviceAdd(
+                driver=str(slot["type"]), id=slot_id(slot), props=dict(slot.get("props") or {})))
+            if reply.error is not None:
+                await self._query()
+                self._report(target, Outcome.REFUSED, f"device_add: {reply.error}")
+                return
+        await self._query()
+        if self.present is not None and self.present >= target:
+            self._report(target, Outcome.CONFIRMED,
+                         "QMP cannot see whether the guest onlined the new vCPUs")
+        elif len(fresh) < missing:
+            self._report(target, Outcome.REFUSED,
+                         f"{missing - len(fresh)} more vCPU(s) would need slots freed earlier "
+                         "in this QEMU process; re-plugging a freed slot crashes QEMU 7.2, "
+                         "so this needs a restart")
+        else:
+            self._report(target, Outcome.NOT_REACHED, "the added vCPUs did not show up")
+
+    async def _unplug(self, target: int, used: list[Slot]) -> None:
+        # the lowest slot is the boot processor: never unplugged
+        victims = list(reversed(used[1:]))[:len(used) - target]
+        self._refusals.clear()
+        errors = []
+        for slot in victims:
+            _log.info("unplugging vCPU %s (%s)", _device(slot), dict(slot.get("props") or {}))
+            reply = await execute(self, commands.DeviceDel(id=_device(slot)))
+            if reply.error is not None:
+                errors.append(f"device_del {_device(slot)}: {reply.error}")
+        if len(errors) == len(victims):
+            await self._query()
+            self._report(target, Outcome.REFUSED, "; ".join(errors))
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.unplug_timeout
+        while True:
+            self._changed.clear()
+            await self._query()
+            if self.present is not None and self.present <= target:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, self.poll_interval))
+        notes = [*errors, *self._refusals]
+        if self.present is not None and self.present <= target and not errors:
+            self._report(target, Outcome.CONFIRMED, "; ".join(notes))
+        else:
+            self._report(target, Outcome.NOT_REACHED, "; ".join([
+                f"the guest did not release the vCPUs within {self.unplug_timeout:g} s "
+                "(it may refuse unplugs); not retried", *notes]))
+
+    @handler
+    def on_monitor_event(self, event: MonitorEvent) -> None:
+        qmp = event.qmp
+        if isinstance(qmp, messages.AcpiDeviceOst) and qmp.slot_type == "CPU":
+            if qmp.status not in _OST_OK:
+                self._refusals.append(f"the guest's ACPI _OST for CPU slot {qmp.slot}: "
+                                      f"status {qmp.status:#x}")
+            self._changed.set()
+        elif isinstance(qmp, messages.DeviceDeleted):
+            self._changed.set()
+
+    @handler
+    def on_monitor_closed(self, event: MonitorClosed) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()

@@ -1,0 +1,177 @@
+"""RamController: the guest's RAM follows ``currentRam`` through the virtio balloon.
+
+On every ``ConfigureQemu`` whose ``currentRam`` (unset = ``maximumRam``) differs from the
+last target sent, it sends ``balloon`` and reports a :class:`RamChange`:
+
+* ``refused`` when QEMU rejects the command (e.g. no balloon device);
+* ``pending`` once QEMU accepted it and the size QEMU reports is not yet there;
+* ``confirmed`` when the size QEMU reports (``BALLOON_CHANGE``, ``query-balloon``) is within
+  :func:`ram_tolerance` of the target;
+* ``not-reached`` when it is not within the tolerance after ``settle_timeout`` seconds
+  (``boot_timeout`` for the target set before ``cont``, which waits for the guest to boot
+  and load its balloon driver). A guest without a balloon driver ends here: QEMU accepts
+  the command and the size never moves. Not retried; if the size gets there later, a
+  late ``confirmed`` follows.
+
+The initial target (below ``maximumRam``) is sent before ``cont``: the initial
+``ConfigureQemu`` is held until QEMU has answered ``balloon``, not until the guest got there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from vmrunner.components import BUS
+from vmrunner.components.outcome import Outcome, execute
+from vmrunner.core import Channel, CompletionLock, Component, Event, HandlerContext, handler
+from vmrunner.events import BalloonChangeEvent, ConfigureQemu, MonitorClosed, RunState
+from vmrunner.qmp import commands, messages
+
+_log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+TOLERANCE_MIN = 8 * MIB
+"""The smallest tolerance: 8 MiB."""
+TOLERANCE_FRACTION = 0.01
+"""The tolerance as a fraction of the target: 1 %."""
+
+
+def ram_tolerance(requested: int) -> int:
+    """How far (bytes) the actual size may be from ``requested`` to count as reached:
+    the larger of 1 % of ``requested`` and 8 MiB."""
+    return max(TOLERANCE_MIN, int(requested * TOLERANCE_FRACTION))
+
+
+def reached(requested: int, actual: int | None) -> bool:
+    """Whether ``actual`` is within :func:`ram_tolerance` of ``requested``."""
+    return actual is not None and abs(actual - requested) <= ram_tolerance(requested)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RamChange(Event[None]):
+    """Where a balloon target stands. Sizes in bytes; ``actual`` is the guest's size as QEMU
+    last reported it (``None``: not known yet)."""
+
+    requested: int
+    actual: int | None
+    outcome: Outcome
+    detail: str = ""
+
+
+def _mib(size: int | None) -> str:
+    return "?" if size is None else f"{size / MIB:.0f} MiB"
+
+
+class RamController(Component):
+    """Balloon target = ``currentRam``; requested and actual size tracked and reported.
+
+    Args:
+        settle_timeout: seconds a live change may take to get within the tolerance.
+        boot_timeout: the same for the target set before ``cont`` (includes the boot).
+    """
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 settle_timeout: float = 30.0, boot_timeout: float = 120.0) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.settle_timeout = settle_timeout
+        self.boot_timeout = boot_timeout
+        self.requested: int | None = None
+        """The last target sent (``None``: none; the guest has ``maximumRam``)."""
+        self.actual: int | None = None
+        """The guest's size as QEMU last reported it."""
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._late = False
+
+    @handler
+    def on_configure(self, event: ConfigureQemu, ctx: HandlerContext[None]) -> None:
+        if event.state is RunState.STOPPED:
+            return
+        vm = event.config.vm
+        target = vm.effective_current_ram
+        if event.initial:
+            self.actual = vm.maximum_ram
+            if target >= vm.maximum_ram:
+                self.requested = target
+                return
+        elif target == self.requested:
+            return
+        self._supersede()
+        lock = ctx.hold() if event.initial else None
+        self._task = self.spawn(self._apply(target, event.initial, lock), name="ram-balloon")
+
+    def _supersede(self) -> None:
+        task, self._task = self._task, None
+        self._late = False
+        if task is not None and not task.done():
+            task.cancel()
+            if self.requested is not None:
+                self._report(self.requested, Outcome.SUPERSEDED, "a newer currentRam arrived")
+
+    def _report(self, requested: int, outcome: Outcome, detail: str = "") -> None:
+        level = logging.WARNING if outcome in (Outcome.NOT_REACHED, Outcome.REFUSED) \
+            else logging.INFO
+        _log.log(level, "RAM %s: balloon target %s, actual %s%s", outcome.value,
+                 _mib(requested), _mib(self.actual), f" ({detail})" if detail else "")
+        self.fire(RamChange(requested=requested, actual=self.actual, outcome=outcome,
+                            detail=detail))
+
+    async def _apply(self, target: int, initial: bool, lock: CompletionLock | None) -> None:
+        try:
+            self.requested = target
+            reply = await execute(self, commands.Balloon(value=target))
+        finally:
+            if lock is not None:
+                lock.release()
+        if reply.error is not None:
+            self._report(target, Outcome.REFUSED, f"QEMU: {reply.error}")
+            return
+        await self._query()
+        if reached(target, self.actual):
+            self._report(target, Outcome.CONFIRMED)
+            return
+        self._report(target, Outcome.PENDING, "waiting for the guest's balloon driver")
+        timeout = self.boot_timeout if initial else self.settle_timeout
+        await self._settle(target, timeout)
+        await self._query()
+        if reached(target, self.actual):
+            self._report(target, Outcome.CONFIRMED)
+        else:
+            self._late = True
+            self._report(target, Outcome.NOT_REACHED,
+                         f"not within {_mib(ram_tolerance(target))} after {timeout:g} s; "
+                         "is the guest's balloon driver loaded? not retried")
+
+    async def _settle(self, target: int, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while not reached(target, self.actual):
+                    self._changed.clear()
+                    await self._changed.wait()
+
+    async def _query(self) -> None:
+        reply = await execute(self, commands.QueryBalloon())
+        if reply.error is None and isinstance(reply.value, dict) and "actual" in reply.value:
+            self.actual = int(reply.value["actual"])
+        else:
+            _log.debug("query-balloon: %s", reply.error or reply.value)
+
+    @handler
+    def on_balloon_change(self, event: BalloonChangeEvent) -> None:
+        if not isinstance(event.qmp, messages.BalloonChange):
+            return
+        self.actual = event.qmp.actual
+        self._changed.set()
+        if self._late and self.requested is not None and reached(self.requested, self.actual):
+            self._late = False
+            self._report(self.requested, Outcome.CONFIRMED, "reached after the wait")
+
+    @handler
+    def on_monitor_closed(self, event: MonitorClosed) -> None:
+        task, self._task = self._task, None
+        self._late = False
+        if task is not None and not task.done():
+            task.cancel()

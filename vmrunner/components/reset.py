@@ -1,0 +1,96 @@
+"""ResetController: each increment of ``/Runner/resetCounter`` resets the VM.
+
+The counter's value in the initial ``ConfigureQemu`` (the configuration QEMU was started
+with) is the baseline, so the first increment after a start resets too. Each later
+``ConfigureQemu`` compares with the last value seen: greater → ``system_reset`` and a
+:class:`ResetChange` (``confirmed`` when QEMU's ``RESET`` event follows within
+``confirm_timeout`` s, ``not-reached`` otherwise, ``refused`` when QEMU rejects the command
+or the VM is shutting down). Smaller or equal → only remembered. A counter that appears
+(was unset) or disappears is only remembered, too: set it first, then increment it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from vmrunner.components import BUS
+from vmrunner.components.outcome import Outcome, execute
+from vmrunner.core import Channel, Component, Event, handler
+from vmrunner.events import ConfigureQemu, ResetEvent
+from vmrunner.qmp import commands, messages
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetChange(Event[None]):
+    """The reset requested by raising ``resetCounter`` from ``previous`` to ``counter``."""
+
+    previous: int
+    counter: int
+    outcome: Outcome
+    detail: str = ""
+
+
+class ResetController(Component):
+    """``system_reset`` on every ``resetCounter`` increment (the first after a start, too)."""
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 confirm_timeout: float = 10.0) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.confirm_timeout = confirm_timeout
+        self.counter: int | None = None
+        """The last ``resetCounter`` seen."""
+        self._known = False
+        self._resets = 0
+        self._reset_seen = asyncio.Event()
+
+    @handler
+    def on_configure(self, event: ConfigureQemu) -> None:
+        counter = event.config.reset_counter
+        previous, self.counter = self.counter, counter
+        if event.initial or not self._known:
+            self._known = True
+            _log.debug("resetCounter at start: %s", counter)
+            return
+        if counter is None or previous is None or counter <= previous:
+            return
+        if not event.state.vm_active:
+            self._report(previous, counter, Outcome.REFUSED,
+                         f"the VM is {event.state.value}, not running")
+            return
+        self.spawn(self._reset(previous, counter), name="system-reset")
+
+    def _report(self, previous: int, counter: int, outcome: Outcome, detail: str = "") -> None:
+        level = logging.INFO if outcome is Outcome.CONFIRMED else logging.WARNING
+        _log.log(level, "reset %s: resetCounter %d → %d%s", outcome.value, previous, counter,
+                 f" ({detail})" if detail else "")
+        self.fire(ResetChange(previous=previous, counter=counter, outcome=outcome,
+                              detail=detail))
+
+    async def _reset(self, previous: int, counter: int) -> None:
+        before = self._resets
+        _log.info("resetCounter %d → %d: resetting the VM", previous, counter)
+        reply = await execute(self, commands.SystemReset())
+        if reply.error is not None:
+            self._report(previous, counter, Outcome.REFUSED, f"QEMU: {reply.error}")
+            return
+        try:
+            async with asyncio.timeout(self.confirm_timeout):
+                while self._resets == before:
+                    self._reset_seen.clear()
+                    await self._reset_seen.wait()
+        except TimeoutError:
+            self._report(previous, counter, Outcome.NOT_REACHED,
+                         f"no RESET event within {self.confirm_timeout:g} s")
+            return
+        self._report(previous, counter, Outcome.CONFIRMED)
+
+    @handler
+    def on_reset(self, event: ResetEvent) -> None:
+        if isinstance(event.qmp, messages.Reset) and event.qmp.guest:
+            return  # the guest rebooted by itself
+        self._resets += 1
+        self._reset_seen.set()
