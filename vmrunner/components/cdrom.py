@@ -1,0 +1,296 @@
+"""CdromController: changes, ejects and inserts CD-ROM media as the configuration says.
+
+Every ``ide-cd`` drive of the configuration (ids ``cd0``, ``cd1``... in list order, as the
+standard template renders them, on either bus) gets the medium its ``file`` names; no
+``file`` means empty. A change goes:
+
+1. ``blockdev-open-tray`` without force. QEMU answers success even on a tray the guest has
+   locked (it only forwards an eject request), so only ``DEVICE_TRAY_MOVED tray-open=true``
+   (matched on ``id``) proves the tray opened.
+2. No such event within ``open_window`` seconds → the change is **pending**
+   (:class:`~vmrunner.media_events.CdromMediumChange` with ``Outcome.PENDING``, a log line,
+   :meth:`CdromController.status`). While pending, the open is retried with a bounded
+   backoff (a guest that unmounts without ejecting leaves the tray closed but unlocked), and
+   the change lands as soon as the guest opens the tray itself. With the drive's
+   ``forceAfter``, the tray is opened by force once that many seconds have passed.
+3. With the tray open: ``blockdev-change-medium`` (which closes the tray) or
+   ``blockdev-remove-medium`` + ``blockdev-close-tray``; then ``query-block`` confirms the
+   medium before ``Outcome.APPLIED`` is reported.
+
+A tray the guest opens with no change pending is reported
+(:class:`~vmrunner.media_events.CdromEjectedByGuest`) and left alone: the medium is never
+pushed back. A ``file`` that does not exist is rejected (``Outcome.REJECTED``, naming the key
+path) without touching the VM; the drive keeps its previous target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vmrunner.components import BUS
+from vmrunner.config.model import RunnerConfig
+from vmrunner.core import Channel, Component, HandlerContext, handler
+from vmrunner.events import (
+    ConfigureQemu,
+    ExecuteQmp,
+    MonitorClosed,
+    QmpReply,
+    TrayMovedEvent,
+)
+from vmrunner.media_events import (
+    CdromEjectedByGuest,
+    CdromMediumChange,
+    DriveStatus,
+    Outcome,
+)
+from vmrunner.qmp import QmpError, commands
+from vmrunner.qmp.messages import DeviceTrayMoved
+
+_log = logging.getLogger(__name__)
+
+MAX_APPLY_ATTEMPTS = 3
+"""Consecutive failed insert attempts (tray open, QEMU refuses) before giving up."""
+
+
+@dataclass(frozen=True, slots=True)
+class CdromDrive:
+    """An ``ide-cd`` drive of the configuration."""
+
+    id: str
+    key: str
+    file: Path | None
+    force_after: float | None
+
+
+def cdrom_drives(config: RunnerConfig) -> list[CdromDrive]:
+    """The CD-ROM drives of ``config`` with the ids the standard template gives them."""
+    found: list[CdromDrive] = []
+    for index, drive in enumerate(config.vm.drives):
+        if drive.type == "ide-cd":
+            found.append(CdromDrive(id=f"cd{len(found)}", key=f"/Runner/vm/drives/{index}",
+                                    file=drive.file, force_after=drive.force_after))
+    return found
+
+
+@dataclass(slots=True)
+class _Drive:
+    id: str
+    key: str
+    medium: Path | None
+    target: Path | None
+    force_after: float | None = None
+    tray_open: bool = False
+    busy: bool = False
+    pending_since: float | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def status(self) -> DriveStatus:
+        pending = self.target != self.medium
+        return DriveStatus(drive=self.id, key=self.key, medium=self.medium,
+                           tray_open=self.tray_open, pending=self.target if pending else None,
+                           pending_change=pending, pending_since=self.pending_since)
+
+
+class CdromController(Component):
+    """Keeps each CD-ROM drive's medium in line with the configuration (module docs).
+
+    Args:
+        open_window: seconds to wait for the tray to open before a change counts as pending.
+        retry_initial, retry_max: the backoff between open attempts while pending.
+    """
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 open_window: float = 2.5, retry_initial: float = 2.0,
+                 retry_max: float = 30.0) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.open_window = open_window
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self._drives: dict[str, _Drive] = {}
+
+    def status(self) -> list[DriveStatus]:
+        """The known state of every drive, in id order."""
+        return [d.status() for d in self._drives.values()]
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    @handler
+    def on_configure(self, event: ConfigureQemu, ctx: HandlerContext[None]) -> None:
+        wanted = cdrom_drives(event.config)
+        if event.initial:
+            self._drives = {w.id: _Drive(id=w.id, key=w.key, medium=w.file, target=w.file,
+                                         force_after=w.force_after) for w in wanted}
+            if self._drives:
+                lock = ctx.hold()
+                task = self.spawn(self._learn_trays(), name="cdrom-query")
+                task.add_done_callback(lambda _t: lock.release())
+            return
+        if not event.state.vm_active:
+            return
+        for want in wanted:
+            drive = self._drives.get(want.id)
+            if drive is None:
+                _log.info("%s: new CD-ROM drive %s needs a restart", want.key, want.id)
+                continue
+            drive.force_after = want.force_after
+            self._retarget(drive, want)
+
+    @handler
+    def on_tray_moved(self, event: TrayMovedEvent) -> None:
+        qmp = event.qmp
+        if not isinstance(qmp, DeviceTrayMoved):
+            return
+        drive = self._drives.get(qmp.id)
+        if drive is None:
+            return
+        drive.tray_open = qmp.tray_open
+        _log.debug("%s: tray %s", drive.id, "open" if qmp.tray_open else "closed")
+        if drive.busy:
+            drive.wake.set()
+        elif qmp.tray_open:
+            _log.info("%s: the guest opened the tray (ejected %s); left as it is",
+                      drive.id, drive.medium or "nothing")
+            self.fire(CdromEjectedByGuest(drive=drive.id, medium=drive.medium))
+
+    @handler
+    def on_monitor_closed(self, event: MonitorClosed) -> None:
+        for drive in self._drives.values():
+            if drive.task is not None:
+                drive.task.cancel()
+                drive.task = None
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def _retarget(self, drive: _Drive, want: CdromDrive) -> None:
+        if want.file == drive.target:
+            return
+        if want.file is not None and not want.file.is_file():
+            message = (f"{want.key}/file: {want.file}: no such file; "
+                       f"{drive.id} keeps {drive.target or 'no medium'}")
+            _log.error("%s", message)
+            self.fire(CdromMediumChange(drive=drive.id, key=want.key, old=drive.medium,
+                                        new=want.file, outcome=Outcome.REJECTED,
+                                        message=message))
+            return
+        if drive.target != drive.medium:
+            _log.info("%s: pending change to %s superseded by %s", drive.id, drive.target,
+                      want.file or "no medium")
+            self.fire(CdromMediumChange(drive=drive.id, key=want.key, old=drive.medium,
+                                        new=drive.target, outcome=Outcome.SUPERSEDED))
+        drive.target = want.file
+        drive.pending_since = None
+        drive.wake.set()
+        if drive.task is None or drive.task.done():
+            drive.task = self.spawn(self._converge(drive), name=f"cdrom-{drive.id}")
+
+    async def _qmp(self, command: commands.QmpCommand) -> Any:
+        reply = await self.fire(ExecuteQmp(command=command))
+        return (reply or QmpReply()).unwrap()
+
+    async def _learn_trays(self) -> None:
+        try:
+            blocks: list[dict[str, Any]] = await self._qmp(commands.QueryBlock())
+        except QmpError as exc:
+            _log.warning("query-block failed, assuming closed trays: %s", exc)
+            return
+        for block in blocks:
+            drive = self._drives.get(str(block.get("qdev", "")))
+            if drive is not None:
+                drive.tray_open = bool(block.get("tray_open", False))
+
+    async def _wait(self, drive: _Drive, seconds: float) -> None:
+        """Until the tray moves, the target changes, or ``seconds`` pass."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(drive.wake.wait(), seconds)
+        drive.wake.clear()
+
+    def _report(self, drive: _Drive, new: Path | None, outcome: Outcome, message: str,
+                forced: bool = False) -> None:
+        self.fire(CdromMediumChange(drive=drive.id, key=drive.key, old=drive.medium, new=new,
+                                    outcome=outcome, message=message, forced=forced))
+
+    async def _converge(self, drive: _Drive) -> None:
+        """Open the tray (retrying while the guest holds it) and apply ``drive.target``."""
+        drive.busy = True
+        started = time.monotonic()
+        attempts = 0
+        failures = 0
+        forced = False
+        last: Path | None = drive.medium
+        try:
+            while drive.target != drive.medium:
+                target = drive.target
+                if target != last:  # a new request: fresh backoff and force deadline
+                    last, attempts, started = target, 0, time.monotonic()
+                if not drive.tray_open:
+                    force = (drive.force_after is not None
+                             and time.monotonic() - started >= drive.force_after)
+                    drive.wake.clear()
+                    await self._qmp(commands.BlockdevOpenTray(id=drive.id, force=force))
+                    forced = forced or force
+                    wait = self.open_window if attempts == 0 else min(
+                        self.retry_initial * 2 ** (attempts - 1), self.retry_max)
+                    attempts += 1
+                    if drive.force_after is not None and not force:
+                        wait = min(wait, max(0.0, started + drive.force_after
+                                             - time.monotonic()))
+                    await self._wait(drive, wait)
+                    if drive.target != target:
+                        continue
+                    if not drive.tray_open:
+                        if drive.pending_since is None:
+                            drive.pending_since = time.monotonic()
+                            message = (f"{drive.id}: the guest keeps the tray closed (locked);"
+                                       f" {target or 'the removal'} waits until it opens it")
+                            _log.warning("%s", message)
+                            self._report(drive, target, Outcome.PENDING, message)
+                        continue
+                try:
+                    await self._insert(drive, target)
+                except QmpError as exc:
+                    failures += 1
+                    if failures >= MAX_APPLY_ATTEMPTS:
+                        raise
+                    _log.info("%s: change not accepted (%s); retrying", drive.id, exc)
+                    continue
+                message = f"{drive.id}: {target or 'no medium'} in place" + (
+                    " (tray opened by force)" if forced else "")
+                _log.info("%s", message)
+                self._report(drive, target, Outcome.APPLIED, message, forced)
+                drive.medium = target
+                drive.pending_since = None
+        except QmpError as exc:
+            message = f"{drive.id}: changing to {drive.target or 'no medium'} failed: {exc}"
+            _log.error("%s", message)
+            self._report(drive, drive.target, Outcome.FAILED, message)
+            drive.target = drive.medium
+            drive.pending_since = None
+        finally:
+            drive.busy = False
+            drive.wake.clear()
+
+    async def _insert(self, drive: _Drive, target: Path | None) -> None:
+        """With the tray open: put ``target`` in (or empty the drive) and confirm it."""
+        if target is None:
+            await self._qmp(commands.BlockdevRemoveMedium(id=drive.id))
+            await self._qmp(commands.BlockdevCloseTray(id=drive.id))
+        else:
+            await self._qmp(commands.BlockdevChangeMedium(id=drive.id, filename=str(target)))
+        blocks: list[dict[str, Any]] = await self._qmp(commands.QueryBlock())
+        for block in blocks:
+            if block.get("qdev") != drive.id:
+                continue
+            inserted = block.get("inserted")
+            have = Path(str(inserted["file"])) if isinstance(inserted, dict) else None
+            drive.tray_open = bool(block.get("tray_open", False))
+            if have != target:
+                raise QmpError(f"query-block shows {have or 'no medium'} in {drive.id}")
+            return
+        raise QmpError(f"query-block does not list {drive.id}")

@@ -1,0 +1,86 @@
+"""Typed events of the live CD-ROM media and display-password changes.
+
+Fired by :class:`vmrunner.components.cdrom.CdromController` and
+:class:`vmrunner.components.display.DisplayController`; each change ends in an event with an
+:class:`Outcome`, never claimed before QEMU confirmed it (docs/live-changes.md).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmrunner.core import Event
+
+
+class Outcome(enum.Enum):
+    """How a requested change ended (so far)."""
+
+    APPLIED = "applied"
+    """Done, and confirmed by QEMU (a query or the event that proves it)."""
+    PENDING = "pending"
+    """Waiting for the guest (e.g. it has locked the CD tray); applied when the guest lets go."""
+    REJECTED = "rejected"
+    """Bad input (the message names the key path or file); nothing was sent to QEMU."""
+    FAILED = "failed"
+    """QEMU refused or QMP broke; the message says why."""
+    SUPERSEDED = "superseded"
+    """A newer configuration replaced this pending change before it could be applied."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CdromMediumChange(Event[None]):
+    """The medium change of drive ``drive`` (``cd0``...) from ``old`` to ``new`` (``None``:
+    empty) reached ``outcome``. ``key`` is the drive's config key path (``/Runner/vm/drives/N``);
+    ``forced``: the tray was opened with ``force`` (``forceAfter``)."""
+
+    drive: str
+    key: str
+    old: Path | None
+    new: Path | None
+    outcome: Outcome
+    message: str = ""
+    forced: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CdromEjectedByGuest(Event[None]):
+    """The guest opened the tray of ``drive`` with no change pending; ``medium`` stays in the
+    open tray and is not re-inserted (the guest's decision stands)."""
+
+    drive: str
+    medium: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class DriveStatus:
+    """What the controller knows of one CD-ROM drive (for status reports)."""
+
+    drive: str
+    key: str
+    medium: Path | None
+    """The medium QEMU has (confirmed), ``None`` when empty."""
+    tray_open: bool
+    pending: Path | None
+    """The medium waiting to be inserted when ``pending_change`` is true."""
+    pending_change: bool
+    pending_since: float | None
+    """``time.monotonic()`` when the change became pending."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisplayPasswordChange(Event[None]):
+    """The display password (from ``display-password``) and/or its expiry (from
+    ``password-expiry``) reached ``outcome``. Never carries the password itself.
+
+    ``serial`` counts the passwords QEMU accepted (0 before the first one); ``expiry`` is the
+    value sent (``now``, ``never``, ``+N``, ``N``), if any.
+    """
+
+    protocol: str
+    outcome: Outcome
+    serial: int
+    password_changed: bool
+    expiry: str | None = None
+    message: str = ""
