@@ -135,3 +135,50 @@ async def test_cd_media_follow_the_config(vmdir: Path, guest_image: GuestImage,
         assert not applied.forced
         assert "MARKER=DDD" in await con.check("tg cd-mount", CMD)
         assert await vm.stop() == 0
+
+
+async def test_ide_cd_force_eject_and_insert(vmdir: Path, generic_guest_image: GuestImage,
+                                             accel: AccelVerdict) -> None:
+    """``ide-cd`` on q35's AHCI (generic guest): ``forceAfter`` opens a locked tray, an
+    empty ``file`` empties the drive, and a medium goes back into the empty drive."""
+    isos = {n: make_iso(vmdir / f"{n.lower()}.iso", {"marker.txt": f"{n * 3}\n".encode()})
+            for n in "ABC"}
+
+    def configure(file: Path | None) -> Path:
+        drive: dict[str, Any] = {"type": "ide-cd", "bus": "ide", "forceAfter": 3}
+        if file is not None:
+            drive["file"] = str(file)
+        return guest_config(vmdir, generic_guest_image, accel=str(accel.accel),
+                            drives=[drive])
+
+    cdrom = CdromController(open_window=1.0, retry_initial=1.0, retry_max=2.0)
+    async with InProcessRunner(configure(isos["A"]), cdrom) as vm:
+        await vm.console.wait_ready(BOOT)
+        rec, con = vm.recorder, vm.console
+        assert "MARKER=AAA" in await con.check("tg cd-mount", CMD)  # locks the tray
+
+        # forceAfter: pending first, then forced; the guest's old mount goes stale
+        configure(isos["B"])
+        pending = await rec.wait_for(CdromMediumChange, _change(isos["B"], Outcome.PENDING),
+                                     EVENT)
+        forced = await rec.wait_for(CdromMediumChange, _change(isos["B"], Outcome.APPLIED),
+                                    EVENT)
+        assert forced.forced and "by force" in forced.message
+        assert rec.events.index(pending) < rec.events.index(forced)
+        assert await _medium(vm) == (str(isos["B"]), False)
+        await con.check("tg cd-umount", CMD)
+        assert "MARKER=BBB" in await con.check("tg cd-mount", CMD)
+        await con.check("tg cd-umount", CMD)
+
+        # no file: the drive is emptied (tray unlocked, so no force needed)
+        configure(None)
+        emptied = await rec.wait_for(CdromMediumChange, _change(None, Outcome.APPLIED), EVENT)
+        assert not emptied.forced
+        assert await _medium(vm) == (None, False)
+        assert (await con.run("tg cd-mount", CMD)).rc != 0
+
+        # and a medium goes into the empty drive
+        configure(isos["C"])
+        await rec.wait_for(CdromMediumChange, _change(isos["C"], Outcome.APPLIED), EVENT)
+        assert "MARKER=CCC" in await con.check("tg cd-mount", CMD)
+        assert await vm.stop() == 0
