@@ -1,0 +1,263 @@
+"""Live changes of RAM, vCPUs and resetCounter on the real test guest (issue 5, items 2, 3, 6).
+
+The runner runs in-process (standard tree from :class:`RunnerBuilder`, with the live
+controllers configured with short bounded waits) so that the typed outcome events can be
+recorded with an :class:`EventRecorder`. Changes are made the way a user makes them: by
+rewriting the configuration file; the guest's own view (``/proc/meminfo``,
+``/sys/devices/system/cpu/online``, its boot counter) is read over its serial console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import pytest_asyncio
+
+from vmrunner.components import BUS
+from vmrunner.components.cpus import CpuChange, CpuController
+from vmrunner.components.outcome import Outcome
+from vmrunner.components.ram import MIB, RamChange, RamController, ram_tolerance
+from vmrunner.components.reset import ResetChange, ResetController
+from vmrunner.components.standard import RunnerBuilder
+from vmrunner.core import CompletionLock, Component, HandlerContext, Stop, handler, run
+from vmrunner.core.recorder import EventRecorder
+from vmrunner.events import ConfigureQemu, VmContinued
+from vmrunner.testing.accel import AccelVerdict
+from vmrunner.testing.console import GuestConsole
+from vmrunner.testing.guest import GuestImage
+from vmrunner.testing.qemu import raw_disk
+from vmrunner.testing.runnerproc import guest_config, processes_using, short_dir
+
+pytestmark = pytest.mark.guest
+
+BOOT = 60.0
+CMD = 20.0
+E = TypeVar("E", RamChange, CpuChange, ResetChange)
+
+
+class ConsoleAttach(Component):
+    """Test helper: connects to the guest's serial console before ``cont`` (it holds the
+    initial ``ConfigureQemu``), so that no console output is lost."""
+
+    def __init__(self, socket: Path, log: Path) -> None:
+        super().__init__(BUS)
+        self.socket = socket
+        self.log = log
+        self.console: GuestConsole | None = None
+
+    @handler
+    def on_configure(self, event: ConfigureQemu, ctx: HandlerContext[None]) -> None:
+        if event.initial and self.console is None:
+            self.spawn(self._attach(ctx.hold()), name="test-console")
+
+    async def _attach(self, lock: CompletionLock) -> None:
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(self.socket))
+            self.console = GuestConsole(reader, writer, self.log)
+        finally:
+            lock.release()
+
+
+@dataclass
+class LiveVm:
+    """A runner on the test guest, its recorder and the guest's console."""
+
+    base: Path
+    image: GuestImage
+    settings: dict[str, Any]
+    recorder: EventRecorder
+    attach: ConsoleAttach
+    task: asyncio.Task[int] | None = None
+    runner_keys: dict[str, Any] = field(default_factory=dict)
+    since: int = 0
+
+    @property
+    def console(self) -> GuestConsole:
+        assert self.attach.console is not None
+        return self.attach.console
+
+    def write(self, *, runner: dict[str, Any] | None = None, **vm: Any) -> None:
+        """Rewrite the configuration file with these changes (as a user would); the next
+        :meth:`final` looks only at events recorded from now on."""
+        self.since = len(self.recorder.events)
+        self.settings.update(vm)
+        self.runner_keys.update(runner or {})
+        settings = {k: v for k, v in self.settings.items() if v is not None}
+        guest_config(self.base, self.image, runner=self.runner_keys, **settings)
+
+    async def final(self, event_type: type[E], where: Callable[[E], bool],
+                    timeout: float = CMD) -> E:  # noqa: ASYNC109
+        """The first event of ``event_type`` since the last :meth:`write` with a final
+        outcome and matching ``where``."""
+        old = set(map(id, self.recorder.events[:self.since]))
+        return await self.recorder.wait_for(
+            event_type, lambda e: bool(id(e) not in old and e.outcome.final and where(e)),
+            timeout)
+
+    async def mem_total_kb(self) -> int:
+        out = "\n".join(await self.console.check("tg mem", CMD))
+        found = re.search(r"MemTotal: (\d+) kB", out)
+        assert found, out
+        return int(found.group(1))
+
+    async def cpus_online(self) -> str:
+        return (await self.console.check("cat /sys/devices/system/cpu/online", CMD))[0]
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    path = short_dir("vl")
+    yield path
+    leftovers = processes_using(path / "run")
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(path, ignore_errors=True)
+    assert not leftovers, f"processes left behind: {leftovers}"
+
+
+@pytest_asyncio.fixture
+async def vms() -> AsyncIterator[list[LiveVm]]:
+    started: list[LiveVm] = []
+    yield started
+    for vm in started:
+        if vm.task is not None and not vm.task.done():
+            vm.recorder.fire(Stop())
+            try:
+                await asyncio.wait_for(asyncio.shield(vm.task), 30)
+            except TimeoutError:
+                vm.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await vm.task
+        if vm.attach.console is not None:
+            await vm.attach.console.close()
+
+
+async def boot(vms: list[LiveVm], base: Path, image: GuestImage, accel: AccelVerdict, *,
+               controllers: tuple[Component, ...], knobs: tuple[str, ...] = (),
+               runner: dict[str, Any] | None = None, **vm: Any) -> LiveVm:
+    settings: dict[str, Any] = {"accel": str(accel.accel), "knobs": knobs, **vm}
+    live = LiveVm(base, image, settings, EventRecorder(BUS),
+                  ConsoleAttach(base / "run" / "console.sock", base / "console.log"),
+                  runner_keys=dict(runner or {}))
+    live.write()
+    builder = RunnerBuilder(base / "config.yaml")
+    names = {c.name for c in builder.components}
+    for component in controllers:
+        if component.name in names:
+            builder.replace(component.name, component)
+        else:
+            builder.add(component)
+    if "InitialQemuConfig" in names:  # its job is done by the controllers
+        builder.remove("InitialQemuConfig")
+    builder.add(live.recorder).add(live.attach)
+    tree = builder.build()
+    vms.append(live)
+    live.task = asyncio.create_task(run(tree))
+    await live.recorder.wait_for(VmContinued, timeout=BOOT)
+    await live.console.wait_ready(BOOT)
+    return live
+
+
+async def test_ram_follows_current_ram(base: Path, vms: list[LiveVm], guest_image: GuestImage,
+                                       accel: AccelVerdict) -> None:
+    vm = await boot(vms, base, guest_image, accel, controllers=(RamController(),),
+                    maximumRam="256 MiB", currentRam="224 MiB")
+    # the initial target was set before cont and is reached once the driver is up
+    first = await vm.final(RamChange, lambda e: e.requested == 224 * MIB, BOOT)
+    assert first.outcome is Outcome.CONFIRMED, first
+    start_kb = await vm.mem_total_kb()
+
+    vm.write(currentRam="160 MiB")
+    shrunk = await vm.final(RamChange, lambda e: e.requested == 160 * MIB, 40)
+    assert shrunk.outcome is Outcome.CONFIRMED, shrunk
+    assert shrunk.actual is not None
+    assert abs(shrunk.actual - 160 * MIB) <= ram_tolerance(160 * MIB)
+    small_kb = await vm.mem_total_kb()
+    assert start_kb - small_kb >= 56 * 1024, (start_kb, small_kb)  # 64 MiB less, ± slack
+
+    vm.write(currentRam=None)  # back to maximumRam
+    grown = await vm.final(RamChange, lambda e: e.requested == 256 * MIB, 40)
+    assert grown.outcome is Outcome.CONFIRMED, grown
+    big_kb = await vm.mem_total_kb()
+    assert big_kb - small_kb >= 88 * 1024, (small_kb, big_kb)  # 96 MiB more, ± slack
+    pending = [e for e in vm.recorder.of_type(RamChange) if e.outcome is Outcome.PENDING]
+    assert pending, "a change the guest had to carry out was never reported as pending"
+
+
+async def test_ram_without_balloon_driver_is_not_reached(
+        base: Path, vms: list[LiveVm], guest_image: GuestImage, accel: AccelVerdict) -> None:
+    vm = await boot(vms, base, guest_image, accel, knobs=("tg.balloon=0",),
+                    controllers=(RamController(settle_timeout=3.0),), maximumRam="256 MiB")
+    before_kb = await vm.mem_total_kb()
+    vm.write(currentRam="160 MiB")
+    change = await vm.final(RamChange, lambda e: e.requested == 160 * MIB, 20)
+    assert change.outcome is Outcome.NOT_REACHED, change
+    assert change.actual == 256 * MIB, change
+    assert "balloon driver" in change.detail
+    assert await vm.mem_total_kb() == before_kb
+    assert not [e for e in vm.recorder.of_type(RamChange) if e.outcome is Outcome.CONFIRMED]
+
+
+async def test_vcpus_follow_current_cpus(base: Path, vms: list[LiveVm], guest_image: GuestImage,
+                                         accel: AccelVerdict) -> None:
+    vm = await boot(vms, base, guest_image, accel,
+                    controllers=(CpuController(unplug_timeout=30.0, poll_interval=1.0),),
+                    maximumCpus=3, currentCpus=2)
+    assert await vm.cpus_online() == "0-1"
+
+    since = vm.console.mark()
+    vm.write(currentCpus=3)
+    added = await vm.final(CpuChange, lambda e: e.requested == 3)
+    assert (added.outcome, added.present) == (Outcome.CONFIRMED, 3), added
+    await vm.console.wait_for(r"^TG-EVENT cpu-online cpu2", since=since, timeout=CMD)
+    assert await vm.cpus_online() == "0-2"
+
+    # unplugs the hot-added vCPU (by qdev id) and the boot vCPU 1 (by QOM path)
+    vm.write(currentCpus=1)
+    removed = await vm.final(CpuChange, lambda e: e.requested == 1, 45)
+    assert (removed.outcome, removed.present) == (Outcome.CONFIRMED, 1), removed
+    assert await vm.cpus_online() == "0"
+
+    # slots freed in this QEMU process are never re-plugged (QEMU 7.2 would crash)
+    vm.write(currentCpus=2)
+    again = await vm.final(CpuChange, lambda e: e.requested == 2)
+    assert again.outcome is Outcome.REFUSED, again
+    assert "restart" in again.detail and again.present == 1, again
+    assert await vm.cpus_online() == "0"  # QEMU and the guest still run
+
+
+async def test_reset_counter_increments_reset_the_guest(
+        base: Path, vms: list[LiveVm], guest_image: GuestImage, accel: AccelVerdict) -> None:
+    disk = raw_disk(base / "disk.img")
+    vm = await boot(vms, base, guest_image, accel, controllers=(ResetController(),),
+                    knobs=("tg.bootcount=vda", "tg.bootcount_sector=8"),
+                    disk=disk, runner={"resetCounter": 5})
+    assert (await vm.console.check("tg bootcount", CMD)) == ["1"]
+
+    # the first increment after the start resets
+    since = vm.console.mark()
+    vm.write(runner={"resetCounter": 6})
+    first = await vm.final(ResetChange, lambda e: e.counter == 6)
+    assert (first.previous, first.outcome) == (5, Outcome.CONFIRMED), first
+    await vm.console.wait_for(r"^TG-READY .*boots=2\b", since=since, timeout=BOOT)
+
+    # a decrement only lowers the baseline; the next increment resets again
+    vm.write(runner={"resetCounter": 3})
+    await vm.recorder.wait_for(ConfigureQemu, lambda e: e.config.reset_counter == 3, CMD)
+    vm.write(runner={"resetCounter": 4})
+    second = await vm.final(ResetChange, lambda e: e.counter == 4)
+    assert (second.previous, second.outcome) == (3, Outcome.CONFIRMED), second
+    await vm.console.wait_for(r"^TG-READY .*boots=3\b", since=since, timeout=BOOT)
+    assert [e.counter for e in vm.recorder.of_type(ResetChange)] == [6, 4]
+    assert (await vm.console.check("tg bootcount", CMD)) == ["3"]
