@@ -1,0 +1,69 @@
+{{/* Names and labels. */}}
+{{- define "vmrunner.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "vmrunner.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "vmrunner.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "vmrunner.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "vmrunner.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vmrunner.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "vmrunner.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "vmrunner.selectorLabels" . }}
+app.kubernetes.io/component: vm-runner
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Fixed paths inside the container (the image's mount points). */}}
+{{- define "vmrunner.configDir" -}}/etc/opt/vmrunner{{- end }}
+{{- define "vmrunner.templatesDir" -}}/opt/vmrunner/templates{{- end }}
+{{- define "vmrunner.dataDir" -}}/var/local/vm-data{{- end }}
+{{- define "vmrunner.runtimeDir" -}}/run/vmrunner{{- end }}
+
+{{/* vm.powerdownTimeout as the runner reads it (default 900; 0 is a valid value). */}}
+{{- define "vmrunner.powerdownTimeout" -}}
+{{- if hasKey .Values.vm "powerdownTimeout" }}{{ int .Values.vm.powerdownTimeout }}{{ else }}900{{ end }}
+{{- end }}
+
+{{/* terminationGracePeriodSeconds: explicit, else powerdownTimeout + margin; never less. */}}
+{{- define "vmrunner.gracePeriod" -}}
+{{- $minimum := add (include "vmrunner.powerdownTimeout" . | int) (int .Values.terminationGracePeriod.margin) }}
+{{- $seconds := .Values.terminationGracePeriod.seconds }}
+{{- if kindIs "invalid" $seconds }}{{ $minimum }}
+{{- else if lt (int $seconds) $minimum }}
+{{- fail (printf "terminationGracePeriod.seconds: %d is less than vm.powerdownTimeout + terminationGracePeriod.margin (%d): the kubelet would kill a VM that is still shutting down" (int $seconds) $minimum) }}
+{{- else }}{{ int $seconds }}
+{{- end }}
+{{- end }}
+
+{{/* The config.yaml document. */}}
+{{- define "vmrunner.config" -}}
+{{- $vm := deepCopy .Values.vm }}
+{{- if not $vm.name }}{{ $_ := set $vm "name" (include "vmrunner.fullname" .) }}{{ end }}
+{{- if and (eq .Values.kvm.mode "none") (not (has ($vm.accelerator | default "kvm") (list "tcg" "auto" "none"))) }}
+{{- fail "kvm.mode none: the pod has no /dev/kvm, so set vm.accelerator to tcg or auto" }}
+{{- end }}
+{{- $runner := deepCopy .Values.runner }}
+{{- $_ := set $runner "dataDir" (include "vmrunner.dataDir" .) }}
+{{- $_ := set $runner "runtimeDir" (include "vmrunner.runtimeDir" .) }}
+{{- $_ := set $runner "vm" $vm }}
+{{- dict "/Runner" $runner | toYaml }}
+{{- end }}
+
+{{/* The probe command: QEMU's QMP socket exists (QEMU started and not yet gone). */}}
+{{- define "vmrunner.probe" -}}
+exec:
+  command: ["/bin/sh", "-c", "test -S {{ include "vmrunner.runtimeDir" . }}/monitor.sock"]
+{{- end }}

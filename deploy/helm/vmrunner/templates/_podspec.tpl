@@ -1,0 +1,128 @@
+{{/* The pod spec shared by the Pod and the StatefulSet. */}}
+{{- define "vmrunner.podSpec" -}}
+{{- $privileged := eq .Values.kvm.mode "privileged" }}
+{{- if .Values.serviceAccountName }}
+serviceAccountName: {{ .Values.serviceAccountName }}
+{{- end }}
+automountServiceAccountToken: false
+terminationGracePeriodSeconds: {{ include "vmrunner.gracePeriod" . }}
+{{- if .Values.hostNetwork }}
+hostNetwork: true
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+containers:
+  - name: vmrunner
+    image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    args:
+      - --log-format={{ .Values.logFormat }}
+      - --log-level={{ .Values.logLevel }}
+      - run
+      - --config={{ include "vmrunner.configDir" . }}/config.yaml
+    {{- $resources := deepCopy .Values.resources }}
+    {{- if eq .Values.kvm.mode "devicePlugin" }}
+    {{- $limits := $resources.limits | default dict }}
+    {{- $_ := set $limits .Values.kvm.resourceName 1 }}
+    {{- $_ := set $resources "limits" $limits }}
+    {{- end }}
+    {{- with $resources }}
+    resources:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- $security := deepCopy .Values.securityContext }}
+    {{- if $privileged }}{{ $_ := set $security "privileged" true }}{{ end }}
+    {{- with $security }}
+    securityContext:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- if .Values.probes.startup.enabled }}
+    startupProbe:
+      {{- include "vmrunner.probe" . | nindent 6 }}
+      periodSeconds: {{ .Values.probes.startup.periodSeconds }}
+      failureThreshold: {{ .Values.probes.startup.failureThreshold }}
+    {{- end }}
+    {{- if .Values.probes.readiness.enabled }}
+    readinessProbe:
+      {{- include "vmrunner.probe" . | nindent 6 }}
+      periodSeconds: {{ .Values.probes.readiness.periodSeconds }}
+      failureThreshold: {{ .Values.probes.readiness.failureThreshold }}
+    {{- end }}
+    {{- if .Values.probes.liveness.enabled }}
+    livenessProbe:
+      {{- include "vmrunner.probe" . | nindent 6 }}
+      periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
+      failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
+    {{- end }}
+    volumeMounts:
+      # the whole directory, never a subPath: the kubelet does not update subPath mounts
+      - name: config
+        mountPath: {{ include "vmrunner.configDir" . }}
+        readOnly: true
+      - name: vm-data
+        mountPath: {{ include "vmrunner.dataDir" . }}
+      - name: runtime
+        mountPath: {{ include "vmrunner.runtimeDir" . }}
+      {{- if or .Values.templates.files .Values.templates.volume }}
+      - name: templates
+        mountPath: {{ include "vmrunner.templatesDir" . }}
+        readOnly: true
+      {{- end }}
+      {{- range .Values.disks }}
+      {{- if eq (.volumeMode | default "Block") "Filesystem" }}
+      - name: disk-{{ .name }}
+        mountPath: {{ required (printf "disks %s: mountPath is required for volumeMode Filesystem" .name) .mountPath }}
+        {{- if .readOnly }}
+        readOnly: true
+        {{- end }}
+      {{- end }}
+      {{- end }}
+      {{- with .Values.extraVolumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- $blocks := list }}
+    {{- range .Values.disks }}{{ if eq (.volumeMode | default "Block") "Block" }}{{ $blocks = append $blocks . }}{{ end }}{{ end }}
+    {{- with $blocks }}
+    volumeDevices:
+      {{- range . }}
+      - name: disk-{{ .name }}
+        devicePath: {{ required (printf "disks %s: devicePath is required for volumeMode Block" .name) .devicePath }}
+      {{- end }}
+    {{- end }}
+volumes:
+  - name: config
+    configMap:
+      name: {{ include "vmrunner.fullname" . }}
+  - name: vm-data
+    {{- toYaml (.Values.dataVolume | default (dict "emptyDir" dict)) | nindent 4 }}
+  - name: runtime
+    emptyDir:
+      medium: Memory
+      sizeLimit: 16Mi
+  {{- if .Values.templates.files }}
+  - name: templates
+    configMap:
+      name: {{ include "vmrunner.fullname" . }}-templates
+  {{- else if .Values.templates.volume }}
+  - name: templates
+    {{- toYaml .Values.templates.volume | nindent 4 }}
+  {{- end }}
+  {{- range .Values.disks }}
+  - name: disk-{{ .name }}
+    {{- toYaml (required (printf "disks %s: volume is required" .name) .volume) | nindent 4 }}
+  {{- end }}
+  {{- with .Values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
