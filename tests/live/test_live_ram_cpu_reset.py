@@ -31,7 +31,7 @@ from vmrunner.components.reset import ResetChange, ResetController
 from vmrunner.components.standard import RunnerBuilder
 from vmrunner.core import CompletionLock, Component, HandlerContext, Stop, handler, run
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.events import ConfigureQemu, VmContinued
+from vmrunner.events import ConfigureQemu, ResetEvent, VmContinued
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.console import GuestConsole
 from vmrunner.testing.guest import GuestImage
@@ -260,4 +260,20 @@ async def test_reset_counter_increments_reset_the_guest(
     assert (second.previous, second.outcome) == (3, Outcome.CONFIRMED), second
     await vm.console.wait_for(r"^TG-READY .*boots=3\b", since=since, timeout=BOOT)
     assert [e.counter for e in vm.recorder.of_type(ResetChange)] == [6, 4]
+    resets = [e for e in vm.recorder.of_type(ResetEvent) if not getattr(e.qmp, "guest", True)]
+    assert len(resets) == 2, f"expected one system_reset per increment, QEMU saw {len(resets)}"
     assert (await vm.console.check("tg bootcount", CMD)) == ["3"]
+
+
+async def test_vcpu_unplug_refused_by_the_guest_is_not_reached(
+        base: Path, vms: list[LiveVm], guest_image: GuestImage, accel: AccelVerdict) -> None:
+    vm = await boot(vms, base, guest_image, accel,
+                    controllers=(CpuController(unplug_timeout=4.0, poll_interval=1.0),),
+                    maximumCpus=2, currentCpus=2)
+    # Linux's switch for ACPI processor hot-removal: the guest now refuses ejects
+    await vm.console.check("echo 0 > /sys/firmware/acpi/hotplug/processor/enabled", CMD)
+    vm.write(currentCpus=1)
+    change = await vm.final(CpuChange, lambda e: e.requested == 1)
+    assert (change.outcome, change.present) == (Outcome.NOT_REACHED, 2), change
+    assert "not retried" in change.detail, change
+    assert await vm.cpus_online() == "0-1"
