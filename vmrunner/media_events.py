@@ -27,6 +27,9 @@ class Outcome(enum.Enum):
     """QEMU refused or QMP broke; the message says why."""
     SUPERSEDED = "superseded"
     """A newer configuration replaced this pending change before it could be applied."""
+    NOT_REACHED = "not-reached"
+    """QEMU accepted the request but the guest did not get there within the bounded wait
+    (e.g. no balloon driver, a refused vCPU unplug); not retried."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
