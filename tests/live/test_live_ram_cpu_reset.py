@@ -101,7 +101,8 @@ class LiveVm:
         outcome and matching ``where``."""
         old = set(map(id, self.recorder.events[:self.since]))
         return await self.recorder.wait_for(
-            event_type, lambda e: bool(id(e) not in old and e.outcome.final and where(e)),
+            event_type,
+            lambda e: id(e) not in old and e.outcome is not Outcome.PENDING and where(e),
             timeout)
 
     async def mem_total_kb(self) -> int:
@@ -175,12 +176,12 @@ async def test_ram_follows_current_ram(base: Path, vms: list[LiveVm], guest_imag
                     maximumRam="256 MiB", currentRam="224 MiB")
     # the initial target was set before cont and is reached once the driver is up
     first = await vm.final(RamChange, lambda e: e.requested == 224 * MIB, BOOT)
-    assert first.outcome is Outcome.CONFIRMED, first
+    assert first.outcome is Outcome.APPLIED, first
     start_kb = await vm.mem_total_kb()
 
     vm.write(currentRam="160 MiB")
     shrunk = await vm.final(RamChange, lambda e: e.requested == 160 * MIB, 40)
-    assert shrunk.outcome is Outcome.CONFIRMED, shrunk
+    assert shrunk.outcome is Outcome.APPLIED, shrunk
     assert shrunk.actual is not None
     assert abs(shrunk.actual - 160 * MIB) <= ram_tolerance(160 * MIB)
     small_kb = await vm.mem_total_kb()
@@ -188,7 +189,7 @@ async def test_ram_follows_current_ram(base: Path, vms: list[LiveVm], guest_imag
 
     vm.write(currentRam=None)  # back to maximumRam
     grown = await vm.final(RamChange, lambda e: e.requested == 256 * MIB, 40)
-    assert grown.outcome is Outcome.CONFIRMED, grown
+    assert grown.outcome is Outcome.APPLIED, grown
     big_kb = await vm.mem_total_kb()
     assert big_kb - small_kb >= 88 * 1024, (small_kb, big_kb)  # 96 MiB more, ± slack
     pending = [e for e in vm.recorder.of_type(RamChange) if e.outcome is Outcome.PENDING]
@@ -206,7 +207,7 @@ async def test_ram_without_balloon_driver_is_not_reached(
     assert change.actual == 256 * MIB, change
     assert "balloon driver" in change.detail
     assert await vm.mem_total_kb() == before_kb
-    assert not [e for e in vm.recorder.of_type(RamChange) if e.outcome is Outcome.CONFIRMED]
+    assert not [e for e in vm.recorder.of_type(RamChange) if e.outcome is Outcome.APPLIED]
 
 
 async def test_vcpus_follow_current_cpus(base: Path, vms: list[LiveVm], guest_image: GuestImage,
@@ -219,20 +220,20 @@ async def test_vcpus_follow_current_cpus(base: Path, vms: list[LiveVm], guest_im
     since = vm.console.mark()
     vm.write(currentCpus=3)
     added = await vm.final(CpuChange, lambda e: e.requested == 3)
-    assert (added.outcome, added.present) == (Outcome.CONFIRMED, 3), added
+    assert (added.outcome, added.present) == (Outcome.APPLIED, 3), added
     await vm.console.wait_for(r"^TG-EVENT cpu-online cpu2", since=since, timeout=CMD)
     assert await vm.cpus_online() == "0-2"
 
     # unplugs the hot-added vCPU (by qdev id) and the boot vCPU 1 (by QOM path)
     vm.write(currentCpus=1)
     removed = await vm.final(CpuChange, lambda e: e.requested == 1, 45)
-    assert (removed.outcome, removed.present) == (Outcome.CONFIRMED, 1), removed
+    assert (removed.outcome, removed.present) == (Outcome.APPLIED, 1), removed
     assert await vm.cpus_online() == "0"
 
     # slots freed in this QEMU process are never re-plugged (QEMU 7.2 would crash)
     vm.write(currentCpus=2)
     again = await vm.final(CpuChange, lambda e: e.requested == 2)
-    assert again.outcome is Outcome.REFUSED, again
+    assert again.outcome is Outcome.REJECTED, again
     assert "restart" in again.detail and again.present == 1, again
     assert await vm.cpus_online() == "0"  # QEMU and the guest still run
 
@@ -249,7 +250,7 @@ async def test_reset_counter_increments_reset_the_guest(
     since = vm.console.mark()
     vm.write(runner={"resetCounter": 6})
     first = await vm.final(ResetChange, lambda e: e.counter == 6)
-    assert (first.previous, first.outcome) == (5, Outcome.CONFIRMED), first
+    assert (first.previous, first.outcome) == (5, Outcome.APPLIED), first
     await vm.console.wait_for(r"^TG-READY .*boots=2\b", since=since, timeout=BOOT)
 
     # a decrement only lowers the baseline; the next increment resets again
@@ -257,7 +258,7 @@ async def test_reset_counter_increments_reset_the_guest(
     await vm.recorder.wait_for(ConfigureQemu, lambda e: e.config.reset_counter == 3, CMD)
     vm.write(runner={"resetCounter": 4})
     second = await vm.final(ResetChange, lambda e: e.counter == 4)
-    assert (second.previous, second.outcome) == (3, Outcome.CONFIRMED), second
+    assert (second.previous, second.outcome) == (3, Outcome.APPLIED), second
     await vm.console.wait_for(r"^TG-READY .*boots=3\b", since=since, timeout=BOOT)
     assert [e.counter for e in vm.recorder.of_type(ResetChange)] == [6, 4]
     resets = [e for e in vm.recorder.of_type(ResetEvent) if not getattr(e.qmp, "guest", True)]

@@ -14,7 +14,7 @@ QMP (a guest may keep a hot-added vCPU offline); :class:`CpuChange` reports what
   ``unplug_timeout`` s have passed → ``not-reached``. Not retried.
 * **QEMU 7.2 guard**: plugging a vCPU into a slot that was occupied earlier in the same
   QEMU process crashes QEMU 7.2 (TCG, "double free or corruption"). Such slots are never
-  re-plugged; if the target needs them, the change is ``refused`` ("needs a restart").
+  re-plugged; if the target needs them, the change is ``rejected`` ("needs a restart").
 
 Not applied during the shutdown. Before ``cont`` (initial ``ConfigureQemu``, held until
 done) only additions are made: the template boots with ``-smp cpus=currentCpus``.
@@ -120,8 +120,8 @@ class CpuController(Component):
                 self._report(self.requested, Outcome.SUPERSEDED, "a newer currentCpus arrived")
 
     def _report(self, requested: int, outcome: Outcome, detail: str = "") -> None:
-        level = logging.WARNING if outcome in (Outcome.NOT_REACHED, Outcome.REFUSED) \
-            else logging.INFO
+        level = logging.WARNING if outcome in (Outcome.NOT_REACHED, Outcome.FAILED,
+                                                Outcome.REJECTED) else logging.INFO
         _log.log(level, "vCPUs %s: requested %d, QEMU has %s%s", outcome.value, requested,
                  "?" if self.present is None else self.present,
                  f" ({detail})" if detail else "")
@@ -143,19 +143,19 @@ class CpuController(Component):
         try:
             slots = await self._query()
             if slots is None:
-                self._report(target, Outcome.REFUSED, "query-hotpluggable-cpus failed")
+                self._report(target, Outcome.FAILED, "query-hotpluggable-cpus failed")
                 return
             used = sorted((s for s in slots if s.get("qom-path")), key=slot_key)
             if len(used) < target:
                 await self._add(target, [s for s in slots if not s.get("qom-path")],
                                 target - len(used))
             elif len(used) > target and initial:
-                self._report(target, Outcome.REFUSED, "vCPUs are not unplugged before the "
+                self._report(target, Outcome.REJECTED, "vCPUs are not unplugged before the "
                              "guest runs (the template boots with currentCpus)")
             elif len(used) > target:
                 await self._unplug(target, used)
             else:
-                self._report(target, Outcome.CONFIRMED)
+                self._report(target, Outcome.APPLIED)
         finally:
             if lock is not None:
                 lock.release()
@@ -168,14 +168,14 @@ class CpuController(Component):
                 driver=str(slot["type"]), id=slot_id(slot), props=dict(slot.get("props") or {})))
             if reply.error is not None:
                 await self._query()
-                self._report(target, Outcome.REFUSED, f"device_add: {reply.error}")
+                self._report(target, Outcome.FAILED, f"device_add: {reply.error}")
                 return
         await self._query()
         if self.present is not None and self.present >= target:
-            self._report(target, Outcome.CONFIRMED,
+            self._report(target, Outcome.APPLIED,
                          "QMP cannot see whether the guest onlined the new vCPUs")
         elif len(fresh) < missing:
-            self._report(target, Outcome.REFUSED,
+            self._report(target, Outcome.REJECTED,
                          f"{missing - len(fresh)} more vCPU(s) would need slots freed earlier "
                          "in this QEMU process; re-plugging a freed slot crashes QEMU 7.2, "
                          "so this needs a restart")
@@ -194,7 +194,7 @@ class CpuController(Component):
                 errors.append(f"device_del {_device(slot)}: {reply.error}")
         if len(errors) == len(victims):
             await self._query()
-            self._report(target, Outcome.REFUSED, "; ".join(errors))
+            self._report(target, Outcome.FAILED, "; ".join(errors))
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.unplug_timeout
@@ -210,7 +210,7 @@ class CpuController(Component):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, self.poll_interval))
         notes = [*errors, *self._refusals]
         if self.present is not None and self.present <= target and not errors:
-            self._report(target, Outcome.CONFIRMED, "; ".join(notes))
+            self._report(target, Outcome.APPLIED, "; ".join(notes))
         else:
             self._report(target, Outcome.NOT_REACHED, "; ".join([
                 f"the guest did not release the vCPUs within {self.unplug_timeout:g} s "

@@ -3,15 +3,15 @@
 On every ``ConfigureQemu`` whose ``currentRam`` (unset = ``maximumRam``) differs from the
 last target sent, it sends ``balloon`` and reports a :class:`RamChange`:
 
-* ``refused`` when QEMU rejects the command (e.g. no balloon device);
+* ``failed`` when QEMU rejects the command (e.g. no balloon device);
 * ``pending`` once QEMU accepted it and the size QEMU reports is not yet there;
-* ``confirmed`` when the size QEMU reports (``BALLOON_CHANGE``, ``query-balloon``) is within
+* ``applied`` when the size QEMU reports (``BALLOON_CHANGE``, ``query-balloon``) is within
   :func:`ram_tolerance` of the target;
 * ``not-reached`` when it is not within the tolerance after ``settle_timeout`` seconds
   (``boot_timeout`` for the target set before ``cont``, which waits for the guest to boot
   and load its balloon driver). A guest without a balloon driver ends here: QEMU accepts
   the command and the size never moves. Not retried; if the size gets there later, a
-  late ``confirmed`` follows.
+  late ``applied`` follows.
 
 The initial target (below ``maximumRam``) is sent before ``cont``: the initial
 ``ConfigureQemu`` is held until QEMU has answered ``balloon``, not until the guest got there.
@@ -112,8 +112,8 @@ class RamController(Component):
                 self._report(self.requested, Outcome.SUPERSEDED, "a newer currentRam arrived")
 
     def _report(self, requested: int, outcome: Outcome, detail: str = "") -> None:
-        level = logging.WARNING if outcome in (Outcome.NOT_REACHED, Outcome.REFUSED) \
-            else logging.INFO
+        level = logging.WARNING if outcome in (Outcome.NOT_REACHED, Outcome.FAILED,
+                                                Outcome.REJECTED) else logging.INFO
         _log.log(level, "RAM %s: balloon target %s, actual %s%s", outcome.value,
                  _mib(requested), _mib(self.actual), f" ({detail})" if detail else "")
         self.fire(RamChange(requested=requested, actual=self.actual, outcome=outcome,
@@ -127,18 +127,18 @@ class RamController(Component):
             if lock is not None:
                 lock.release()
         if reply.error is not None:
-            self._report(target, Outcome.REFUSED, f"QEMU: {reply.error}")
+            self._report(target, Outcome.FAILED, f"QEMU: {reply.error}")
             return
         await self._query()
         if reached(target, self.actual):
-            self._report(target, Outcome.CONFIRMED)
+            self._report(target, Outcome.APPLIED)
             return
         self._report(target, Outcome.PENDING, "waiting for the guest's balloon driver")
         timeout = self.boot_timeout if initial else self.settle_timeout
         await self._settle(target, timeout)
         await self._query()
         if reached(target, self.actual):
-            self._report(target, Outcome.CONFIRMED)
+            self._report(target, Outcome.APPLIED)
         else:
             self._late = True
             self._report(target, Outcome.NOT_REACHED,
@@ -167,7 +167,7 @@ class RamController(Component):
         self._changed.set()
         if self._late and self.requested is not None and reached(self.requested, self.actual):
             self._late = False
-            self._report(self.requested, Outcome.CONFIRMED, "reached after the wait")
+            self._report(self.requested, Outcome.APPLIED, "reached after the wait")
 
     @handler
     def on_monitor_closed(self, event: MonitorClosed) -> None:

@@ -3,10 +3,11 @@
 The counter's value in the initial ``ConfigureQemu`` (the configuration QEMU was started
 with) is the baseline, so the first increment after a start resets too. Each later
 ``ConfigureQemu`` compares with the last value seen: greater → ``system_reset`` and a
-:class:`ResetChange` (``confirmed`` when QEMU's ``RESET`` event follows within
-``confirm_timeout`` s, ``not-reached`` otherwise, ``refused`` when QEMU rejects the command
-or the VM is shutting down). Smaller or equal → only remembered. A counter that appears
-(was unset) or disappears is only remembered, too: set it first, then increment it.
+:class:`ResetChange` (``applied`` when QEMU's ``RESET`` event follows within
+``confirm_timeout`` s, ``not-reached`` otherwise, ``failed`` when QEMU rejects the command,
+``rejected`` while the VM is shutting down). Smaller or equal → only remembered. A counter
+that appears (was unset) or disappears is only remembered, too: set it first, then increment
+it.
 """
 
 from __future__ import annotations
@@ -58,13 +59,13 @@ class ResetController(Component):
         if counter is None or previous is None or counter <= previous:
             return
         if not event.state.vm_active:
-            self._report(previous, counter, Outcome.REFUSED,
+            self._report(previous, counter, Outcome.REJECTED,
                          f"the VM is {event.state.value}, not running")
             return
         self.spawn(self._reset(previous, counter), name="system-reset")
 
     def _report(self, previous: int, counter: int, outcome: Outcome, detail: str = "") -> None:
-        level = logging.INFO if outcome is Outcome.CONFIRMED else logging.WARNING
+        level = logging.INFO if outcome is Outcome.APPLIED else logging.WARNING
         _log.log(level, "reset %s: resetCounter %d → %d%s", outcome.value, previous, counter,
                  f" ({detail})" if detail else "")
         self.fire(ResetChange(previous=previous, counter=counter, outcome=outcome,
@@ -75,7 +76,7 @@ class ResetController(Component):
         _log.info("resetCounter %d → %d: resetting the VM", previous, counter)
         reply = await execute(self, commands.SystemReset())
         if reply.error is not None:
-            self._report(previous, counter, Outcome.REFUSED, f"QEMU: {reply.error}")
+            self._report(previous, counter, Outcome.FAILED, f"QEMU: {reply.error}")
             return
         try:
             async with asyncio.timeout(self.confirm_timeout):
@@ -86,7 +87,7 @@ class ResetController(Component):
             self._report(previous, counter, Outcome.NOT_REACHED,
                          f"no RESET event within {self.confirm_timeout:g} s")
             return
-        self._report(previous, counter, Outcome.CONFIRMED)
+        self._report(previous, counter, Outcome.APPLIED)
 
     @handler
     def on_reset(self, event: ResetEvent) -> None:
