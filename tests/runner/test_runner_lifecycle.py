@@ -277,3 +277,18 @@ async def test_swtpm_never_ready_times_out(
     assert "no control socket" in runner.log_text()
     sleeper = runner.pid_of("swtpm")
     assert sleeper is not None and await wait_gone(sleeper, 1)
+
+
+async def test_qemu_dying_during_the_graceful_wait_is_not_ok(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=60,
+                          knobs=("tg.powerbtn=ignore", "tg.qga=0"))
+    runner = await _boot(runners, config)
+    qemu = runner.pid_of("qemu")
+    assert qemu is not None
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait(1) is None
+    os.kill(qemu, signal.SIGKILL)
+    assert await runner.wait(2) == ExitCode.QEMU_DIED, runner.log_tail()
+    assert "during the shutdown" in runner.log_text()

@@ -44,6 +44,7 @@ from vmrunner.events import (
     OsInfo,
     ProcessExited,
     QmpReply,
+    Rung,
     RunnerStateChanged,
     RunState,
     ShutdownRung,
@@ -138,6 +139,7 @@ class Runner(Configurable[RunnerConfig], Component):
         self._preparer = preparer
         self._signals: list[float] = []
         self._deadline: float | None = None
+        self._forcing = False
 
     # -- state -----------------------------------------------------------------------------
 
@@ -240,7 +242,12 @@ class Runner(Configurable[RunnerConfig], Component):
 
     @handler
     def on_process_exited(self, event: ProcessExited) -> None:
-        if event.name != QEMU or self.stopping:
+        if event.name != QEMU:
+            return
+        if self.stopping:
+            if not event.status.success and not self._forcing:
+                tail = f"; its stderr:\n{event.stderr_tail}" if event.stderr_tail else ""
+                self._fail(ExitCode.QEMU_DIED, f"QEMU {event.status} during the shutdown{tail}")
             return
         if self.state is RunState.STARTING:
             tail = f"; its stderr:\n{event.stderr_tail}" if event.stderr_tail else ""
@@ -262,6 +269,7 @@ class Runner(Configurable[RunnerConfig], Component):
     @handler
     def on_rung(self, event: ShutdownRung) -> None:
         self._deadline = event.deadline
+        self._forcing = self._forcing or event.rung in (Rung.TERMINATE, Rung.KILL)
 
     @handler
     def on_signal(self, event: TerminationSignal, ctx: HandlerContext[None]) -> None:
