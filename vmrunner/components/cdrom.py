@@ -188,6 +188,7 @@ class CdromController(Component):
         drive.pending_since = None
         drive.wake.set()
         if drive.task is None or drive.task.done():
+            drive.busy = True  # from now on tray events belong to this change
             drive.task = self.spawn(self._converge(drive), name=f"cdrom-{drive.id}")
 
     async def _qmp(self, command: commands.QmpCommand) -> Any:
@@ -218,7 +219,6 @@ class CdromController(Component):
 
     async def _converge(self, drive: _Drive) -> None:
         """Open the tray (retrying while the guest holds it) and apply ``drive.target``."""
-        drive.busy = True
         started = time.monotonic()
         attempts = 0
         failures = 0
