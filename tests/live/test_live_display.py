@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,9 +142,18 @@ async def test_password_and_expiry_follow_the_secret(
         argv = _read(Path(f"/proc/{qemu_pid}/cmdline"))
         assert await vm.stop() == 0
 
-    leaks = _leaks(pw.values(), caplog.text, argv, rec.events, vmdir)
+    rendered = _render(config)
+    assert "spice-password" in rendered  # the -object secret with the file's path
+    leaks = _leaks(pw.values(), caplog.text + rendered, argv, rec.events, vmdir)
     assert not leaks, leaks
     assert "set_password" in caplog.text  # the traffic log did see the (masked) command
+
+
+def _render(config: Path) -> str:
+    """``vmrunner render`` output (the QEMU command line) for ``config``."""
+    done = subprocess.run([sys.executable, "-m", "vmrunner", "render", "-c", str(config)],
+                          capture_output=True, text=True, check=True)
+    return done.stdout + done.stderr
 
 
 def _read(path: Path) -> bytes:
