@@ -292,3 +292,21 @@ async def test_qemu_dying_during_the_graceful_wait_is_not_ok(
     os.kill(qemu, signal.SIGKILL)
     assert await runner.wait(2) == ExitCode.QEMU_DIED, runner.log_tail()
     assert "during the shutdown" in runner.log_text()
+
+
+async def test_cloud_init_image_is_made_attached_and_removed(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    config = guest_config(base, guest_image, accel=accel_name, runner={
+        "cloudInit": {"metaData": {"instance-id": "i-1"}, "userData": {"hostname": "tg"}}})
+    runner = await _boot(runners, config)
+    assert runner.console is not None
+    image = runner.runtime_dir / "cloud-init.img"
+    assert str(image) in _cmdline(runner.pid_of("qemu"))
+    # the guest sees the NoCloud disk (virtio-blk, ISO 9660 volume "cidata")
+    out = await runner.console.check(
+        "dd if=/dev/vda bs=1 skip=32808 count=6 2>/dev/null; echo", CMD)
+    assert out == ["cidata"], out
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
+    assert not image.exists()
