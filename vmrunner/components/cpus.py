@@ -15,6 +15,8 @@ QMP (a guest may keep a hot-added vCPU offline); :class:`CpuChange` reports what
 * **QEMU 7.2 guard**: plugging a vCPU into a slot that was occupied earlier in the same
   QEMU process crashes QEMU 7.2 (TCG, "double free or corruption"). Such slots are never
   re-plugged; if the target needs them, the change is ``rejected`` ("needs a restart").
+* If a vCPU leaves after its change was reported (a superseded unplug the guest completed
+  late), the count is checked again and made up for as above; unplugs are never retried.
 
 Not applied during the shutdown. Before ``cont`` (initial ``ConfigureQemu``, held until
 done) only additions are made: the template boots with ``-smp cpus=currentCpus``.
@@ -139,13 +141,16 @@ class CpuController(Component):
         self.present = len(used)
         return slots
 
-    async def _apply(self, target: int, initial: bool, lock: CompletionLock | None) -> None:
+    async def _apply(self, target: int, initial: bool, lock: CompletionLock | None, *,
+                     recheck: bool = False) -> None:
         try:
             slots = await self._query()
             if slots is None:
                 self._report(target, Outcome.FAILED, "query-hotpluggable-cpus failed")
                 return
             used = sorted((s for s in slots if s.get("qom-path")), key=slot_key)
+            if recheck and len(used) >= target:
+                return  # only a vCPU that vanished is made up for; unplugs are never retried
             if len(used) < target:
                 await self._add(target, [s for s in slots if not s.get("qom-path")],
                                 target - len(used))
@@ -223,9 +228,14 @@ class CpuController(Component):
             if qmp.status not in _OST_OK:
                 self._refusals.append(f"the guest's ACPI _OST for CPU slot {qmp.slot}: "
                                       f"status {qmp.status:#x}")
-            self._changed.set()
-        elif isinstance(qmp, messages.DeviceDeleted):
-            self._changed.set()
+        elif not isinstance(qmp, messages.DeviceDeleted):
+            return
+        self._changed.set()
+        if (self._task is None or self._task.done()) and self.requested is not None:
+            # a vCPU left after its change was reported (e.g. a superseded unplug that the
+            # guest completed late): add one if the count is now short
+            self._task = self.spawn(self._apply(self.requested, False, None, recheck=True),
+                                    name="cpu-recheck")
 
     @handler
     def on_monitor_closed(self, event: MonitorClosed) -> None:

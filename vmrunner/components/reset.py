@@ -47,6 +47,7 @@ class ResetController(Component):
         self._known = False
         self._resets = 0
         self._reset_seen = asyncio.Event()
+        self._one_at_a_time = asyncio.Lock()
 
     @handler
     def on_configure(self, event: ConfigureQemu) -> None:
@@ -72,6 +73,10 @@ class ResetController(Component):
                               detail=detail))
 
     async def _reset(self, previous: int, counter: int) -> None:
+        async with self._one_at_a_time:  # each increment is confirmed by its own RESET
+            await self._reset_once(previous, counter)
+
+    async def _reset_once(self, previous: int, counter: int) -> None:
         before = self._resets
         _log.info("resetCounter %d → %d: resetting the VM", previous, counter)
         reply = await execute(self, commands.SystemReset())
