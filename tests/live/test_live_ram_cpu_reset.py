@@ -42,6 +42,7 @@ pytestmark = pytest.mark.guest
 
 BOOT = 60.0
 CMD = 20.0
+STANDARD_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "Standard-VM.yaml.mako"
 E = TypeVar("E", RamChange, CpuChange, ResetChange)
 
 
@@ -278,3 +279,19 @@ async def test_vcpu_unplug_refused_by_the_guest_is_not_reached(
     assert (change.outcome, change.present) == (Outcome.NOT_REACHED, 2), change
     assert "not retried" in change.detail, change
     assert await vm.cpus_online() == "0-1"
+
+
+async def test_vcpus_are_added_before_cont_when_the_template_boots_fewer(
+        base: Path, vms: list[LiveVm], guest_image: GuestImage, accel: AccelVerdict) -> None:
+    # a VM type that boots one vCPU, as the reference runner's template does
+    text = STANDARD_TEMPLATE.read_text()
+    assert '"cpus": currentCpus' in text
+    (base / "One-Cpu.yaml.mako").write_text(text.replace('"cpus": currentCpus', '"cpus": 1'))
+    vm = await boot(vms, base, guest_image, accel, controllers=(CpuController(),),
+                    maximumCpus=3, currentCpus=3,
+                    runner={"template": "One-Cpu.yaml.mako", "templateDirs": [str(base)]})
+    order = [type(e) for e in vm.recorder.events if isinstance(e, CpuChange | VmContinued)]
+    assert order[:2] == [CpuChange, VmContinued], order
+    added = vm.recorder.of_type(CpuChange)[0]
+    assert (added.requested, added.present, added.outcome) == (3, 3, Outcome.APPLIED), added
+    assert await vm.cpus_online() == "0-2"  # present at boot, brought up by the kernel
