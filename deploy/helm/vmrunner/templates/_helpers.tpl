@@ -65,5 +65,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The probe command: QEMU's QMP socket exists (QEMU started and not yet gone). */}}
 {{- define "vmrunner.probe" -}}
 exec:
-  command: ["/bin/sh", "-c", "test -S {{ include "vmrunner.runtimeDir" . }}/monitor.sock"]
+  command: ["test", "-S", "{{ include "vmrunner.runtimeDir" . }}/monitor.sock"]
 {{- end }}

@@ -1,0 +1,194 @@
+"""The Helm chart: lint, render, offline schema validation, values schema, computed fields."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vmrunner.exit_codes import ExitCode
+
+from .conftest import ImageBuild, Tools
+from .support import CHART, config_map, documents, helm, one, pod_spec, podman, render, values_file
+
+pytestmark = pytest.mark.pod
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "statefulset-device-plugin-disks": {
+        "workload": "StatefulSet",
+        "kvm": {"mode": "devicePlugin"},
+        "hostNetwork": True,
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}},
+        "logFormat": "json",
+        "vm": {"name": "vm1", "powerdownTimeout": 120, "currentRam": "1 GiB",
+               "maximumRam": "2 GiB", "network": [{"type": "tap", "bridge": "br0"}],
+               "drives": [{"type": "raw", "resource": "/dev/system-disk", "bootindex": 0},
+                          {"type": "ide-cd", "file": "/var/local/disks/images/boot.iso"}]},
+        "runner": {"guestShutdownStops": True, "cloudInit": {"userData": {"users": []}}},
+        "disks": [
+            {"name": "system", "devicePath": "/dev/system-disk",
+             "volume": {"persistentVolumeClaim": {"claimName": "vm1-system"}}},
+            {"name": "images", "volumeMode": "Filesystem", "mountPath": "/var/local/disks/images",
+             "readOnly": True,
+             "volume": {"hostPath": {"path": "/var/lib/vm-images", "type": "Directory"}}},
+        ],
+        "dataVolume": {"persistentVolumeClaim": {"claimName": "vm1-data"}},
+        "templates": {"files": {"My-VM.yaml.mako": "# an extra VM type\n"}},
+    },
+    "tcg-no-kvm": {
+        "kvm": {"mode": "none"},
+        "terminationGracePeriod": {"seconds": 600},
+        "vm": {"accelerator": "tcg", "powerdownTimeout": 60, "useTpm": True,
+               "firmware": "secure-4m"},
+        "templates": {"volume": {"configMap": {"name": "site-vm-types"}}},
+        "dataVolume": {"hostPath": {"path": "/var/lib/vms/x", "type": "DirectoryOrCreate"}},
+    },
+}
+
+
+def _render(tools: Tools, values: dict[str, Any]) -> list[dict[str, Any]]:
+    return documents(render(tools.helm, values))
+
+
+def _keys_named(name: str, node: object) -> list[object]:
+    """Every value of a mapping key ``name`` anywhere in ``node``."""
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == name] + [
+            found for v in node.values() for found in _keys_named(name, v)]
+    if isinstance(node, list):
+        return [found for item in node for found in _keys_named(name, item)]
+    return []
+
+
+def _fails(tools: Tools, values: dict[str, Any]) -> str:
+    path = values_file(values)
+    try:
+        result = helm(tools.helm, "template", "x", str(CHART), "-f", str(path), check=False)
+    finally:
+        path.unlink()
+    assert result.returncode != 0, f"rendered although it should not:\n{result.stdout}"
+    return result.stderr
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_lint_strict(tools: Tools, variant: str) -> None:
+    path = values_file(VARIANTS[variant])
+    try:
+        result = helm(tools.helm, "lint", "--strict", str(CHART), "-f", str(path))
+    finally:
+        path.unlink()
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_manifests_validate_offline(tools: Tools, variant: str) -> None:
+    manifest = render(tools.helm, VARIANTS[variant])
+    assert not _keys_named("subPath", documents(manifest))  # never updated by the kubelet
+    for version in ("1.28.0", "1.34.0"):
+        result = subprocess.run([tools.kubernetes_validate, "--strict", "--quiet",
+                                 "-k", version, "-"], input=manifest, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_validator_catches_a_broken_manifest(tools: Tools) -> None:
+    """Control: the offline validator does reject a pod without a required field."""
+    docs = _render(tools, {})
+    pod = one(docs, "Pod")
+    del pod["spec"]["containers"][0]["volumeMounts"][0]["mountPath"]
+    result = subprocess.run([tools.kubernetes_validate, "--strict", "--quiet", "-"],
+                            input=yaml.safe_dump(pod), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "mountPath" in result.stdout + result.stderr
+
+
+def test_config_map_holds_the_vm_section(tools: Tools) -> None:
+    values = VARIANTS["statefulset-device-plugin-disks"]
+    docs = _render(tools, values)
+    config = yaml.safe_load(config_map(docs)["data"]["config.yaml"])
+    runner = config["/Runner"]
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))["vm"]
+    assert runner["vm"] == {**defaults, **values["vm"]}
+    assert runner["dataDir"] == "/var/local/vm-data"
+    assert runner["runtimeDir"] == "/run/vmrunner"
+    assert runner["guestShutdownStops"] is True
+    spec = pod_spec(docs)
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["config"]["mountPath"] == "/etc/opt/vmrunner"
+    assert mounts["templates"]["mountPath"] == "/opt/vmrunner/templates"
+    assert spec["containers"][0]["volumeDevices"] == [
+        {"name": "disk-system", "devicePath": "/dev/system-disk"}]
+    assert spec["hostNetwork"] is True
+    assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+
+
+def test_vm_name_defaults_to_the_release(tools: Tools) -> None:
+    config = yaml.safe_load(config_map(_render(tools, {}))["data"]["config.yaml"])
+    assert config["/Runner"]["vm"]["name"] == "vmtest-vmrunner"
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({}, 900 + 15),
+    ({"vm": {"powerdownTimeout": 0}}, 15),
+    ({"vm": {"powerdownTimeout": 60}, "terminationGracePeriod": {"margin": 30}}, 90),
+    ({"vm": {"powerdownTimeout": 60}, "terminationGracePeriod": {"seconds": 600}}, 600),
+])
+def test_grace_period_covers_the_powerdown_timeout(tools: Tools, values: dict[str, Any],
+                                                   expected: int) -> None:
+    assert pod_spec(_render(tools, values))["terminationGracePeriodSeconds"] == expected
+
+
+def test_grace_period_shorter_than_the_timeout_is_refused(tools: Tools) -> None:
+    error = _fails(tools, {"vm": {"powerdownTimeout": 300},
+                           "terminationGracePeriod": {"seconds": 100}})
+    assert "terminationGracePeriod.seconds: 100 is less than" in error
+
+
+def test_kvm_modes(tools: Tools) -> None:
+    container = pod_spec(_render(tools, {}))["containers"][0]
+    assert container["securityContext"] == {"privileged": True}
+    container = pod_spec(_render(tools, {"kvm": {"mode": "devicePlugin"}}))["containers"][0]
+    assert "securityContext" not in container
+    assert container["resources"]["limits"] == {"devices.kubevirt.io/kvm": 1}
+    error = _fails(tools, {"kvm": {"mode": "none"}})
+    assert "set vm.accelerator to tcg or auto" in error
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"vm": {"powerdownTimeout": -5}}, "at '/vm/powerdownTimeout': minimum"),
+    ({"vm": {"maximumCpus": "two"}}, "at '/vm/maximumCpus': got string, want integer"),
+    ({"kvm": {"mode": "kvm"}}, "at '/kvm/mode'"),
+    ({"workload": "Deployment"}, "at '/workload'"),
+    ({"runner": {"dataDir": "/x"}}, "at '/runner'"),
+    ({"dataVolume": {"emptyDir": {}, "hostPath": {"path": "/x"}}}, "at '/dataVolume'"),
+    ({"disks": [{"name": "Bad_Name", "volume": {"emptyDir": {}}}]}, "at '/disks/0/name'"),
+    ({"replicas": 2}, "additional properties 'replicas' not allowed"),
+])
+def test_values_schema_rejects(tools: Tools, values: dict[str, Any], message: str) -> None:
+    assert message in _fails(tools, values)
+
+
+def test_probes_run_without_a_shell(tools: Tools) -> None:
+    container = pod_spec(_render(tools, {}))["containers"][0]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"] == ["test", "-S",
+                                                       "/run/vmrunner/monitor.sock"]
+
+
+@pytest.mark.parametrize("variant", ["defaults", "tcg-no-kvm"])
+def test_config_passes_the_runner_check_in_the_image(tools: Tools, image: ImageBuild,
+                                                     variant: str) -> None:
+    """``vmrunner check --strict`` in the image accepts the rendered config.yaml."""
+    config = config_map(_render(tools, VARIANTS[variant]))["data"]["config.yaml"]
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "config.yaml").write_text(config, encoding="utf-8")
+        result = podman("run", "--rm", "--network", "none",
+                        "-v", f"{tmp}:/etc/opt/vmrunner:ro", image.tag,
+                        "check", "--strict", "-c", "/etc/opt/vmrunner/config.yaml", check=False)
+    assert result.returncode == ExitCode.OK, result.stdout + result.stderr
