@@ -53,8 +53,13 @@ def _trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-async def run_file(config_file: Path, *, strict: bool = False) -> int:
-    """Run the VM described by ``config_file`` until it stops; return the exit code."""
+async def run_file(config_file: Path, *, strict: bool = False,
+                   early_signals: list[int] | None = None) -> int:
+    """Run the VM described by ``config_file`` until it stops; return the exit code.
+
+    ``early_signals``: termination signals recorded before the event loop's handlers were
+    installed (by :func:`main`); if there are any, nothing is started.
+    """
     import asyncio
     import signal
 
@@ -86,6 +91,10 @@ async def run_file(config_file: Path, *, strict: bool = False) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, int(sig))
+    if early_signals:
+        _log.info("%s received before the start: nothing started",
+                  signal.Signals(early_signals[0]).name)
+        return ExitCode.OK
     try:
         code = await run(runner)
         _log.info("exiting with code %d", code)
@@ -96,17 +105,26 @@ async def run_file(config_file: Path, *, strict: bool = False) -> int:
 
 
 def main(config_file: Path, *, strict: bool = False, fast_exit: bool = True) -> int:
-    """The ``run`` subcommand; with ``fast_exit`` the process ends here (``os._exit``)."""
+    """The ``run`` subcommand; with ``fast_exit`` the process ends here (``os._exit``).
+
+    SIGTERM/SIGINT are caught from the first moment (recorded until the event loop takes
+    over), so a signal during the imports ends the runner cleanly instead of killing it.
+    """
+    import signal
+
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
     slim_imports()
     import asyncio
 
     if not fast_exit:
-        return asyncio.run(run_file(config_file, strict=strict))
+        return asyncio.run(run_file(config_file, strict=strict, early_signals=early))
     # run() has reaped every child and cancelled the tree's tasks when it returns: skip the
     # event loop's and the interpreter's teardown.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    code = loop.run_until_complete(run_file(config_file, strict=strict))
+    code = loop.run_until_complete(run_file(config_file, strict=strict, early_signals=early))
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -151,7 +151,7 @@ async def test_term_during_start_phases_leaves_nothing(
         await asyncio.sleep(delay)
         runner.signal(signal.SIGTERM)
         code = await runner.wait(20)
-        if code == -signal.SIGTERM:  # before the handlers were installed: nothing started yet
+        if code == -signal.SIGTERM:  # before `vmrunner run` began: nothing started yet
             assert "started " not in runner.log_text(), runner.log_tail()
         else:
             assert code in (ExitCode.OK, ExitCode.START_FAILED), (delay, runner.log_tail())
