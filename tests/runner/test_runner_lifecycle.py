@@ -310,3 +310,21 @@ async def test_cloud_init_image_is_made_attached_and_removed(
     runner.signal(signal.SIGTERM)
     assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
     assert not image.exists()
+
+
+async def test_powerdown_handler_node_disallows_the_agent_and_sets_the_interval(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    config = guest_config(
+        base, guest_image, accel=accel_name, powerdown_timeout=4,
+        knobs=("tg.powerbtn=ignore",),  # qemu-ga runs, but may not be used
+        runner={"/PowerdownHandler": {"useGuestAgent": False, "repeatInterval": 1}})
+    runner = await _boot(runners, config)
+    assert runner.console is not None
+    await runner.console.wait_for(r"TG-READY .*qga=yes", timeout=CMD)
+    since = runner.console.mark()
+    runner.signal(signal.SIGTERM)
+    await runner.console.wait_for(r"^TG-EVENT power-button action=ignore", since=since,
+                                  count=3, timeout=CMD)
+    assert await runner.wait(15) == ExitCode.FORCED_STOP, runner.log_tail()
+    assert "shutdown rung guest-agent" not in runner.log_text()

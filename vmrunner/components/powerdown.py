@@ -12,7 +12,13 @@ The ladder (each rung is a ``ShutdownRung`` event and a log line):
 5. ``cleanup``: QEMU is gone; swtpm and the other children are stopped by later Stop handlers.
 
 A VM that never ran (``cont`` not sent yet) goes straight to ``terminate``, exit code
-unchanged. Every ``Stop`` fired while the ladder runs is held until QEMU is gone, so nothing
+unchanged.
+
+Its own node ``/Runner/PowerdownHandler`` may set ``useGuestAgent`` (default true),
+``repeatInterval`` (s, default 5) and ``killGrace`` (s, default 5); keys given there
+override the constructor's arguments, also while a shutdown runs.
+
+Every ``Stop`` fired while the ladder runs is held until QEMU is gone, so nothing
 downstream (the ProcessManager's final kill) can skip the graceful wait.
 """
 
@@ -22,8 +28,19 @@ import asyncio
 import logging
 import time
 
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
 from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, HandlerContext, Resumer, Stop, handler
+from vmrunner.core import (
+    Channel,
+    Component,
+    Configurable,
+    HandlerContext,
+    Resumer,
+    Stop,
+    handler,
+)
 from vmrunner.events import (
     QEMU,
     ConfigureQemu,
@@ -49,8 +66,24 @@ STOP_PRIORITY = 100
 """After the Runner's TERMINATING transition, before the ProcessManager's final clean-up."""
 
 
-class PowerdownHandler(Component):
+class PowerdownConfig(BaseModel):
+    """``/Runner/PowerdownHandler``: how the shutdown ladder climbs."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True,
+                              extra="ignore")
+
+    use_guest_agent: bool = True
+    """Ask qemu-ga (``guest-shutdown``) first when it is connected."""
+    repeat_interval: float = Field(5.0, gt=0)
+    """Seconds between ``system_powerdown`` presses while waiting."""
+    kill_grace: float = Field(5.0, ge=0)
+    """Seconds between SIGTERM and SIGKILL to QEMU after the deadline."""
+
+
+class PowerdownHandler(Configurable[PowerdownConfig], Component):
     """The shutdown ladder (see the module docstring)."""
+
+    config_model = PowerdownConfig
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  use_guest_agent: bool = True, repeat_interval: float = 5.0,
@@ -70,6 +103,12 @@ class PowerdownHandler(Component):
         self._gone = asyncio.Event()
         self._resumers: list[Resumer] = []
         self._ladder: asyncio.Task[None] | None = None
+
+    def on_config(self, config: PowerdownConfig, initial: bool) -> None:
+        """Keys given in the file override the constructor's arguments."""
+        for name in config.model_fields_set:
+            setattr(self, name, getattr(config, name))
+        self._wake.set()
 
     # -- what the ladder needs to know ------------------------------------------------------
 
