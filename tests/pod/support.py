@@ -241,16 +241,37 @@ class LogFollower:
         self._thread.join(timeout=10)
 
 
+def podman_volumes(manifest: str) -> list[str]:
+    """The named volumes podman 4.3 makes for a Pod: one per emptyDir (named after the pod's
+    volume, so shared by every pod using that name) and one per ConfigMap (named after it)."""
+    names: list[str] = []
+    for doc in documents(manifest):
+        if doc.get("kind") != "Pod":
+            continue
+        for volume in doc["spec"].get("volumes", []):
+            if "emptyDir" in volume:
+                names.append(volume["name"])
+            elif "configMap" in volume:
+                names.append(volume["configMap"]["name"])
+    return names
+
+
 @contextlib.contextmanager
 def played(manifest: str, pod: str) -> Iterator[None]:
-    """``podman kube play`` of ``manifest`` (no network); the pod is removed afterwards."""
+    """``podman kube play`` of ``manifest`` (no network); the pod and its volumes are removed
+    afterwards, and stale volumes of the same names before (emptyDir must start empty)."""
+    volumes = podman_volumes(manifest)
     handle, name = tempfile.mkstemp(prefix="kube-", suffix=".yaml")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(manifest)
     try:
+        if volumes:
+            podman("volume", "rm", "-f", *volumes, check=False)
         podman("kube", "play", "--network", "none", name)
         yield
     finally:
         podman("kube", "down", name, check=False, timeout=60)
         podman("pod", "rm", "-f", "-t", "0", pod, check=False, timeout=60)
+        if volumes:
+            podman("volume", "rm", "-f", *volumes, check=False)
         os.unlink(name)
