@@ -25,8 +25,9 @@ Rules:
    ``self.config`` stays ``None``.
 5. Invalid later section: the errors are logged, :class:`ConfigurationRejected` is fired and
    returned as result, and the last good config stays in force.
-6. Validation gets :meth:`Configurable.config_context` as pydantic context (the source
-   file and its directory, for relative paths).
+6. Validation (:meth:`Configurable.validate_config`, overridable) gets
+   :meth:`Configurable.config_context` as pydantic context (the source file and its
+   directory, for relative paths).
 7. ``self.config`` is updated after ``on_config`` returns; if ``on_config`` raises, the bus
    reports a ``HandlingError`` and the config is not taken over. ``on_config`` may be async.
 """
@@ -46,7 +47,7 @@ from vmrunner.core.config.events import (
     ConfigurationUpdate,
     InitialConfiguration,
 )
-from vmrunner.core.config.validation import ModelT, validate
+from vmrunner.core.config.validation import ModelT, Validated, validate
 from vmrunner.core.events import Stop
 from vmrunner.core.handler import handler
 from vmrunner.exit_codes import ExitCode
@@ -98,7 +99,7 @@ class Configurable(Component, Generic[ModelT]):
         if section == self._config_section and not (initial and self.config is None):
             return None
         self._config_section = section
-        outcome = validate(self._config_model(), path, section, self.config_context(event))
+        outcome = self.validate_config(path, section, self.config_context(event))
         for warning in outcome.warnings:
             _log.warning("%s", warning)
         if outcome.config is None:
@@ -111,6 +112,14 @@ class Configurable(Component, Generic[ModelT]):
             await result
         self.config = config
         return None
+
+    def validate_config(
+        self, path: str, section: dict[str, Any], context: dict[str, Any] | None
+    ) -> Validated[Any]:
+        """Validate this component's section (default: :func:`validate` with
+        :attr:`config_model`). Override to use a validator of your own; its error and warning
+        lines must name the key path (``/Runner/vm/currentCpus: ...``)."""
+        return validate(self._config_model(), path, section, context)
 
     def _config_model(self) -> type[BaseModel]:
         model = getattr(type(self), "config_model", None)

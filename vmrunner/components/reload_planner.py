@@ -1,0 +1,60 @@
+"""ReloadPlanner: logs and fires the :class:`~vmrunner.reload_plan.ReloadPlan` of each change.
+
+It follows the configurations the controllers get (``ConfigureQemu``) and compares each with
+the previous one (:func:`~vmrunner.reload_plan.classify`). The baseline is the configuration
+QEMU was started with (``VmPrepared``), so a change made while QEMU was still starting shows
+up in the first plan. One log line per changed key: INFO for ``live`` keys (the controller's
+own outcome event follows), WARNING for keys that need a restart. ``restart_pending`` lists
+the keys that differ from what QEMU runs with, so undoing an edit clears it again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from vmrunner.components import BUS
+from vmrunner.config.model import RunnerConfig
+from vmrunner.core import Channel, Component, handler
+from vmrunner.events import ConfigureQemu, VmPrepared
+from vmrunner.reload_plan import PlanClass, ReloadPlan, classify
+
+_log = logging.getLogger(__name__)
+
+
+class ReloadPlanner(Component):
+    """Fires a :class:`ReloadPlan` for every accepted configuration change."""
+
+    def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.launched: RunnerConfig | None = None
+        """The configuration QEMU was started with."""
+        self.current: RunnerConfig | None = None
+        """The configuration of the last plan."""
+        self.generation = 0
+        self.last: ReloadPlan | None = None
+        """The last plan fired."""
+
+    @handler
+    def on_prepared(self, event: VmPrepared) -> None:
+        self.launched = self.current = event.plan.config
+
+    @handler
+    def on_configure(self, event: ConfigureQemu) -> None:
+        if self.current is None or self.launched is None or event.config == self.current:
+            return
+        entries = classify(self.current, event.config)
+        self.current = event.config
+        if not entries:
+            return
+        pending = tuple(e.path for e in classify(self.launched, event.config)
+                        if e.klass is not PlanClass.LIVE)
+        self.generation += 1
+        for entry in entries:
+            level = logging.INFO if entry.klass is PlanClass.LIVE else logging.WARNING
+            _log.log(level, "reload plan %d: %s", self.generation, entry.describe())
+        if pending:
+            _log.warning("reload plan %d: the running VM differs from the configuration in "
+                         "%s; restart the runner to apply", self.generation, ", ".join(pending))
+        self.last = ReloadPlan(generation=self.generation, entries=entries,
+                               restart_pending=pending)
+        self.fire(self.last)
