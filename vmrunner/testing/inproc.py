@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -27,12 +28,17 @@ from vmrunner.testing.console import GuestConsole
 
 class InProcessRunner:
     """Async context manager: build the standard tree plus ``extra``, run it, attach the
-    serial console (``runtimeDir/console.sock``); on exit fire ``Stop`` and wait."""
+    serial console (``runtimeDir/console.sock``); on exit fire ``Stop`` and wait.
 
-    def __init__(self, config: Path, *extra: Component, stop_timeout: float = 60.0) -> None:
+    ``customize`` may change the builder before the tree is built (e.g. remove a standard
+    child whose job an extra component takes over)."""
+
+    def __init__(self, config: Path, *extra: Component, stop_timeout: float = 60.0,
+                 customize: Callable[[RunnerBuilder], object] | None = None) -> None:
         self.config = config
         self.extra = extra
         self.stop_timeout = stop_timeout
+        self.customize = customize
         self.recorder = EventRecorder()
         self.runner: Runner | None = None
         self.task: asyncio.Task[int] | None = None
@@ -47,6 +53,8 @@ class InProcessRunner:
         builder = RunnerBuilder(self.config)
         for component in (*self.extra, self.recorder):
             builder.add(component)
+        if self.customize is not None:
+            self.customize(builder)
         self.runner = builder.build()
         self.task = asyncio.ensure_future(run(self.runner))
         socket = self.config.parent / "run" / "console.sock"
