@@ -5,8 +5,9 @@
   ``ProcessStarted`` (result: the pid) or ``ProcessFailed``.
 * Every child is waited for by an owned task that fires ``ProcessExited``.
 * ``TerminateProcess`` → SIGTERM, SIGKILL after the grace time, reap; completes when gone.
-* On the final ``Stop`` (low priority, after the shutdown ladder) everything still alive is
-  terminated and reaped before the Stop completes.
+* Once a ``Stop`` is seen no new child is started (``ProcessFailed``); on the final ``Stop``
+  handler (low priority, after the shutdown ladder) everything still alive is terminated and
+  reaped before the Stop completes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ _log = logging.getLogger(__name__)
 
 STOP_PRIORITY = -1000
 """After the shutdown ladder (PowerdownHandler) and everything else."""
+CLOSE_PRIORITY = 100000
+"""Before everything else: refuse new children once a Stop is seen."""
 FINAL_GRACE = 3.0
 
 
@@ -39,6 +42,7 @@ class ProcessManager(Component):
     def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
         super().__init__(BUS if channel is None else channel, name)
         self._procs: dict[str, ChildProcess] = {}
+        self._closing = False
 
     def running(self, name: str) -> bool:
         """Whether child ``name`` runs (for diagnostics; components use the events)."""
@@ -51,6 +55,9 @@ class ProcessManager(Component):
 
     @handler
     async def on_start_process(self, event: StartProcess, ctx: HandlerContext[int]) -> int | None:
+        if self._closing:
+            self.fire(ProcessFailed(name=event.name, reason="the runner is stopping"))
+            return None
         old = self._procs.get(event.name)
         if old is not None and old.running:
             self.fire(ProcessFailed(name=event.name, reason=f"{event.name} is already running"))
@@ -80,6 +87,11 @@ class ProcessManager(Component):
         lock = ctx.hold()
         task = self.spawn(child.terminate(grace=event.grace), name=f"terminate-{event.name}")
         task.add_done_callback(lambda _t: lock.release())
+
+    @handler(priority=CLOSE_PRIORITY)
+    def on_stop_first(self, event: Stop) -> None:
+        """From now on no new child is started (a start step racing the Stop)."""
+        self._closing = True
 
     @handler(priority=STOP_PRIORITY)
     def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
