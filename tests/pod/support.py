@@ -206,13 +206,13 @@ class LogFollower:
                 raise AssertionError(f"no log line matching {pattern!r} within {timeout} s; "
                                      f"log:\n{self.text}")
             try:
-                line = self._queue.get(timeout=left)
+                item = self._queue.get(timeout=left)
             except queue.Empty:
                 continue
-            if line is None:
+            if item is None:
                 self._ended = True
             else:
-                self.lines.append(line)
+                self.lines.append(item)
 
     def drain(self, timeout: float = 10) -> None:
         """Collect the remaining lines until ``podman logs -f`` ends (the container exited)."""
