@@ -15,6 +15,7 @@ docs/kubernetes.md ("Testing with podman"):
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import tempfile
@@ -95,9 +96,10 @@ def _stop(pod: PlayedPod) -> float:
 
 def test_unmodified_chart_boots_the_guest(tools: Tools, image: ImageBuild,
                                           guest_image: GuestImage) -> None:
-    """The rendered chart as it is (ConfigMap volume included) runs the VM."""
+    """The rendered chart as it is (ConfigMap volume included) runs the VM; JSON logs."""
     release = f"vrplain{secrets.token_hex(3)}"
-    manifest = render(tools.helm, _values(image, guest_image), release=release)
+    values = {**_values(image, guest_image), "logFormat": "json"}
+    manifest = render(tools.helm, values, release=release)
     pod = f"{release}-vmrunner"
     container = f"{pod}-vmrunner"
     with played(manifest, pod):
@@ -109,6 +111,9 @@ def test_unmodified_chart_boots_the_guest(tools: Tools, image: ImageBuild,
             podman("pod", "stop", "-t", "60", pod, timeout=120)
             logs.drain()
             assert _exit_code(container) == ExitCode.OK, logs.text
+            entries = [json.loads(line) for line in logs.lines]
+            assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+            assert any(e["message"].startswith("SIGTERM received") for e in entries)
         finally:
             logs.close()
 
