@@ -21,6 +21,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from vmrunner.components import BUS
 from vmrunner.config.model import RunnerConfig
@@ -57,6 +58,9 @@ from vmrunner.events import (
 )
 from vmrunner.exit_codes import ExitCode
 from vmrunner.qmp import commands
+
+if TYPE_CHECKING:
+    from vmrunner.core.config.validation import Validated
 
 _log = logging.getLogger(__name__)
 
@@ -131,9 +135,11 @@ class Runner(Configurable[RunnerConfig], Component):
     config_model = RunnerConfig
 
     def __init__(self, config: RunnerConfig | None = None, channel: Channel | None = None, *,
-                 preparer: Callable[[RunnerConfig], LaunchPlan] = prepare) -> None:
+                 preparer: Callable[[RunnerConfig], LaunchPlan] = prepare,
+                 strict: bool = False) -> None:
         super().__init__(BUS if channel is None else channel, "Runner")
         self.config = config
+        self.strict = strict
         self.state = RunState.INITIALIZING
         self.plan: LaunchPlan | None = None
         self._preparer = preparer
@@ -162,6 +168,13 @@ class Runner(Configurable[RunnerConfig], Component):
             self.fire(Stop())
 
     # -- configuration -----------------------------------------------------------------------
+
+    def validate_config(self, path: str, section: dict[str, Any],
+                        context: dict[str, Any] | None) -> Validated[Any]:
+        """Like ``vmrunner check``: its messages, ``strict`` for unknown keys."""
+        from vmrunner.components.runner_validation import validate_runner_section
+
+        return validate_runner_section(section, context, strict=self.strict, path=path)
 
     def on_config(self, config: RunnerConfig, initial: bool) -> None:
         """A new configuration: applied live by ``ConfigureQemu`` once QEMU is configured

@@ -89,11 +89,12 @@ class RunnerBuilder:
 
         validation = load_config(self.config_file, strict=self.strict)
         self.warnings = [str(p) for p in validation.warnings]
-        for warning in self.warnings:
-            _log.warning("%s", warning)
+        if not self.watch:  # else the Runner reports them with its initial configuration
+            for warning in self.warnings:
+                _log.warning("%s", warning)
         if not validation.ok or validation.config is None:
             raise ConfigInvalid([str(p) for p in validation.errors])
-        runner = runner_factory(validation.config)
+        runner = runner_factory(validation.config, strict=self.strict)
         for component in self.components:
             runner.attach(component)
         if self.watch:
