@@ -13,7 +13,8 @@
 
 ``standard_components(path)`` is ``RunnerBuilder(path).build()``. The standard children, by
 name: ProcessManager, SwtpmManager, QemuMonitor, InitialQemuConfig, GuestAgent,
-PowerdownHandler, and ConfigWatcher (follows the file for live updates).
+PowerdownHandler, CdromController, DisplayController, and ConfigWatcher (follows the file
+for live updates).
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ class ConfigInvalid(Exception):
         self.problems = problems
 
 
-def _standard() -> list[Component]:
+def _standard(config_file: Path) -> list[Component]:
+    from vmrunner.components.cdrom import CdromController
+    from vmrunner.components.display import DisplayController
+
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), InitialQemuConfig(), GuestAgent(),
-            PowerdownHandler()]
+            PowerdownHandler(), CdromController(),
+            DisplayController(config_file.absolute().parent)]
 
 
 class RunnerBuilder:
@@ -55,7 +60,7 @@ class RunnerBuilder:
         self.config_file = Path(config_file)
         self.strict = strict
         self.watch = watch
-        self.components: list[Component] = _standard()
+        self.components: list[Component] = _standard(self.config_file)
         self.warnings: list[str] = []
 
     def _index(self, name: str) -> int:

@@ -27,8 +27,9 @@ from vmrunner.testing.console import GuestConsole
 
 
 class InProcessRunner:
-    """Async context manager: build the standard tree plus ``extra``, run it, attach the
-    serial console (``runtimeDir/console.sock``); on exit fire ``Stop`` and wait.
+    """Async context manager: build the standard tree plus ``extra`` (an extra named like a
+    standard child replaces it), run it, attach the serial console
+    (``runtimeDir/console.sock``); on exit fire ``Stop`` and wait.
 
     ``customize`` may change the builder before the tree is built (e.g. remove a standard
     child whose job an extra component takes over)."""
@@ -51,8 +52,12 @@ class InProcessRunner:
 
     async def __aenter__(self) -> InProcessRunner:
         builder = RunnerBuilder(self.config)
+        standard = {c.name for c in builder.components}
         for component in (*self.extra, self.recorder):
-            builder.add(component)
+            if component.name in standard:  # a configured stand-in for a standard child
+                builder.replace(component.name, component)
+            else:
+                builder.add(component)
         if self.customize is not None:
             self.customize(builder)
         self.runner = builder.build()
