@@ -97,7 +97,7 @@ class RunnerProcess:
                 waiting.cancel()
             if not waiting.done() or waiting.cancelled():
                 raise RuntimeError(f"no console socket {socket}; runner log:\n{self.log_tail()}")
-            reader, writer = await asyncio.open_unix_connection(str(socket))
+            reader, writer = await _connect(socket)
             self.console = GuestConsole(reader, writer, self.base / "console.log")
 
     async def wait_ready(self, timeout: float = 60.0) -> str:  # noqa: ASYNC109
@@ -139,6 +139,17 @@ class RunnerProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
             await self.proc.wait()
+
+
+async def _connect(socket: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to QEMU's listening socket; QEMU binds (the file appears) a moment before it
+    listens, so a refused connection is retried for up to 2 s (seen with 5 runners at once)."""
+    for _ in range(200):
+        try:
+            return await asyncio.open_unix_connection(str(socket))
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.01)
+    return await asyncio.open_unix_connection(str(socket))
 
 
 def process_alive(pid: int) -> bool:

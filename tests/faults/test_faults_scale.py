@@ -1,0 +1,31 @@
+"""``benchmarks/scale.py`` at CI size: 5 runners at once, TERMed together, all graceful,
+each runner ≤ 40 MiB RSS (issue 8). ~16 s under TCG on the 2-core development machine."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vmrunner.testing.guest import GuestImage
+
+pytestmark = pytest.mark.guest
+
+SCALE = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
+VMS = 5
+
+
+def test_five_runners_stop_gracefully_together(guest_image: GuestImage) -> None:
+    result = subprocess.run([sys.executable, str(SCALE), "--vms", str(VMS)],
+                            capture_output=True, text=True, timeout=300, check=False)
+    output = result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    found = re.fullmatch(rf"scale: {VMS} VMs, graceful (\d+)/{VMS}, runner rss total "
+                         r"(\d+\.\d) MiB", last)
+    assert found, output
+    assert int(found[1]) == VMS, output
+    assert float(found[2]) <= 40 * VMS, output
+    assert result.returncode == 0 and "Traceback" not in output, output
