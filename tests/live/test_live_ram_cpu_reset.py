@@ -1,7 +1,7 @@
 """Live changes of RAM, vCPUs and resetCounter on the real test guest (issue 5, items 2, 3, 6).
 
-The runner runs in-process (standard tree from :class:`RunnerBuilder`, with the live
-controllers configured with short bounded waits) so that the typed outcome events can be
+The runner runs in-process (:class:`InProcessRunner`: the standard tree, with the live
+controllers under test configured with short bounded waits) so that the typed outcome events can be
 recorded with an :class:`EventRecorder`. Changes are made the way a user makes them: by
 rewriting the configuration file; the guest's own view (``/proc/meminfo``,
 ``/sys/devices/system/cpu/online``, its boot counter) is read over its serial console.
@@ -9,32 +9,31 @@ rewriting the configuration file; the guest's own view (``/proc/meminfo``,
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
 import shutil
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
 
-from vmrunner.components import BUS
 from vmrunner.components.cpus import CpuChange, CpuController
 from vmrunner.components.outcome import Outcome
 from vmrunner.components.ram import MIB, RamChange, RamController, ram_tolerance
 from vmrunner.components.reset import ResetChange, ResetController
 from vmrunner.components.standard import RunnerBuilder
-from vmrunner.core import CompletionLock, Component, HandlerContext, Stop, handler, run
+from vmrunner.core import Component
 from vmrunner.core.recorder import EventRecorder
 from vmrunner.events import ConfigureQemu, ResetEvent, VmContinued
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.console import GuestConsole
 from vmrunner.testing.guest import GuestImage
+from vmrunner.testing.inproc import InProcessRunner
 from vmrunner.testing.qemu import raw_disk
 from vmrunner.testing.runnerproc import guest_config, processes_using, short_dir
 
@@ -44,53 +43,35 @@ BOOT = 60.0
 CMD = 20.0
 STANDARD_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "Standard-VM.yaml.mako"
 E = TypeVar("E", RamChange, CpuChange, ResetChange)
-
-
-class ConsoleAttach(Component):
-    """Test helper: connects to the guest's serial console before ``cont`` (it holds the
-    initial ``ConfigureQemu``), so that no console output is lost."""
-
-    def __init__(self, socket: Path, log: Path) -> None:
-        super().__init__(BUS)
-        self.socket = socket
-        self.log = log
-        self.console: GuestConsole | None = None
-
-    @handler
-    def on_configure(self, event: ConfigureQemu, ctx: HandlerContext[None]) -> None:
-        if event.initial and self.console is None:
-            self.spawn(self._attach(ctx.hold()), name="test-console")
-
-    async def _attach(self, lock: CompletionLock) -> None:
-        try:
-            reader, writer = await asyncio.open_unix_connection(str(self.socket))
-            self.console = GuestConsole(reader, writer, self.log)
-        finally:
-            lock.release()
+Runners = contextlib.AsyncExitStack
+"""Where a test's :class:`InProcessRunner` s are entered (and stopped at its end)."""
 
 
 @dataclass
 class LiveVm:
-    """A runner on the test guest, its recorder and the guest's console."""
+    """A runner on the test guest (in-process), its recorder and the guest's console."""
 
     base: Path
     image: GuestImage
     settings: dict[str, Any]
-    recorder: EventRecorder
-    attach: ConsoleAttach
-    task: asyncio.Task[int] | None = None
-    runner_keys: dict[str, Any] = field(default_factory=dict)
+    runner_keys: dict[str, Any]
+    inproc: InProcessRunner | None = None
     since: int = 0
 
     @property
+    def recorder(self) -> EventRecorder:
+        assert self.inproc is not None
+        return self.inproc.recorder
+
+    @property
     def console(self) -> GuestConsole:
-        assert self.attach.console is not None
-        return self.attach.console
+        assert self.inproc is not None
+        return self.inproc.console
 
     def write(self, *, runner: dict[str, Any] | None = None, **vm: Any) -> None:
         """Rewrite the configuration file with these changes (as a user would); the next
         :meth:`final` looks only at events recorded from now on."""
-        self.since = len(self.recorder.events)
+        self.since = len(self.recorder.events) if self.inproc is not None else 0
         self.settings.update(vm)
         self.runner_keys.update(runner or {})
         settings = {k: v for k, v in self.settings.items() if v is not None}
@@ -129,49 +110,34 @@ def base() -> Iterator[Path]:
 
 
 @pytest_asyncio.fixture
-async def vms() -> AsyncIterator[list[LiveVm]]:
-    started: list[LiveVm] = []
-    yield started
-    for vm in started:
-        if vm.task is not None and not vm.task.done():
-            vm.recorder.fire(Stop())
-            try:
-                await asyncio.wait_for(asyncio.shield(vm.task), 30)
-            except TimeoutError:
-                vm.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await vm.task
-        if vm.attach.console is not None:
-            await vm.attach.console.close()
+async def vms() -> AsyncIterator[Runners]:
+    """Stops the runners a test started (before ``base`` checks for leftovers)."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield stack
 
 
-async def boot(vms: list[LiveVm], base: Path, image: GuestImage, accel: AccelVerdict, *,
-               controllers: tuple[Component, ...], knobs: tuple[str, ...] = (),
-               runner: dict[str, Any] | None = None, **vm: Any) -> LiveVm:
-    settings: dict[str, Any] = {"accel": str(accel.accel), "knobs": knobs, **vm}
-    live = LiveVm(base, image, settings, EventRecorder(BUS),
-                  ConsoleAttach(base / "run" / "console.sock", base / "console.log"),
-                  runner_keys=dict(runner or {}))
+def _without_initial_config(builder: RunnerBuilder) -> None:
+    if "InitialQemuConfig" in {c.name for c in builder.components}:
+        builder.remove("InitialQemuConfig")  # the controllers do its job
+
+
+async def boot(vms: Runners, base: Path, image: GuestImage,
+               accel: AccelVerdict, *, controllers: tuple[Component, ...],
+               knobs: tuple[str, ...] = (), runner: dict[str, Any] | None = None,
+               **vm: Any) -> LiveVm:
+    """Start the standard runner with ``controllers`` (configured for short waits) in place
+    of the standard ones; return once the guest is ready."""
+    live = LiveVm(base, image, {"accel": str(accel.accel), "knobs": knobs, **vm},
+                  dict(runner or {}))
     live.write()
-    builder = RunnerBuilder(base / "config.yaml")
-    names = {c.name for c in builder.components}
-    for component in controllers:
-        if component.name in names:
-            builder.replace(component.name, component)
-        else:
-            builder.add(component)
-    if "InitialQemuConfig" in names:  # its job is done by the controllers
-        builder.remove("InitialQemuConfig")
-    builder.add(live.recorder).add(live.attach)
-    tree = builder.build()
-    vms.append(live)
-    live.task = asyncio.create_task(run(tree))
+    live.inproc = await vms.enter_async_context(InProcessRunner(
+        base / "config.yaml", *controllers, customize=_without_initial_config))
     await live.recorder.wait_for(VmContinued, timeout=BOOT)
     await live.console.wait_ready(BOOT)
     return live
 
 
-async def test_ram_follows_current_ram(base: Path, vms: list[LiveVm], guest_image: GuestImage,
+async def test_ram_follows_current_ram(base: Path, vms: Runners, guest_image: GuestImage,
                                        accel: AccelVerdict) -> None:
     vm = await boot(vms, base, guest_image, accel, controllers=(RamController(),),
                     maximumRam="256 MiB", currentRam="224 MiB")
@@ -198,7 +164,7 @@ async def test_ram_follows_current_ram(base: Path, vms: list[LiveVm], guest_imag
 
 
 async def test_ram_without_balloon_driver_is_not_reached(
-        base: Path, vms: list[LiveVm], guest_image: GuestImage, accel: AccelVerdict) -> None:
+        base: Path, vms: Runners, guest_image: GuestImage, accel: AccelVerdict) -> None:
     vm = await boot(vms, base, guest_image, accel, knobs=("tg.balloon=0",),
                     controllers=(RamController(settle_timeout=3.0),), maximumRam="256 MiB")
     before_kb = await vm.mem_total_kb()
@@ -211,7 +177,7 @@ async def test_ram_without_balloon_driver_is_not_reached(
     assert not [e for e in vm.recorder.of_type(RamChange) if e.outcome is Outcome.APPLIED]
 
 
-async def test_vcpus_follow_current_cpus(base: Path, vms: list[LiveVm], guest_image: GuestImage,
+async def test_vcpus_follow_current_cpus(base: Path, vms: Runners, guest_image: GuestImage,
                                          accel: AccelVerdict) -> None:
     vm = await boot(vms, base, guest_image, accel,
                     controllers=(CpuController(unplug_timeout=30.0, poll_interval=1.0),),
@@ -240,7 +206,7 @@ async def test_vcpus_follow_current_cpus(base: Path, vms: list[LiveVm], guest_im
 
 
 async def test_reset_counter_increments_reset_the_guest(
-        base: Path, vms: list[LiveVm], guest_image: GuestImage, accel: AccelVerdict) -> None:
+        base: Path, vms: Runners, guest_image: GuestImage, accel: AccelVerdict) -> None:
     disk = raw_disk(base / "disk.img")
     vm = await boot(vms, base, guest_image, accel, controllers=(ResetController(),),
                     knobs=("tg.bootcount=vda", "tg.bootcount_sector=8"),
@@ -268,7 +234,7 @@ async def test_reset_counter_increments_reset_the_guest(
 
 
 async def test_vcpu_unplug_refused_by_the_guest_is_not_reached(
-        base: Path, vms: list[LiveVm], guest_image: GuestImage, accel: AccelVerdict) -> None:
+        base: Path, vms: Runners, guest_image: GuestImage, accel: AccelVerdict) -> None:
     vm = await boot(vms, base, guest_image, accel,
                     controllers=(CpuController(unplug_timeout=4.0, poll_interval=1.0),),
                     maximumCpus=2, currentCpus=2)
@@ -282,7 +248,7 @@ async def test_vcpu_unplug_refused_by_the_guest_is_not_reached(
 
 
 async def test_vcpus_are_added_before_cont_when_the_template_boots_fewer(
-        base: Path, vms: list[LiveVm], guest_image: GuestImage, accel: AccelVerdict) -> None:
+        base: Path, vms: Runners, guest_image: GuestImage, accel: AccelVerdict) -> None:
     # a VM type that boots one vCPU, as the reference runner's template does
     text = STANDARD_TEMPLATE.read_text()
     assert '"cpus": currentCpus' in text
