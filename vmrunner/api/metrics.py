@@ -1,0 +1,115 @@
+"""``GET /metrics``: the tracker's status and counters as Prometheus text (prometheus-client).
+
+Metric families (all prefixed ``vmrunner_``): ``state`` (one series per state, 1 for the
+current one), ``ram_bytes{kind=maximum|requested|actual}`` (balloon target and actual),
+``vcpus{kind=maximum|requested|present}``, ``shutdown_rung`` (one series per rung, 1 for each
+rung reached), ``shutdown_remaining_seconds``, ``shutdown_duration_seconds``,
+``qmp_commands_total{command}``, ``qmp_errors_total{command}``,
+``qmp_command_seconds_total{command}``, ``config_reloads_total``,
+``config_rejections_total``, ``guest_agent_connected``, ``cdrom_pending{drive}``,
+``cdrom_tray_open{drive}``, ``errors`` (kept recent errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from vmrunner.events import Rung, RunState
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from .status import StatusTracker
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def families(tracker: StatusTracker) -> Iterator[Metric]:
+    """The metric families of ``tracker``'s current status."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    state = GaugeMetricFamily("vmrunner_state", "The runner's state (1: current)",
+                              labels=["state"])
+    for value in RunState:
+        state.add_metric([value.value], 1.0 if tracker.state is value else 0.0)
+    yield state
+
+    ram = GaugeMetricFamily("vmrunner_ram_bytes", "Guest RAM: maximum, requested (balloon "
+                            "target) and actual (balloon)", labels=["kind"])
+    for kind, size in (("maximum", tracker.ram_maximum), ("requested", tracker.ram_requested),
+                       ("actual", tracker.ram_actual)):
+        if size is not None:
+            ram.add_metric([kind], float(size))
+    yield ram
+
+    cpus = GaugeMetricFamily("vmrunner_vcpus", "vCPUs: maximum, requested and present",
+                             labels=["kind"])
+    for kind, count in (("maximum", tracker.cpus_maximum),
+                        ("requested", tracker.cpus_requested),
+                        ("present", tracker.cpus_present)):
+        if count is not None:
+            cpus.add_metric([kind], float(count))
+    yield cpus
+
+    rungs = GaugeMetricFamily("vmrunner_shutdown_rung", "Shutdown ladder rungs reached "
+                              "(1: reached)", labels=["rung"])
+    for rung in Rung:
+        rungs.add_metric([rung.value], 1.0 if rung.value in tracker.rungs else 0.0)
+    yield rungs
+    if tracker.remaining is not None:
+        yield GaugeMetricFamily("vmrunner_shutdown_remaining_seconds",
+                                "Seconds left before the forced stop", value=tracker.remaining)
+    if tracker.counters.shutdown_seconds is not None:
+        yield GaugeMetricFamily("vmrunner_shutdown_duration_seconds",
+                                "From the start of the shutdown to stopped",
+                                value=tracker.counters.shutdown_seconds)
+
+    counters = tracker.counters
+    commands = CounterMetricFamily("vmrunner_qmp_commands", "QMP commands executed",
+                                   labels=["command"])
+    errors = CounterMetricFamily("vmrunner_qmp_errors", "QMP commands that failed",
+                                 labels=["command"])
+    seconds = CounterMetricFamily("vmrunner_qmp_command_seconds",
+                                  "Time spent waiting for QMP answers", labels=["command"])
+    for name in sorted(counters.qmp_commands):
+        commands.add_metric([name], float(counters.qmp_commands[name]))
+        errors.add_metric([name], float(counters.qmp_errors.get(name, 0)))
+        seconds.add_metric([name], counters.qmp_seconds.get(name, 0.0))
+    yield commands
+    yield errors
+    yield seconds
+    yield CounterMetricFamily("vmrunner_config_reloads", "Configuration changes applied",
+                              value=float(counters.config_reloads))
+    yield CounterMetricFamily("vmrunner_config_rejections", "Configuration changes rejected",
+                              value=float(counters.config_rejections))
+    yield GaugeMetricFamily("vmrunner_guest_agent_connected", "qemu-ga answers (1) or not",
+                            value=1.0 if tracker.agent_connected else 0.0)
+    pending = GaugeMetricFamily("vmrunner_cdrom_pending", "A CD change waits for the guest",
+                                labels=["drive"])
+    tray = GaugeMetricFamily("vmrunner_cdrom_tray_open", "The CD tray is open",
+                             labels=["drive"])
+    for drive, cd in tracker.cdroms.items():
+        pending.add_metric([drive], 0.0 if cd.pending is None else 1.0)
+        tray.add_metric([drive], 1.0 if cd.tray_open else 0.0)
+    yield pending
+    yield tray
+    yield GaugeMetricFamily("vmrunner_errors", "Recent errors kept for /status",
+                            value=float(len(tracker.errors)))
+
+
+class _Collector:
+    def __init__(self, tracker: StatusTracker) -> None:
+        self.tracker = tracker
+
+    def collect(self) -> Iterator[Metric]:
+        return families(self.tracker)
+
+
+def render(tracker: StatusTracker) -> bytes:
+    """The Prometheus text exposition of ``tracker``."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(tracker))
+    return generate_latest(registry)

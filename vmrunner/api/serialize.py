@@ -1,0 +1,79 @@
+"""Bus events as JSON: the stable schema of ``GET /events``.
+
+Every record is ``{"seq": int, "time": float, "type": str, "data": object}``: ``seq`` counts
+the events the tracker saw (1, 2, ...; gaps mean events not kept), ``time`` is the Unix time
+it saw the event, ``type`` the event's class name and ``data`` its fields, converted by
+:func:`to_json`: enums become their value, paths strings, dataclasses objects (camelCase
+keys), QMP commands only their name (arguments may hold secrets), configurations, plans and
+components only their type name, process environments only their variable names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+from vmrunner.core import Event
+
+MAX_DEPTH = 6
+_SECRET_WORDS = ("password", "secret", "token")
+
+
+def camel(name: str) -> str:
+    """``tray_open`` → ``trayOpen``."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def to_json(value: Any, depth: int = 0) -> Any:
+    """``value`` as something :func:`json.dumps` takes (see the module docstring)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, enum.Enum):
+        return to_json(value.value, depth)
+    if isinstance(value, PurePath):
+        return str(value)
+    if depth >= MAX_DEPTH:
+        return type(value).__name__
+    from vmrunner.qmp.commands import QmpCommand
+
+    if isinstance(value, QmpCommand):
+        return {"command": value.name}
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields(value, depth)
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return [to_json(v, depth + 1) for v in value]
+    return type(value).__name__
+
+
+def _fields(value: Any, depth: int) -> dict[str, Any]:
+    from vmrunner.events import LaunchPlan
+
+    if isinstance(value, LaunchPlan):
+        return {"type": "LaunchPlan", "vm": value.config.vm.name}
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(value):
+        item = getattr(value, field.name)
+        if any(word in field.name for word in _SECRET_WORDS) and isinstance(item, str):
+            out[camel(field.name)] = "***"
+        elif field.name == "env" and isinstance(item, tuple):
+            out["env"] = [pair[0] for pair in item if isinstance(pair, tuple) and pair]
+        else:
+            out[camel(field.name)] = to_json(item, depth + 1)
+    return out
+
+
+def event_record(seq: int, when: float, event: Event[Any]) -> dict[str, Any]:
+    """One ``GET /events`` record."""
+    data: dict[str, Any] = _fields(event, 0) if dataclasses.is_dataclass(event) else {}
+    return {"seq": seq, "time": round(when, 6), "type": type(event).__name__, "data": data}

@@ -1,0 +1,291 @@
+"""ApiServer (``/Runner/Api``): the per-runner HTTP API, HTTP/1.1 through h11.
+
+Listens on ``runtimeDir/api.sock`` (mode 0600, in the 0700 runtime directory) once the VM is
+prepared, and optionally on a TCP ``listen`` address where every request needs
+``Authorization: Bearer <token from tokenFile>``. Routes:
+
+* ``GET /status``: :meth:`StatusTracker.snapshot` as JSON;
+* ``GET /events[?since=SEQ]``: JSON lines (:mod:`vmrunner.api.serialize`), kept open; with
+  ``since`` the kept events after that ``seq`` come first (``since=0``: all kept);
+* ``POST /powerdown``: fires ``TerminationSignal(SIGTERM)``, the same path as a TERM;
+* ``GET /metrics``: Prometheus text (:mod:`vmrunner.api.metrics`);
+* ``GET /live`` (200 while the runner serves) and ``GET /ready`` (200 while the VM runs, else
+  503), for probes.
+
+h11 and prometheus-client are imported on the first request. Every task (accept loops and
+connections) is owned by this component and ends with ``Stopped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from vmrunner.components import BUS
+from vmrunner.core import Channel, Component, Configurable, Stopped, handler
+from vmrunner.events import TerminationSignal, VmPrepared
+
+from .config import ApiConfig, split_listen
+from .status import StatusTracker
+
+if TYPE_CHECKING:
+    import h11
+
+_log = logging.getLogger(__name__)
+
+SOCKET_NAME = "api.sock"
+MAX_BODY = 64 * 1024
+READ_SIZE = 65536
+JSON = "application/json"
+
+
+class ApiServer(Configurable[ApiConfig], Component):
+    """Serves the API (see the module docstring); its child :attr:`tracker` holds the status."""
+
+    config_model = ApiConfig
+
+    def __init__(self, channel: Channel | None = None, name: str | None = "Api", *,
+                 tracker: StatusTracker | None = None) -> None:
+        super().__init__(BUS if channel is None else channel, name)
+        self.tracker = self.attach(StatusTracker() if tracker is None else tracker)
+        self.socket_path: Path | None = None
+        self._listeners: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._token: bytes | None = None
+
+    def on_config(self, config: ApiConfig, initial: bool) -> None:
+        """Listening addresses are taken at the start; later changes need a restart."""
+        if not initial and self._listeners:
+            _log.warning("/Runner/Api changed: takes effect when the runner is started again")
+
+    # -- listening --------------------------------------------------------------------------
+
+    @handler
+    def on_prepared(self, event: VmPrepared) -> None:
+        config = self.config or ApiConfig()
+        if not config.enabled or self._listeners:
+            return
+        path = event.plan.paths.runtime_dir / SOCKET_NAME
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_socket():
+                    path.unlink()
+            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            unix.bind(str(path))
+            os.chmod(path, 0o600)
+            self._listen(unix, local=True)
+            self.socket_path = path
+            _log.info("API on %s", path)
+        except OSError as exc:
+            _log.error("API: cannot listen on %s: %s", path, exc)
+        if config.listen is not None and config.token_file is not None:
+            self._listen_tcp(config.listen, config.token_file)
+
+    def _listen_tcp(self, listen: str, token_file: Path) -> None:
+        try:
+            token = token_file.read_text().strip()
+            if not token:
+                raise OSError("the file is empty")
+            host, port = split_listen(listen)
+            tcp = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host
+                                       else socket.AF_INET)
+        except (OSError, ValueError) as exc:
+            _log.error("/Runner/Api: no TCP listener on %s: %s", listen, exc)
+            return
+        self._token = token.encode()
+        self._listen(tcp, local=False)
+        _log.info("API on tcp %s (bearer token required)", listen)
+
+    def _listen(self, sock: socket.socket, *, local: bool) -> None:
+        sock.listen(16)
+        sock.setblocking(False)
+        self._listeners.append(sock)
+        self._own(self._accept(sock, local), "api-accept")
+
+    def _own(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = self.spawn(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, sock: socket.socket, local: bool) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(sock)
+            self._own(self._serve(conn, local), "api-connection")
+
+    @handler
+    def on_stopped(self, event: Stopped) -> None:
+        self.tracker.close_streams()
+        for sock in self._listeners:
+            sock.close()
+        self._listeners.clear()
+        for task in list(self._tasks):
+            if task.get_name() == "api-accept":
+                task.cancel()
+        if self.socket_path is not None:
+            with contextlib.suppress(OSError):
+                self.socket_path.unlink()
+
+    # -- one connection ---------------------------------------------------------------------
+
+    async def _serve(self, conn: socket.socket, local: bool) -> None:
+        import h11
+
+        if local:
+            reader, writer = await asyncio.open_unix_connection(sock=conn)
+        else:
+            reader, writer = await asyncio.open_connection(sock=conn)
+        http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
+        try:
+            while True:
+                request = await self._read_request(http, reader, writer)
+                if request is None:
+                    break
+                await self._respond(http, request, local, reader, writer)
+                if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
+                    break
+                http.start_next_cycle()
+        except (ConnectionError, h11.LocalProtocolError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _read_request(self, http: h11.Connection, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> h11.Request | None:
+        import h11
+
+        request: h11.Request | None = None
+        size = 0
+        while True:
+            try:
+                event = http.next_event()
+            except h11.RemoteProtocolError as exc:
+                if http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    await self._send(http, writer, exc.error_status_hint,
+                                     {"error": str(exc)})
+                return None
+            if event is h11.NEED_DATA:
+                data = await reader.read(READ_SIZE)
+                http.receive_data(data)
+                if not data and http.their_state is not h11.DONE:
+                    return None
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > MAX_BODY:
+                    await self._send(http, writer, 413, {"error": "body too large"})
+                    return None
+            elif isinstance(event, h11.EndOfMessage):
+                return request
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return None
+
+    def _authorized(self, request: h11.Request) -> bool:
+        if self._token is None:
+            return False
+        for name, value in request.headers:
+            if name == b"authorization" and value.startswith(b"Bearer "):
+                return hmac.compare_digest(value[7:].strip(), self._token)
+        return False
+
+    async def _respond(self, http: h11.Connection, request: h11.Request, local: bool,
+                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        method = request.method.decode()
+        url = urlsplit(request.target.decode("ascii", "replace"))
+        query = parse_qs(url.query)
+        if not local and not self._authorized(request):
+            await self._send(http, writer, 401, {"error": "bearer token required"},
+                             [(b"WWW-Authenticate", b"Bearer")])
+            return
+        routes = {"/status": "GET", "/events": "GET", "/metrics": "GET", "/powerdown": "POST",
+                  "/live": "GET", "/ready": "GET"}
+        if url.path not in routes:
+            await self._send(http, writer, 404, {"error": f"no such resource: {url.path}"})
+            return
+        if method != routes[url.path]:
+            await self._send(http, writer, 405, {"error": f"use {routes[url.path]}"},
+                             [(b"Allow", routes[url.path].encode())])
+            return
+        tracker = self.tracker
+        if url.path == "/status":
+            await self._send(http, writer, 200, tracker.snapshot())
+        elif url.path == "/metrics":
+            from .metrics import CONTENT_TYPE, render
+
+            await self._send_bytes(http, writer, 200, render(tracker), CONTENT_TYPE)
+        elif url.path == "/powerdown":
+            _log.info("API: powerdown requested")
+            self.fire(TerminationSignal(signal=int(signal.SIGTERM)))
+            await self._send(http, writer, 202, {"accepted": True,
+                                                 "state": tracker.state.value})
+        elif url.path == "/live":
+            await self._send(http, writer, 200, {"state": tracker.state.value})
+        elif url.path == "/ready":
+            ready = tracker.state.vm_active
+            await self._send(http, writer, 200 if ready else 503,
+                             {"state": tracker.state.value, "ready": ready})
+        else:
+            since = query.get("since", [None])[0]
+            await self._stream(http, reader, writer,
+                               int(since) if since and since.isdigit() else None)
+
+    async def _stream(self, http: h11.Connection, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter, since: int | None) -> None:
+        import h11
+
+        sub = self.tracker.subscribe(since)
+        writer.write(http.send(h11.Response(status_code=200, headers=[
+            (b"Content-Type", b"application/x-ndjson"), (b"Cache-Control", b"no-store")])) or b"")
+        await writer.drain()
+        gone = asyncio.ensure_future(reader.read(1))  # the client hung up (or misbehaves)
+        try:
+            while True:
+                if sub.queue.empty():
+                    getter = asyncio.ensure_future(sub.queue.get())
+                    await asyncio.wait({getter, gone}, return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()
+                        return
+                    record = getter.result()
+                else:
+                    record = sub.queue.get_nowait()
+                if record is None:
+                    break
+                line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+                writer.write(http.send(h11.Data(data=line)) or b"")
+                await writer.drain()
+            writer.write(http.send(h11.EndOfMessage()) or b"")
+            await writer.drain()
+        finally:
+            gone.cancel()
+            self.tracker.unsubscribe(sub)
+
+    async def _send(self, http: h11.Connection, writer: asyncio.StreamWriter, status: int,
+                    body: dict[str, Any],
+                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        data = json.dumps(body, indent=1).encode() + b"\n"
+        await self._send_bytes(http, writer, status, data, JSON, headers)
+
+    async def _send_bytes(self, http: h11.Connection, writer: asyncio.StreamWriter,
+                          status: int, data: bytes, content_type: str,
+                          headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        import h11
+
+        head = [(b"Content-Type", content_type.encode()),
+                (b"Content-Length", str(len(data)).encode()), *(headers or [])]
+        writer.write(http.send(h11.Response(status_code=status, headers=head)) or b"")
+        writer.write(http.send(h11.Data(data=data)) or b"")
+        writer.write(http.send(h11.EndOfMessage()) or b"")
+        await writer.drain()
