@@ -1,4 +1,4 @@
-"""The ``vmrunner`` command: ``run`` (default), ``check`` and ``render``.
+"""The ``vmrunner`` command: ``run`` (default), ``check``, ``render``, ``status``, ``events``.
 
 Exit codes are :class:`vmrunner.exit_codes.ExitCode`: 0 ok, 1 internal error, 2 invalid
 configuration or template, 3 forced stop, 4 QEMU died, 5 start failed.
@@ -18,7 +18,7 @@ from vmrunner import __version__
 from vmrunner.exit_codes import ExitCode
 
 DEFAULT_CONFIG = Path("/etc/opt/vmrunner/config.yaml")
-COMMANDS = ("run", "check", "render")
+COMMANDS = ("run", "check", "render", "status", "events")
 _GLOBAL_WITH_VALUE = ("--log-level", "--log-format")
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    sub = parser.add_subparsers(dest="command", metavar="{run,check,render}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,check,render,status,events}")
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG,
                         help=f"configuration file (default {DEFAULT_CONFIG})")
@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate the configuration and render the template; exit 0 or 2")
     sub.add_parser("render", parents=[config],
                    help="print the swtpm and QEMU command lines, starting nothing")
+    status = sub.add_parser("status", parents=[config],
+                            help="ask the running VM's runner what it is doing")
+    status.add_argument("--json", action="store_true", help="the raw GET /status document")
+    events = sub.add_parser("events", parents=[config],
+                            help="follow the running VM's event stream")
+    events.add_argument("--json", action="store_true", help="JSON lines as the API sends them")
+    events.add_argument("--since", type=int, default=0,
+                        help="replay the kept events after this sequence number (default 0)")
     return parser
 
 
@@ -139,6 +147,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_main(args.config, strict=args.strict)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """``vmrunner status`` (see vmrunner.api.client)."""
+    from vmrunner.api.client import status_main
+
+    return status_main(args.config, as_json=args.json, strict=args.strict)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """``vmrunner events`` (see vmrunner.api.client)."""
+    from vmrunner.api.client import events_main
+
+    return events_main(args.config, as_json=args.json, since=args.since, strict=args.strict)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vmrunner`` and ``python -m vmrunner``; returns the exit code."""
     from vmrunner.logconfig import setup_logging
@@ -146,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_with_command(sys.argv[1:] if argv is None else argv))
     setup_logging(args.log_level, args.log_format)
-    commands = {"run": cmd_run, "check": cmd_check, "render": cmd_render}
+    commands = {"run": cmd_run, "check": cmd_check, "render": cmd_render,
+                "status": cmd_status, "events": cmd_events}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

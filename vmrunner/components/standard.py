@@ -13,7 +13,8 @@
 
 ``standard_components(path)`` is ``RunnerBuilder(path).build()``. The standard children, by
 name: ProcessManager, SwtpmManager, QemuMonitor, InitialQemuConfig, GuestAgent,
-PowerdownHandler, CdromController, DisplayController, and ConfigWatcher (follows the file
+PowerdownHandler, CdromController, DisplayController, Api (status API, vmrunner.api),
+SystemdNotifier, and ConfigWatcher (follows the file
 for live updates).
 """
 
@@ -44,12 +45,14 @@ class ConfigInvalid(Exception):
 
 
 def _standard(config_file: Path) -> list[Component]:
+    from vmrunner.api.sdnotify import SystemdNotifier
+    from vmrunner.api.server import ApiServer
     from vmrunner.components.cdrom import CdromController
     from vmrunner.components.display import DisplayController
 
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), InitialQemuConfig(), GuestAgent(),
             PowerdownHandler(), CdromController(),
-            DisplayController(config_file.absolute().parent)]
+            DisplayController(config_file.absolute().parent), ApiServer(), SystemdNotifier()]
 
 
 class RunnerBuilder:
