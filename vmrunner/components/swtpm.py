@@ -22,6 +22,7 @@ from vmrunner.events import (
     ProcessExited,
     ProcessFailed,
     ProcessStarted,
+    ShutdownEvent,
     StartFailed,
     StartProcess,
     SwtpmReady,
@@ -46,6 +47,7 @@ class SwtpmManager(Component):
         self._socket: Path | None = None
         self._exited: asyncio.Future[ProcessExited] | None = None
         self._ready = False
+        self._qemu_exited = False  # or shutting down: swtpm may then go first
 
     @handler
     def on_prepared(self, event: VmPrepared) -> None:
@@ -102,12 +104,21 @@ class SwtpmManager(Component):
             self.fire(StartFailed(step=NAME, reason=event.reason))
 
     @handler
+    def on_shutdown(self, event: ShutdownEvent) -> None:
+        self._qemu_exited = True
+
+    @handler
     def on_exited(self, event: ProcessExited) -> None:
         if event.name == NAME:
             if self._exited is not None and not self._exited.done():
                 self._exited.set_result(event)
-            if self._ready:
+            if self._ready and self._qemu_exited:
                 _log.info("swtpm %s", event.status)
-        elif event.name == QEMU and self._exited is not None and not self._exited.done():
-            # swtpm --terminate normally exits with QEMU's connection; make sure it does.
-            self.fire(TerminateProcess(name=NAME, grace=self.stop_grace))
+            elif self._ready:
+                _log.warning("swtpm %s before QEMU: the guest's TPM no longer answers; "
+                             "the VM keeps running", event.status)
+        elif event.name == QEMU:
+            self._qemu_exited = True
+            if self._exited is not None and not self._exited.done():
+                # swtpm --terminate normally exits with QEMU's connection; make sure it does.
+                self.fire(TerminateProcess(name=NAME, grace=self.stop_grace))

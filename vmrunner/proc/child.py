@@ -14,6 +14,8 @@
   and prctl (race-free, unlike an exec wrapper such as ``setpriv --pdeathsig``).
   PDEATHSIG fires when the *thread* that forked exits: spawn from the event loop's thread
   and keep that thread alive as long as the children should live (the asyncio main thread).
+* The child runs with umask 077, so the sockets and files it creates (QEMU's monitor,
+  console and agent sockets, swtpm's state) are 0600 whatever the runner's umask.
 """
 
 from __future__ import annotations
@@ -272,6 +274,7 @@ async def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             process_group=0,
+            umask=0o077,
             preexec_fn=_pdeathsig_preexec(),  # see the module docstring
             limit=_MAX_LINE,
         )
