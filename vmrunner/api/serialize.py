@@ -4,7 +4,7 @@ Every record is ``{"seq": int, "time": float, "type": str, "data": object}``: ``
 the events the tracker saw (1, 2, ...; gaps mean events not kept), ``time`` is the Unix time
 it saw the event, ``type`` the event's class name and ``data`` its fields, converted by
 :func:`to_json`: enums become their value, paths strings, dataclasses objects (camelCase
-keys), QMP commands only their name (arguments may hold secrets), configurations, plans and
+keys; a QMP event's class in ``event``), QMP commands only their name (arguments may hold secrets), configurations, plans and
 components only their type name, process environments only their variable names.
 """
 
@@ -61,7 +61,9 @@ def _fields(value: Any, depth: int) -> dict[str, Any]:
 
     if isinstance(value, LaunchPlan):
         return {"type": "LaunchPlan", "vm": value.config.vm.name}
-    out: dict[str, Any] = {}
+    from vmrunner.qmp.messages import QmpEvent
+
+    out: dict[str, Any] = {"event": type(value).__name__} if isinstance(value, QmpEvent) else {}
     for field in dataclasses.fields(value):
         item = getattr(value, field.name)
         if any(word in field.name for word in _SECRET_WORDS) and isinstance(item, str):

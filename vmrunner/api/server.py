@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from vmrunner.components import BUS
 from vmrunner.core import Channel, Component, Configurable, Stopped, handler
-from vmrunner.events import TerminationSignal, VmPrepared
+from vmrunner.events import RunnerStateChanged, RunState, TerminationSignal, VmPrepared
 
 from .config import ApiConfig, split_listen
 from .status import StatusTracker
@@ -46,6 +46,8 @@ SOCKET_NAME = "api.sock"
 MAX_BODY = 64 * 1024
 READ_SIZE = 65536
 JSON = "application/json"
+STREAM_DRAIN = 1.0
+"""Seconds the end of the run waits for event streams to send their last records."""
 
 
 class ApiServer(Configurable[ApiConfig], Component):
@@ -60,6 +62,8 @@ class ApiServer(Configurable[ApiConfig], Component):
         self.socket_path: Path | None = None
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: set[asyncio.Future[None]] = set()
+        """Done when the stream of a ``GET /events`` ends."""
         self._token: bytes | None = None
 
     def on_config(self, config: ApiConfig, initial: bool) -> None:
@@ -122,9 +126,17 @@ class ApiServer(Configurable[ApiConfig], Component):
             conn, _ = await loop.sock_accept(sock)
             self._own(self._serve(conn, local), "api-connection")
 
+    @handler(priority=-1000)
+    async def on_state(self, event: RunnerStateChanged) -> None:
+        """STOPPED is the last record: streams end with it (given up to a second)."""
+        if event.new is not RunState.STOPPED:
+            return
+        self.tracker.close_streams()
+        if self._streams:
+            await asyncio.wait(set(self._streams), timeout=STREAM_DRAIN)
+
     @handler
     def on_stopped(self, event: Stopped) -> None:
-        self.tracker.close_streams()
         for sock in self._listeners:
             sock.close()
         self._listeners.clear()
@@ -246,6 +258,8 @@ class ApiServer(Configurable[ApiConfig], Component):
         import h11
 
         sub = self.tracker.subscribe(since)
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._streams.add(ended)
         writer.write(http.send(h11.Response(status_code=200, headers=[
             (b"Content-Type", b"application/x-ndjson"), (b"Cache-Control", b"no-store")])) or b"")
         await writer.drain()
@@ -271,6 +285,8 @@ class ApiServer(Configurable[ApiConfig], Component):
         finally:
             gone.cancel()
             self.tracker.unsubscribe(sub)
+            self._streams.discard(ended)
+            ended.set_result(None)
 
     async def _send(self, http: h11.Connection, writer: asyncio.StreamWriter, status: int,
                     body: dict[str, Any],
