@@ -4,8 +4,10 @@ Every record is ``{"seq": int, "time": float, "type": str, "data": object}``: ``
 the events the tracker saw (1, 2, ...; gaps mean events not kept), ``time`` is the Unix time
 it saw the event, ``type`` the event's class name and ``data`` its fields, converted by
 :func:`to_json`: enums become their value, paths strings, dataclasses objects (camelCase
-keys; a QMP event's class in ``event``), QMP commands only their name (arguments may hold secrets), configurations, plans and
-components only their type name, process environments only their variable names.
+keys; a QMP event also gets its class in ``event``), QMP commands only their name (arguments
+may hold secrets), configurations, plans and components only their type name, process
+environments only their variable names. ``deadline`` values (``ShutdownRung``) are
+``time.monotonic()`` seconds, as on the bus.
 """
 
 from __future__ import annotations
