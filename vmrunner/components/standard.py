@@ -13,7 +13,8 @@
 
 ``standard_components(path)`` is ``RunnerBuilder(path).build()``. The standard children, by
 name: ProcessManager, SwtpmManager, QemuMonitor, InitialQemuConfig, GuestAgent,
-PowerdownHandler, CdromController, DisplayController, Api (status API, vmrunner.api),
+PowerdownHandler, CdromController, DisplayController, ReloadPlanner (logs and fires the
+reload plan of each change), Api (status API, vmrunner.api),
 SystemdNotifier, and ConfigWatcher (follows the file
 for live updates).
 """
@@ -49,10 +50,12 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.api.server import ApiServer
     from vmrunner.components.cdrom import CdromController
     from vmrunner.components.display import DisplayController
+    from vmrunner.components.reload_planner import ReloadPlanner
 
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), InitialQemuConfig(), GuestAgent(),
             PowerdownHandler(), CdromController(),
-            DisplayController(config_file.absolute().parent), ApiServer(), SystemdNotifier()]
+            DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
+            SystemdNotifier()]
 
 
 class RunnerBuilder:
