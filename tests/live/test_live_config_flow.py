@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from vmrunner.components.powerdown import PowerdownHandler
 from vmrunner.components.reload_planner import ReloadPlanner
 from vmrunner.components.standard import RunnerBuilder
 from vmrunner.core import ConfigurationRejected, Event
@@ -115,6 +116,8 @@ async def test_edits_are_applied_rejected_and_planned(
                 "(QEMU's -m is fixed for the life of the process)") in caplog.text
         configured = await rec.wait_for(ConfigureQemu, after(vm, mark), EVENT)
         assert configured.config.vm.maximum_ram == 512 * 2**20 and not configured.initial
+        powerdown = next(c for c in vm.runner.children if isinstance(c, PowerdownHandler))
+        assert powerdown.timeout == 31  # live: the next shutdown waits 31 s
 
         # 4. adding a disk needs a restart, too; the plan lists the new drive
         mark = len(rec.events)
