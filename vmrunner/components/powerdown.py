@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -36,6 +37,7 @@ from vmrunner.core import (
     Channel,
     Component,
     Configurable,
+    EventHandle,
     HandlerContext,
     Resumer,
     Stop,
@@ -228,6 +230,20 @@ class PowerdownHandler(Configurable[PowerdownConfig], Component):
             gone.cancel()
         return request.done and request.results() == [True]
 
+    async def _answered(self, request: EventHandle[Any], deadline: float) -> bool:
+        """Wait for ``request`` to complete, but not past ``deadline``, QEMU's exit or a
+        wake-up (escalation): a hanging QEMU must not stop the ladder."""
+        done = asyncio.ensure_future(request.wait())
+        others = {asyncio.ensure_future(self._gone.wait()),
+                  asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait({done, *others}, timeout=max(0.0, deadline - time.monotonic()),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (done, *others):
+                waiter.cancel()
+        return request.done
+
     async def _graceful(self) -> None:
         presses = 0
         next_press = time.monotonic()
@@ -245,9 +261,16 @@ class PowerdownHandler(Configurable[PowerdownConfig], Component):
                 return
             if now >= next_press:
                 presses += 1
-                reply = await self.fire(ExecuteQmp(command=commands.SystemPowerdown()))
-                if reply is not None and reply.error is not None:
-                    _log.warning("system_powerdown failed: %s", reply.error)
+                request = self.fire(ExecuteQmp(command=commands.SystemPowerdown()))
+                if not await self._answered(request, deadline):
+                    next_press = time.monotonic() + self.repeat_interval
+                    if time.monotonic() >= deadline:
+                        _log.warning("system_powerdown not answered before the deadline "
+                                     "(QEMU does not respond)")
+                    continue  # the deadline passed, or escalation / QEMU's exit woke us
+                replies = request.results()
+                if replies and replies[0].error is not None:
+                    _log.warning("system_powerdown failed: %s", replies[0].error)
                 if presses == 1:
                     self._rung(Rung.POWERDOWN, "system_powerdown (ACPI power button)")
                 else:
