@@ -195,7 +195,9 @@ def read_document(file: Path) -> tuple[object, list[Problem]]:
 def load_config(file: Path, *, strict: bool = False) -> Validation:
     """Read ``file``, pick its ``/Runner`` node and validate it.
 
-    Relative paths in the configuration are taken relative to the file's directory.
+    Relative paths in the configuration are taken relative to the file's directory as
+    named, not its symlink target (a Kubernetes ConfigMap's timestamped directory goes away
+    at the next update).
     """
     document, problems = read_document(file)
     if problems:
@@ -203,4 +205,4 @@ def load_config(file: Path, *, strict: bool = False) -> Validation:
     values, problems = runner_values(document)
     if values is None:
         return Validation(None, problems)
-    return validate_values(values, strict=strict, base_dir=file.resolve().parent)
+    return validate_values(values, strict=strict, base_dir=file.absolute().parent)
