@@ -61,3 +61,13 @@ def test_summary_of_a_fresh_tracker() -> None:
     text = format_status(StatusTracker().snapshot())
     assert text.startswith("VM None: initializing for ")
     assert "guest agent:  not connected" in text
+
+
+def test_configuration_records_hide_passwords() -> None:
+    from vmrunner.core import ConfigurationUpdate
+
+    update = ConfigurationUpdate(nodes={"/Runner": {"vm": {"display": {
+        "spice": {"displayPassword": "hunter2", "port": 5900}}}}})
+    text = json.dumps(event_record(1, 0.0, update))
+    assert "hunter2" not in text and '"displayPassword": "***"' in text
+    assert '"port": 5900' in text

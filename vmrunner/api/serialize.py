@@ -6,7 +6,8 @@ it saw the event, ``type`` the event's class name and ``data`` its fields, conve
 :func:`to_json`: enums become their value, paths strings, dataclasses objects (camelCase
 keys; a QMP event also gets its class in ``event``), QMP commands only their name (arguments
 may hold secrets), configurations, plans and components only their type name, process
-environments only their variable names. ``deadline`` values (``ShutdownRung``) are
+environments only their variable names; values of keys naming a password, secret or
+token are ``***``. ``deadline`` values (``ShutdownRung``) are
 ``time.monotonic()`` seconds, as on the bus.
 """
 
@@ -52,10 +53,16 @@ def to_json(value: Any, depth: int = 0) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _fields(value, depth)
     if isinstance(value, Mapping):
-        return {str(k): to_json(v, depth + 1) for k, v in value.items()}
+        return {str(k): "***" if _secret(str(k)) else to_json(v, depth + 1)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple, frozenset, set)):
         return [to_json(v, depth + 1) for v in value]
     return type(value).__name__
+
+
+def _secret(key: str) -> bool:
+    """Whether a key names a secret (``display-password``, ``token``...)."""
+    return any(word in key.lower() for word in _SECRET_WORDS)
 
 
 def _fields(value: Any, depth: int) -> dict[str, Any]:
@@ -68,7 +75,7 @@ def _fields(value: Any, depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {"event": type(value).__name__} if isinstance(value, QmpEvent) else {}
     for field in dataclasses.fields(value):
         item = getattr(value, field.name)
-        if any(word in field.name for word in _SECRET_WORDS) and isinstance(item, str):
+        if _secret(field.name) and isinstance(item, str):
             out[camel(field.name)] = "***"
         elif field.name == "env" and isinstance(item, tuple):
             out["env"] = [pair[0] for pair in item if isinstance(pair, tuple) and pair]
