@@ -1,5 +1,6 @@
 """The per-runner API against the real guest (issue 7): ``/status`` in each phase, the event
-stream, ``/metrics``, ``POST /powerdown``, ``vmrunner status`` and systemd notifications.
+stream, ``/metrics``, a CD change held by the guest, a live balloon change, ``POST /powerdown``
+(each shutdown rung), ``vmrunner status`` and systemd notifications.
 
 The runner tree runs in-process (``InProcessRunner``) so the test can await the bus events
 that mark each phase, then asks the API over its unix socket as an operator would. The
@@ -23,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from vmrunner.api.client import follow, get_json, request
 from vmrunner.api.sdnotify import SystemdNotifier
 from vmrunner.components.cdrom import CdromController
+from vmrunner.components.ram import RamChange, RamController
 from vmrunner.events import BalloonChangeEvent, RunnerStateChanged, RunState, ShutdownRung
 from vmrunner.media_events import CdromMediumChange, Outcome
 from vmrunner.testing.accel import AccelVerdict
@@ -73,11 +75,11 @@ async def test_status_events_metrics_and_notify(vmdir: Path, guest_image: GuestI
     isos = {n: make_iso(vmdir / f"{n.lower()}.iso", {"marker.txt": f"{n * 3}\n".encode()})
             for n in "AB"}
 
-    def configure(iso: Path) -> Path:
+    def configure(iso: Path, ram: str = "192 MiB") -> Path:
         # the guest ignores the power button and qemu-ga is not asked: every rung is climbed
         return guest_config(
             vmdir, guest_image, accel=str(accel.accel), knobs=("tg.powerbtn=ignore",),
-            powerdown_timeout=4, maximumRam="256 MiB", currentRam="192 MiB",
+            powerdown_timeout=4, maximumRam="256 MiB", currentRam=ram,
             drives=[{"type": "ide-cd", "bus": "scsi", "file": str(iso)}],
             runner={"/PowerdownHandler": {"useGuestAgent": False, "repeatInterval": 1,
                                           "killGrace": 2}})
@@ -95,7 +97,8 @@ async def test_status_events_metrics_and_notify(vmdir: Path, guest_image: GuestI
     receiver = asyncio.ensure_future(_datagrams(listener, notes))
     stream: asyncio.Future[None] | None = None
     try:
-        async with InProcessRunner(config, notifier, cdrom) as vm:
+        async with InProcessRunner(config, notifier, cdrom, RamController(),
+                                   customize=lambda b: b.remove("InitialQemuConfig")) as vm:
             rec, con = vm.recorder, vm.console
             assert stat.S_IMODE(api.stat().st_mode) == 0o600
             stream = asyncio.ensure_future(_collect(api, records))
@@ -150,6 +153,14 @@ async def test_status_events_metrics_and_notify(vmdir: Path, guest_image: GuestI
             assert (await get_json(api, "/status"))["config"]["generation"] == 1
             code, body = await request(api, "GET", "/metrics")
             assert _metrics(body.decode())[("vmrunner_cdrom_pending", (("drive", "cd0"),))] == 1
+
+            # a live balloon change: the new target, then the size the guest reached
+            configure(isos["B"], ram="160 MiB")
+            done = await rec.wait_for(RamChange, lambda e: e.requested == 160 * MIB
+                                      and e.outcome is Outcome.APPLIED, EVENT)
+            ram = (await get_json(api, "/status"))["ram"]
+            assert ram["requested"] == 160 * MIB and ram["outcome"] == "applied"
+            assert ram["actual"] == done.actual and abs(ram["actual"] - 160 * MIB) <= 8 * MIB
 
             # POST /powerdown: the TERM path; the ACPI rung with its budget
             code, body = await request(api, "POST", "/powerdown")
