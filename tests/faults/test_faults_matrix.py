@@ -113,6 +113,8 @@ async def test_config_deleted_then_corrupted_keeps_the_last_good_one(
     assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
     log = runner.log_text()
     assert _graceful(log) and "Traceback" not in log, log
+    qemu = runner.pid_of("qemu")
+    assert qemu is not None and await wait_gone(qemu, 1)
 
 
 async def test_missing_disk_image_at_start(
