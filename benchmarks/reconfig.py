@@ -132,12 +132,10 @@ def config_text(base: Path, current_mib: int) -> str:
 
 
 def single(builder: RunnerBuilder) -> None:
-    """One component per name (ours replaces a standard one); no InitialQemuConfig."""
+    """One component per name (ours replaces a standard one)."""
     names = [c.name for c in builder.components]
     for name in {n for n in names if names.count(n) > 1}:
         builder.remove(name)
-    if "InitialQemuConfig" in names:
-        builder.remove("InitialQemuConfig")
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -97,8 +97,7 @@ async def test_status_events_metrics_and_notify(vmdir: Path, guest_image: GuestI
     receiver = asyncio.ensure_future(_datagrams(listener, notes))
     stream: asyncio.Future[None] | None = None
     try:
-        async with InProcessRunner(config, notifier, cdrom, RamController(),
-                                   customize=lambda b: b.remove("InitialQemuConfig")) as vm:
+        async with InProcessRunner(config, notifier, cdrom, RamController()) as vm:
             rec, con = vm.recorder, vm.console
             assert stat.S_IMODE(api.stat().st_mode) == 0o600
             stream = asyncio.ensure_future(_collect(api, records))

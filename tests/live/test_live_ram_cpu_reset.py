@@ -26,7 +26,6 @@ from vmrunner.components.cpus import CpuChange, CpuController
 from vmrunner.components.outcome import Outcome
 from vmrunner.components.ram import MIB, RamChange, RamController, ram_tolerance
 from vmrunner.components.reset import ResetChange, ResetController
-from vmrunner.components.standard import RunnerBuilder
 from vmrunner.core import Component
 from vmrunner.core.recorder import EventRecorder
 from vmrunner.events import ConfigureQemu, ResetEvent, VmContinued
@@ -116,11 +115,6 @@ async def vms() -> AsyncIterator[Runners]:
         yield stack
 
 
-def _without_initial_config(builder: RunnerBuilder) -> None:
-    if "InitialQemuConfig" in {c.name for c in builder.components}:
-        builder.remove("InitialQemuConfig")  # the controllers do its job
-
-
 async def boot(vms: Runners, base: Path, image: GuestImage,
                accel: AccelVerdict, *, controllers: tuple[Component, ...],
                knobs: tuple[str, ...] = (), runner: dict[str, Any] | None = None,
@@ -131,7 +125,7 @@ async def boot(vms: Runners, base: Path, image: GuestImage,
                   dict(runner or {}))
     live.write()
     live.inproc = await vms.enter_async_context(InProcessRunner(
-        base / "config.yaml", *controllers, customize=_without_initial_config))
+        base / "config.yaml", *controllers))
     await live.recorder.wait_for(VmContinued, timeout=BOOT)
     await live.console.wait_ready(BOOT)
     return live

@@ -141,8 +141,6 @@ async def test_storm_of_edits_converges_to_the_last_valid_one(
         names = [c.name for c in builder.components]
         for name in {n for n in names if names.count(n) > 1}:
             builder.remove(name)  # an extra replaces the standard one of the same name
-        if "InitialQemuConfig" in names:  # its balloon job is the RamController's
-            builder.remove("InitialQemuConfig")
 
     ram, planner = RamController(settle_timeout=SETTLE), ReloadPlanner()
     async with InProcessRunner(volume.file, ram, planner, customize=customize) as vm:

@@ -12,11 +12,10 @@
     exit_code = await run(runner)
 
 ``standard_components(path)`` is ``RunnerBuilder(path).build()``. The standard children, by
-name: ProcessManager, SwtpmManager, QemuMonitor, InitialQemuConfig, GuestAgent,
-PowerdownHandler, CdromController, DisplayController, ReloadPlanner (logs and fires the
-reload plan of each change), Api (status API, vmrunner.api),
-SystemdNotifier, and ConfigWatcher (follows the file
-for live updates).
+name: ProcessManager, SwtpmManager, QemuMonitor, RamController, CpuController,
+ResetController, GuestAgent, PowerdownHandler, CdromController, DisplayController,
+ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
+vmrunner.api), SystemdNotifier, and ConfigWatcher (follows the file for live updates).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vmrunner.components.guest_agent import GuestAgent
-from vmrunner.components.initial_config import InitialQemuConfig
 from vmrunner.components.monitor import QemuMonitor
 from vmrunner.components.powerdown import PowerdownHandler
 from vmrunner.components.processes import ProcessManager
@@ -49,11 +47,14 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.api.sdnotify import SystemdNotifier
     from vmrunner.api.server import ApiServer
     from vmrunner.components.cdrom import CdromController
+    from vmrunner.components.cpus import CpuController
     from vmrunner.components.display import DisplayController
+    from vmrunner.components.ram import RamController
     from vmrunner.components.reload_planner import ReloadPlanner
+    from vmrunner.components.reset import ResetController
 
-    return [ProcessManager(), SwtpmManager(), QemuMonitor(), InitialQemuConfig(), GuestAgent(),
-            PowerdownHandler(), CdromController(),
+    return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
+            ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
             SystemdNotifier()]
 
