@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+import pytest_asyncio
 
 from vmrunner.testing.accel import AccelVerdict, decide_accel
 from vmrunner.testing.guest import GuestImage, build_guest, default_cache_dir
 from vmrunner.testing.prereq import GUEST_TOOLS, missing_tools, require_tools
 from vmrunner.testing.qemu import kvm_boot_probe
+from vmrunner.testing.runnerproc import RunnerProcess
 
 _ACCEL = pytest.StashKey[AccelVerdict]()
 
@@ -44,3 +48,17 @@ def guest_image() -> GuestImage:
 def generic_guest_image() -> GuestImage:
     """The generic-kernel guest (has AHCI, so ide-cd on q35 works; boots ~2x slower)."""
     return build_guest("generic")
+
+
+@pytest.fixture
+def accel_name(accel: AccelVerdict) -> str:
+    return str(accel.accel)
+
+
+@pytest_asyncio.fixture
+async def runners() -> AsyncIterator[list[RunnerProcess]]:
+    """Runner processes a test starts; killed at the end if still running."""
+    started: list[RunnerProcess] = []
+    yield started
+    for runner in started:
+        await runner.close()
