@@ -167,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(_with_command(sys.argv[1:] if argv is None else argv))
-    setup_logging(args.log_level, args.log_format)
+    # The daemon logs to stdout (containers, journald); the tools keep stdout for their output.
+    setup_logging(args.log_level, args.log_format,
+                  sys.stdout if args.command == "run" else sys.stderr)
     commands = {"run": cmd_run, "check": cmd_check, "render": cmd_render,
                 "status": cmd_status, "events": cmd_events}
     try:

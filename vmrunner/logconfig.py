@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import time
-from typing import Literal
+from typing import Literal, TextIO
 
 LogFormat = Literal["text", "json"]
 
@@ -27,9 +27,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO", fmt: LogFormat = "text") -> None:
-    """Log to stderr at ``level`` in format ``fmt`` (replaces earlier handlers of the root)."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(level: str = "INFO", fmt: LogFormat = "text",
+                  stream: TextIO | None = None) -> None:
+    """Log to ``stream`` (default stderr) at ``level`` in format ``fmt`` (replaces earlier
+    handlers of the root)."""
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
