@@ -18,7 +18,7 @@ from vmrunner import __version__
 from vmrunner.exit_codes import ExitCode
 
 DEFAULT_CONFIG = Path("/etc/opt/vmrunner/config.yaml")
-COMMANDS = ("run", "check", "render", "status", "events")
+COMMANDS = ("run", "check", "render", "status", "events", "probe")
 _GLOBAL_WITH_VALUE = ("--log-level", "--log-format")
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    sub = parser.add_subparsers(dest="command", metavar="{run,check,render,status,events}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,check,render,status,events,probe}")
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG,
                         help=f"configuration file (default {DEFAULT_CONFIG})")
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[config],
                             help="ask the running VM's runner what it is doing")
     status.add_argument("--json", action="store_true", help="the raw GET /status document")
+    probe = sub.add_parser("probe", parents=[config],
+                           help="exit 0 if the runner is live / the VM is ready (for probes)")
+    probe.add_argument("which", choices=("live", "ready"))
     events = sub.add_parser("events", parents=[config],
                             help="follow the running VM's event stream")
     events.add_argument("--json", action="store_true", help="JSON lines as the API sends them")
@@ -154,6 +157,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return status_main(args.config, as_json=args.json, strict=args.strict)
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """``vmrunner probe live|ready`` (see vmrunner.api.client)."""
+    from vmrunner.api.client import probe_main
+
+    return probe_main(args.config, args.which, strict=args.strict)
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     """``vmrunner events`` (see vmrunner.api.client)."""
     from vmrunner.api.client import events_main
@@ -171,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format,
                   sys.stdout if args.command == "run" else sys.stderr)
     commands = {"run": cmd_run, "check": cmd_check, "render": cmd_render,
-                "status": cmd_status, "events": cmd_events}
+                "status": cmd_status, "events": cmd_events, "probe": cmd_probe}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from vmrunner.api.client import request
+from vmrunner.api.client import probe_main, request
 from vmrunner.api.server import ApiServer
 from vmrunner.components import BUS
 from vmrunner.core import Component, Stop, run
@@ -58,6 +58,10 @@ async def test_routes_token_and_powerdown(tmp_path: Path) -> None:
         assert (await request(sock, "GET", "/ready"))[0] == 503
         assert (await request(sock, "GET", "/nothing"))[0] == 404
         assert (await request(sock, "POST", "/status"))[0] == 405
+        config = tmp_path / "vm.yaml"  # `vmrunner probe` finds the socket through the config
+        config.write_text(f'"/Runner":\n  runtimeDir: {tmp_path}\n  vm:\n    name: probe\n')
+        assert await asyncio.to_thread(probe_main, config, "live") == 0
+        assert await asyncio.to_thread(probe_main, config, "ready") == 1
 
         get = b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
         assert (await _http(port, get + b"\r\n")).startswith(b"HTTP/1.1 401 ")
@@ -75,3 +79,4 @@ async def test_routes_token_and_powerdown(tmp_path: Path) -> None:
         root.fire(Stop())
         await asyncio.wait_for(task, 10)
     assert not (tmp_path / "api.sock").exists()
+    assert await asyncio.to_thread(probe_main, tmp_path / "vm.yaml", "live") == 1

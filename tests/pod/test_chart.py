@@ -176,9 +176,11 @@ def test_values_schema_rejects(tools: Tools, values: dict[str, Any], message: st
 
 def test_probes_run_without_a_shell(tools: Tools) -> None:
     container = pod_spec(_render(tools, {}))["containers"][0]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["exec"]["command"] == ["test", "-S",
-                                                       "/run/vmrunner/monitor.sock"]
+    for probe, which in (("startupProbe", "live"), ("readinessProbe", "ready"),
+                         ("livenessProbe", "live")):
+        assert container[probe]["exec"]["command"] == [
+            "/opt/vmrunner/venv/bin/vmrunner", "probe", which, "-c",
+            "/etc/opt/vmrunner/config.yaml"]
 
 
 @pytest.mark.parametrize("variant", ["defaults", "tcg-no-kvm"])

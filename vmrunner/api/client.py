@@ -208,6 +208,31 @@ def status_main(config_file: Path, *, as_json: bool = False, strict: bool = Fals
     return ExitCode.OK
 
 
+def probe_main(config_file: Path, which: str, *, strict: bool = False,
+               timeout: float = 3.0, err: TextIO = sys.stderr) -> int:
+    """``vmrunner probe live|ready``: 0 when ``GET /<which>`` answers 200, else 1 (2 for a bad
+    configuration). For Kubernetes exec probes: ``live`` fails when the runner no longer
+    serves (hung or gone), ``ready`` unless the VM is booting or booted."""
+    path = _socket_or_exit(config_file, strict, err)
+    if path is None:
+        return ExitCode.CONFIG_ERROR
+
+    async def ask() -> tuple[int, bytes]:
+        async with asyncio.timeout(timeout):
+            return await request(path, "GET", f"/{which}")
+
+    try:
+        status, body = asyncio.run(ask())
+    except (ApiUnavailable, TimeoutError) as exc:
+        print(f"vmrunner probe {which}: {exc or 'no answer'}", file=err)
+        return ExitCode.INTERNAL_ERROR
+    if status != 200:
+        print(f"vmrunner probe {which}: HTTP {status}: {body.decode(errors='replace')}",
+              file=err)
+        return ExitCode.INTERNAL_ERROR
+    return ExitCode.OK
+
+
 def events_main(config_file: Path, *, as_json: bool = False, since: int | None = None,
                 strict: bool = False, out: TextIO = sys.stdout,
                 err: TextIO = sys.stderr) -> int:

@@ -62,8 +62,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- dict "/Runner" $runner | toYaml }}
 {{- end }}
 
-{{/* The probe command: QEMU's QMP socket exists (QEMU started and not yet gone). */}}
+{{/* A probe command: `vmrunner probe live|ready` asks the runner's API (GET /live, /ready)
+     on its unix socket; exec form, no shell. Call with (list . "live"). */}}
 {{- define "vmrunner.probe" -}}
+{{- $root := index . 0 -}}
 exec:
-  command: ["test", "-S", "{{ include "vmrunner.runtimeDir" . }}/monitor.sock"]
+  command: ["/opt/vmrunner/venv/bin/vmrunner", "probe", "{{ index . 1 }}", "-c", "{{ include "vmrunner.configDir" $root }}/config.yaml"]
+timeoutSeconds: 5
 {{- end }}

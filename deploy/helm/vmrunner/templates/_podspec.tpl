@@ -49,19 +49,19 @@ containers:
     {{- end }}
     {{- if .Values.probes.startup.enabled }}
     startupProbe:
-      {{- include "vmrunner.probe" . | nindent 6 }}
+      {{- include "vmrunner.probe" (list . "live") | nindent 6 }}
       periodSeconds: {{ .Values.probes.startup.periodSeconds }}
       failureThreshold: {{ .Values.probes.startup.failureThreshold }}
     {{- end }}
     {{- if .Values.probes.readiness.enabled }}
     readinessProbe:
-      {{- include "vmrunner.probe" . | nindent 6 }}
+      {{- include "vmrunner.probe" (list . "ready") | nindent 6 }}
       periodSeconds: {{ .Values.probes.readiness.periodSeconds }}
       failureThreshold: {{ .Values.probes.readiness.failureThreshold }}
     {{- end }}
     {{- if .Values.probes.liveness.enabled }}
     livenessProbe:
-      {{- include "vmrunner.probe" . | nindent 6 }}
+      {{- include "vmrunner.probe" (list . "live") | nindent 6 }}
       periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
       failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
     {{- end }}
