@@ -15,6 +15,7 @@ from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.logwait import wait_log
 from vmrunner.testing.runnerproc import (
     RunnerProcess,
+    boot_runner,
     guest_config,
     process_alive,
     processes_using,
@@ -23,17 +24,8 @@ from vmrunner.testing.runnerproc import (
 
 pytestmark = pytest.mark.guest
 
-BOOT = 60.0
 CMD = 20.0
 GRACEFUL = ("shutdown rung guest-agent", "shutdown rung powerdown")
-
-
-async def _boot(runners: list[RunnerProcess], config: Path) -> RunnerProcess:
-    runner = RunnerProcess(config)
-    runners.append(runner)
-    await runner.start()
-    await runner.wait_ready(BOOT)
-    return runner
 
 
 def _graceful(log: str) -> bool:
@@ -45,7 +37,7 @@ async def test_swtpm_killed_while_running_vm_keeps_running(
         accel_name: str) -> None:
     """kill -9 swtpm: a warning naming the consequence; QEMU and the guest keep running
     (TPM commands fail in the guest); a later TERM is graceful, exit 0."""
-    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name,
+    runner = await boot_runner(runners, guest_config(base, guest_image, accel=accel_name,
                                                 useTpm=True))
     assert runner.console is not None
     qemu, swtpm = runner.pid_of("qemu"), runner.pid_of("swtpm")
@@ -73,7 +65,7 @@ async def test_frozen_qemu_is_forced_and_killed(
     config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=3,
                           knobs=("tg.qga=0",), useTpm=True,
                           runner={"/PowerdownHandler": {"killGrace": 2}})
-    runner = await _boot(runners, config)
+    runner = await boot_runner(runners, config)
     qemu, swtpm = runner.pid_of("qemu"), runner.pid_of("swtpm")
     assert qemu is not None and swtpm is not None
     os.kill(qemu, signal.SIGSTOP)
@@ -96,7 +88,7 @@ async def test_config_deleted_then_corrupted_keeps_the_last_good_one(
     is logged and ignored, the VM runs on; when a valid file returns it is applied."""
     config = guest_config(base, guest_image, accel=accel_name)
     good = config.read_text()
-    runner = await _boot(runners, config)
+    runner = await boot_runner(runners, config)
     assert runner.console is not None
     config.unlink()
     await wait_log(runner.log, "the configuration file vanished; keeping the last good")

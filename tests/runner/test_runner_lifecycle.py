@@ -21,6 +21,7 @@ from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.qemu import raw_disk
 from vmrunner.testing.runnerproc import (
     RunnerProcess,
+    boot_runner,
     guest_config,
     process_alive,
     processes_using,
@@ -33,19 +34,12 @@ BOOT = 60.0
 CMD = 20.0
 
 
-async def _boot(runners: list[RunnerProcess], config: Path) -> RunnerProcess:
-    runner = RunnerProcess(config)
-    runners.append(runner)
-    await runner.start()
-    await runner.wait_ready(BOOT)
-    return runner
-
-
 async def test_term_powers_guest_off_and_keeps_last_write(
         base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
         accel_name: str) -> None:
     disk = raw_disk(base / "disk.img")
-    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name, disk=disk))
+    config = guest_config(base, guest_image, accel=accel_name, disk=disk)
+    runner = await boot_runner(runners, config)
     assert runner.console is not None
     marker = f"mark-{uuid.uuid4().hex}"
     # a buffered write (no sync): only a graceful power-off gets it onto the image
@@ -64,7 +58,7 @@ async def test_guest_ignoring_acpi_is_forced_at_the_timeout(
         accel_name: str) -> None:
     config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=7,
                           knobs=("tg.powerbtn=ignore", "tg.qga=0"), useTpm=True)
-    runner = await _boot(runners, config)
+    runner = await boot_runner(runners, config)
     assert runner.console is not None
     since = runner.console.mark()
     sent = time.monotonic()
@@ -87,7 +81,7 @@ async def test_powerdown_timeout_change_moves_the_deadline(
     knobs = ("tg.powerbtn=ignore", "tg.qga=0")
     config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=60,
                           knobs=knobs)
-    runner = await _boot(runners, config)
+    runner = await boot_runner(runners, config)
     sent = time.monotonic()
     runner.signal(signal.SIGTERM)
     assert await runner.wait(1.5) is None
@@ -105,7 +99,7 @@ async def test_second_term_does_not_skip_the_graceful_wait(
     knobs = ("tg.powerbtn=ignore", "tg.qga=0")
     config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=60,
                           knobs=knobs)
-    runner = await _boot(runners, config)
+    runner = await boot_runner(runners, config)
     runner.signal(signal.SIGTERM)
     await asyncio.sleep(0.5)
     runner.signal(signal.SIGTERM)
@@ -118,7 +112,7 @@ async def test_second_term_does_not_skip_the_graceful_wait(
 async def test_poweroff_inside_the_guest_exits_0(
         base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
         accel_name: str) -> None:
-    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name))
+    runner = await boot_runner(runners, guest_config(base, guest_image, accel=accel_name))
     assert runner.console is not None
     await runner.console.send_line("@1 tg poweroff")
     assert await runner.wait(30) == ExitCode.OK, runner.log_tail()
@@ -128,7 +122,7 @@ async def test_poweroff_inside_the_guest_exits_0(
 async def test_qemu_killed_exits_nonzero_quickly_and_swtpm_goes(
         base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
         accel_name: str) -> None:
-    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name,
+    runner = await boot_runner(runners, guest_config(base, guest_image, accel=accel_name,
                                                 useTpm=True))
     qemu, swtpm = runner.pid_of("qemu"), runner.pid_of("swtpm")
     assert qemu is not None and swtpm is not None, runner.log_tail()
@@ -177,7 +171,7 @@ async def test_tpm_is_visible_and_its_state_persists(
                   "dd bs=64 count=1 <&3 2>/dev/null) 3<>/dev/tpm0 | od -An -tx1")
     counts = []
     for _ in range(2):
-        runner = await _boot(runners, config)
+        runner = await boot_runner(runners, config)
         assert runner.console is not None
         assert "tpm=ok" in await runner.console.check("tg tpm", CMD)
         counts.append(_reset_count(await runner.console.check(read_clock, CMD)))
@@ -223,7 +217,7 @@ async def test_term_while_booting_still_powers_off_gracefully(
 async def test_children_die_with_a_killed_runner(
         base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
         accel_name: str) -> None:
-    runner = await _boot(runners, guest_config(base, guest_image, accel=accel_name,
+    runner = await boot_runner(runners, guest_config(base, guest_image, accel=accel_name,
                                                 useTpm=True))
     qemu, swtpm = runner.pid_of("qemu"), runner.pid_of("swtpm")
     assert qemu is not None and swtpm is not None
@@ -284,7 +278,7 @@ async def test_qemu_dying_during_the_graceful_wait_is_not_ok(
         accel_name: str) -> None:
     config = guest_config(base, guest_image, accel=accel_name, powerdown_timeout=60,
                           knobs=("tg.powerbtn=ignore", "tg.qga=0"))
-    runner = await _boot(runners, config)
+    runner = await boot_runner(runners, config)
     qemu = runner.pid_of("qemu")
     assert qemu is not None
     runner.signal(signal.SIGTERM)
@@ -299,7 +293,7 @@ async def test_cloud_init_image_is_made_attached_and_removed(
         accel_name: str) -> None:
     config = guest_config(base, guest_image, accel=accel_name, runner={
         "cloudInit": {"metaData": {"instance-id": "i-1"}, "userData": {"hostname": "tg"}}})
-    runner = await _boot(runners, config)
+    runner = await boot_runner(runners, config)
     assert runner.console is not None
     image = runner.runtime_dir / "cloud-init.img"
     assert str(image) in _cmdline(runner.pid_of("qemu"))
@@ -319,7 +313,7 @@ async def test_powerdown_handler_node_disallows_the_agent_and_sets_the_interval(
         base, guest_image, accel=accel_name, powerdown_timeout=4,
         knobs=("tg.powerbtn=ignore",),  # qemu-ga runs, but may not be used
         runner={"/PowerdownHandler": {"useGuestAgent": False, "repeatInterval": 1}})
-    runner = await _boot(runners, config)
+    runner = await boot_runner(runners, config)
     assert runner.console is not None
     await runner.console.wait_for(r"TG-READY .*qga=yes", timeout=CMD)
     since = runner.console.mark()

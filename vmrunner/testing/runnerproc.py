@@ -141,6 +141,17 @@ class RunnerProcess:
             await self.proc.wait()
 
 
+async def boot_runner(runners: list[RunnerProcess], config: Path,
+                      timeout: float = 60.0) -> RunnerProcess:  # noqa: ASYNC109
+    """Start a runner for ``config``, record it in ``runners`` (closed by the test's fixture)
+    and wait for the guest's ready line."""
+    runner = RunnerProcess(config)
+    runners.append(runner)
+    await runner.start()
+    await runner.wait_ready(timeout)
+    return runner
+
+
 async def _connect(socket: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to QEMU's listening socket; QEMU binds (the file appears) a moment before it
     listens, so a refused connection is retried for up to 2 s (seen with 5 runners at once)."""
