@@ -10,7 +10,6 @@ notifications go to a real AF_UNIX datagram socket given as ``NOTIFY_SOCKET``.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import stat
 import sys
@@ -31,7 +30,7 @@ from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
 from vmrunner.testing.iso import make_iso
-from vmrunner.testing.runnerproc import guest_config, processes_using, short_dir
+from vmrunner.testing.runnerproc import guest_config, scratch_dir
 
 pytestmark = pytest.mark.guest
 
@@ -43,11 +42,8 @@ MIB = 2**20
 
 @pytest.fixture
 def vmdir() -> Iterator[Path]:
-    path = short_dir("vapi")
-    yield path
-    leftovers = processes_using(path / "run")
-    shutil.rmtree(path, ignore_errors=True)
-    assert not leftovers, f"processes left behind: {leftovers}"
+    with scratch_dir("vapi") as path:
+        yield path
 
 
 def _state(new: RunState) -> Any:

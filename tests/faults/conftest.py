@@ -3,20 +3,16 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from vmrunner.testing.runnerproc import processes_using, short_dir
+from vmrunner.testing.runnerproc import scratch_dir
 
 
 @pytest.fixture
 def base() -> Iterator[Path]:
     """A short directory under /tmp (socket paths); no process may mention it afterwards."""
-    path = short_dir("vf")
-    yield path
-    leftovers = processes_using(path)
-    shutil.rmtree(path, ignore_errors=True)
-    assert not leftovers, f"processes left behind: {leftovers}"
+    with scratch_dir("vf", watched=None) as path:
+        yield path

@@ -10,7 +10,6 @@ unaffected) and the retry that finds a tray the guest unmounted without ejecting
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
 from vmrunner.testing.iso import make_iso
-from vmrunner.testing.runnerproc import guest_config, processes_using, short_dir
+from vmrunner.testing.runnerproc import guest_config, scratch_dir
 
 pytestmark = pytest.mark.guest
 
@@ -37,11 +36,8 @@ EVENT = 20.0
 
 @pytest.fixture
 def vmdir() -> Iterator[Path]:
-    path = short_dir("vcd")
-    yield path
-    leftovers = processes_using(path / "run")
-    shutil.rmtree(path, ignore_errors=True)
-    assert not leftovers, f"processes left behind: {leftovers}"
+    with scratch_dir("vcd") as path:
+        yield path
 
 
 def _change(new: Path | None, outcome: Outcome) -> Any:

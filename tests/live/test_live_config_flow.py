@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
 from vmrunner.testing.qemu import raw_disk
-from vmrunner.testing.runnerproc import guest_config, processes_using, short_dir
+from vmrunner.testing.runnerproc import guest_config, scratch_dir
 
 pytestmark = pytest.mark.guest
 
@@ -39,11 +38,8 @@ EVENT = 10.0
 
 @pytest.fixture
 def vmdir() -> Iterator[Path]:
-    path = short_dir("vcf")
-    yield path
-    leftovers = processes_using(path / "run")
-    shutil.rmtree(path, ignore_errors=True)
-    assert not leftovers, f"processes left behind: {leftovers}"
+    with scratch_dir("vcf") as path:
+        yield path
 
 
 def single(builder: RunnerBuilder) -> None:

@@ -25,7 +25,7 @@ from vmrunner.media_events import DisplayPasswordChange, Outcome
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
-from vmrunner.testing.runnerproc import guest_config, processes_using, short_dir
+from vmrunner.testing.runnerproc import guest_config, scratch_dir
 from vmrunner.testing.spice import LINK_OK, LINK_PERMISSION_DENIED, spice_link
 
 pytestmark = pytest.mark.guest
@@ -44,11 +44,8 @@ def _spice() -> None:
 
 @pytest.fixture
 def vmdir() -> Iterator[Path]:
-    path = short_dir("vdp")
-    yield path
-    leftovers = processes_using(path / "run")
-    shutil.rmtree(path, ignore_errors=True)
-    assert not leftovers, f"processes left behind: {leftovers}"
+    with scratch_dir("vdp") as path:
+        yield path
 
 
 def _free_port() -> int:

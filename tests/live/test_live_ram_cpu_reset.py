@@ -10,10 +10,7 @@ rewriting the configuration file; the guest's own view (``/proc/meminfo``,
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
-import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +31,7 @@ from vmrunner.testing.console import GuestConsole
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
 from vmrunner.testing.qemu import raw_disk
-from vmrunner.testing.runnerproc import guest_config, processes_using, short_dir
+from vmrunner.testing.runnerproc import guest_config, scratch_dir
 
 pytestmark = pytest.mark.guest
 
@@ -98,14 +95,8 @@ class LiveVm:
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    path = short_dir("vl")
-    yield path
-    leftovers = processes_using(path / "run")
-    for pid in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(path, ignore_errors=True)
-    assert not leftovers, f"processes left behind: {leftovers}"
+    with scratch_dir("vl") as path:
+        yield path
 
 
 @pytest_asyncio.fixture

@@ -47,7 +47,7 @@ from vmrunner.reload_plan import classify
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
-from vmrunner.testing.runnerproc import guest_config, processes_using, short_dir
+from vmrunner.testing.runnerproc import guest_config, scratch_dir
 
 pytestmark = pytest.mark.guest
 
@@ -60,11 +60,8 @@ _log = logging.getLogger(__name__)
 
 @pytest.fixture
 def vmdir() -> Iterator[Path]:
-    path = short_dir("vst")
-    yield path
-    leftovers = processes_using(path / "run")
-    shutil.rmtree(path, ignore_errors=True)
-    assert not leftovers, f"processes left behind: {leftovers}"
+    with scratch_dir("vst") as path:
+        yield path
 
 
 class ConfigMapDir:

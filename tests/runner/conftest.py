@@ -3,20 +3,16 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from vmrunner.testing.runnerproc import processes_using, short_dir
+from vmrunner.testing.runnerproc import scratch_dir
 
 
 @pytest.fixture
 def base() -> Iterator[Path]:
     """A short directory under /tmp (socket paths), removed afterwards."""
-    path = short_dir()
-    yield path
-    leftovers = processes_using(path / "run")
-    shutil.rmtree(path, ignore_errors=True)
-    assert not leftovers, f"processes left behind: {leftovers}"
+    with scratch_dir() as path:
+        yield path

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,21 @@ from vmrunner.testing.guest import GuestImage
 def short_dir(prefix: str = "vr") -> Path:
     """A fresh, short directory under /tmp (unix socket paths must stay < 108 bytes)."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str = "vr", *, watched: str | None = "run") -> Iterator[Path]:
+    """A short directory under /tmp (AF_UNIX path limit) for a test's VM. Afterwards any
+    process still using it (or its ``watched`` subdirectory) is killed, the directory is
+    removed, and an ``AssertionError`` names the leftovers: a test must not leave orphans."""
+    path = short_dir(prefix)
+    yield path
+    leftovers = processes_using(path / watched if watched else path)
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(path, ignore_errors=True)
+    assert not leftovers, f"processes left behind: {leftovers}"
 
 
 def guest_config(
