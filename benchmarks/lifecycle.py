@@ -2,13 +2,19 @@
 
 In one run, on the tiny test guest (TCG unless KVM really works), median of ``--rounds``:
 
-* start overhead: ``python -m vmrunner run`` exec → ``cont`` done, minus the same for a bare
-  launcher in this process (QEMU ``-S`` with the same argv, wait for the QMP socket,
-  negotiate, ``cont``);
+* start overhead: ``python -m vmrunner run`` exec → ``cont`` done, minus the same for the
+  bare launcher ``bare_launcher.py``, exec'd with the same interpreter (QEMU ``-S`` with the
+  same argv, wait for the QMP socket, negotiate, ``cont``; standard library only). Both pay
+  the interpreter's start; the difference is what vmrunner adds (configuration, template,
+  components, bus). For comparison a line also gives the overhead against the same steps
+  run inside this already started process (no interpreter start at all);
 * RSS of the runner process while the VM runs (after the guest's ``TG-READY``);
 * stop overhead: SIGTERM → runner exit, minus the guest's own power-off time (bare:
   ``system_powerdown`` → QEMU exit). Both use the ACPI button (the guest agent is off), so
   the difference is the runner's own shutdown work.
+
+vmrunner's modules are byte-compiled first, as an installed package's are (an editable
+install under ``PYTHONDONTWRITEBYTECODE`` would otherwise compile them at every start).
 
 The last line is ``lifecycle: start overhead <ms> ms, rss <MiB> MiB, stop overhead <ms> ms``.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import os
 import shutil
@@ -27,6 +34,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import vmrunner
 from vmrunner.config.validate import load_config
 from vmrunner.proc.sockets import wait_for_socket
 from vmrunner.testing.console import GuestConsole
@@ -37,6 +45,7 @@ from vmrunner.vmtypes.render import kvm_usable
 
 KNOBS = ("tg.qga=0",)
 BOOT = 90.0
+BARE_LAUNCHER = Path(__file__).with_name("bare_launcher.py")
 
 
 def _log_time(log: str, needle: str) -> float:
@@ -65,8 +74,48 @@ async def _qmp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
             return
 
 
-async def bare_round(image: GuestImage, accel: str) -> tuple[float, float]:
-    """(exec → cont done, system_powerdown → QEMU exit) for a bare launcher, seconds."""
+async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
+    """(exec → cont done, system_powerdown → QEMU exit) for ``bare_launcher.py``, seconds."""
+    base = short_dir("vl")
+    try:
+        validation = load_config(guest_config(base, image, accel=accel, knobs=KNOBS))
+        assert validation.config is not None, validation.problems
+        plan = plan_start(validation.config, create=True)
+        argv_file = base / "argv.json"
+        argv_file.write_text(json.dumps(plan.render().qemu.argv))
+        paths = plan.inputs.paths
+        started = time.time()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(BARE_LAUNCHER), str(argv_file), str(paths.monitor_socket),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).split()
+            if line[:1] != [b"cont"]:
+                raise RuntimeError(f"bare launcher failed: {line!r}")
+            start = float(line[1]) - started
+            con_r, con_w = await asyncio.open_unix_connection(str(paths.console_socket))
+            console = GuestConsole(con_r, con_w)
+            await console.wait_ready(BOOT)
+            proc.stdin.write(b"powerdown\n")
+            await proc.stdin.drain()
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).split()
+            if line[:1] != [b"exited"]:
+                raise RuntimeError(f"bare launcher failed: {line!r}")
+            await console.close()
+            await asyncio.wait_for(proc.wait(), 10)
+            return start, float(line[1])
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def inprocess_round(image: GuestImage, accel: str) -> tuple[float, float]:
+    """(spawn → cont done, system_powerdown → QEMU exit) with the launcher's steps run in this
+    process (no interpreter start), seconds."""
     base = short_dir("vb")
     try:
         validation = load_config(guest_config(base, image, accel=accel, knobs=KNOBS))
@@ -133,22 +182,29 @@ async def main() -> int:
     args = parser.parse_args()
     accel = "kvm" if kvm_usable() else "tcg"
     image = build_guest("cloud")
-    bare_start, bare_stop, run_start, run_rss, run_stop = [], [], [], [], []
+    compileall.compile_dir(Path(vmrunner.__file__).parent, quiet=1)
+    bare_start, bare_stop, run_start, run_rss, run_stop, inproc_start = [], [], [], [], [], []
     for index in range(args.rounds):
-        b_start, b_stop = await bare_round(image, accel)
+        b_start, b_stop = await launcher_round(image, accel)
+        i_start, _ = await inprocess_round(image, accel)
         r_start, rss, r_stop = await runner_round(image, accel)
         bare_start.append(b_start)
         bare_stop.append(b_stop)
+        inproc_start.append(i_start)
         run_start.append(r_start)
         run_rss.append(rss)
         run_stop.append(r_stop)
-        print(f"round {index + 1}: start bare {b_start * 1000:.0f} ms / runner "
-              f"{r_start * 1000:.0f} ms; stop bare {b_stop * 1000:.0f} ms / runner "
-              f"{r_stop * 1000:.0f} ms; rss {rss:.1f} MiB", flush=True)
+        print(f"round {index + 1}: start bare launcher {b_start * 1000:.0f} ms / in-process "
+              f"{i_start * 1000:.0f} ms / runner {r_start * 1000:.0f} ms; stop bare "
+              f"{b_stop * 1000:.0f} ms / runner {r_stop * 1000:.0f} ms; rss {rss:.1f} MiB",
+              flush=True)
     start_overhead = (statistics.median(run_start) - statistics.median(bare_start)) * 1000
     stop_overhead = (statistics.median(run_stop) - statistics.median(bare_stop)) * 1000
+    inproc_overhead = (statistics.median(run_start) - statistics.median(inproc_start)) * 1000
     print(f"accelerator {accel}, {args.rounds} rounds, medians; python {sys.version.split()[0]}"
           f", pid {os.getpid()}")
+    print(f"start overhead against the launcher's steps inside this process (no interpreter "
+          f"start): {inproc_overhead:.0f} ms")
     print(f"lifecycle: start overhead {start_overhead:.0f} ms, rss "
           f"{statistics.median(run_rss):.1f} MiB, stop overhead {stop_overhead:.0f} ms")
     return 0

@@ -7,8 +7,12 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
+import itertools
 import json
 import sys
+import textwrap
 import types
 import typing
 from typing import Any
@@ -20,10 +24,49 @@ from vmrunner.config.model import RunnerConfig
 from vmrunner.config.sizes import format_memory
 
 
+def attribute_docs(model: type[BaseModel]) -> dict[str, str]:
+    """The docstrings written under ``model``'s fields (``field: type = default`` then
+    ``\"\"\"text\"\"\"``), by field name, read from its source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(model)))
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for statement, following in itertools.pairwise(body):
+        if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)):
+            docs[statement.target.id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
+def _models(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """``model`` and every model nested in its fields, each once."""
+    found = [model]
+    for info in model.model_fields.values():
+        sub = _submodel(info.annotation)
+        if sub is not None and sub not in found:
+            found += [m for m in _models(sub) if m not in found]
+    return found
+
+
+def _describe(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Put the attribute docstrings of ``model`` into its JSON Schema ``properties``."""
+    docs = attribute_docs(model)
+    properties = schema.get("properties", {})
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if name in docs and key in properties and "description" not in properties[key]:
+            properties[key]["description"] = docs[name]
+
+
 def json_schema() -> dict[str, Any]:
     """A JSON Schema for whole configuration files (the ``/Runner`` node and other nodes)."""
     runner = RunnerConfig.model_json_schema(by_alias=True)
     definitions = runner.pop("$defs", {})
+    _describe(runner, RunnerConfig)
+    for model in _models(RunnerConfig)[1:]:
+        if model.__name__ in definitions:
+            _describe(definitions[model.__name__], model)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "vmrunner configuration",
@@ -91,9 +134,11 @@ def _section(model: type[BaseModel], path: str, out: list[str]) -> None:
     out += [f"## `{path}`", "", title, "",
             "| Key | Type | Default | Meaning |", "|---|---|---|---|"]
     nested = []
+    docs = attribute_docs(model)
     for name, info in model.model_fields.items():
         key = info.alias or name
-        doc = " ".join((info.description or "").split()).replace("|", "\\|").replace("``", "`")
+        doc = " ".join((info.description or docs.get(name, "")).split())
+        doc = doc.replace("|", "\\|").replace("``", "`")
         kind = _type_name(info.annotation)
         default = _default(info)
         if any("_memory" in repr(m) for m in info.metadata):
