@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from dataclasses import dataclass
 
 from pyee import EventEmitter
 
@@ -23,13 +22,11 @@ GROUP = NamedChannel("group")
 BATCH = 1000
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Tick(Event[None]):
+class Tick(Event[None], frozen=True, kw_only=True):
     n: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Tock(Event[None]):
+class Tock(Event[None], frozen=True, kw_only=True):
     n: int
 
 

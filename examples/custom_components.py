@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass
 
 from vmrunner.core import (
     Component,
@@ -32,22 +31,19 @@ READINGS = (21.0, 22.5, 31.0, 23.5, 35.5)
 LIMIT = 30.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reading(Event[None]):
+class Reading(Event[None], frozen=True, kw_only=True):
     """A temperature reading; fired by the Sensor on the greenhouse channel."""
 
     celsius: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TooHot(Event[None]):
+class TooHot(Event[None], frozen=True, kw_only=True):
     """A reading above the limit; fired by the Limiter."""
 
     celsius: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MeanRequested(Event[float]):
+class MeanRequested(Event[float], frozen=True, kw_only=True):
     """Asks for the mean reading; Statistics returns it as the result."""
 
 

@@ -8,8 +8,9 @@ Results: an event typed ``Event[R]`` may be completed with a result of type ``R`
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from vmrunner.core import Event
 
@@ -44,8 +45,7 @@ class RunState(enum.Enum):
         return self in (RunState.BOOTING, RunState.BOOTED)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunnerStateChanged(Event[None]):
+class RunnerStateChanged(Event[None], frozen=True, kw_only=True):
     """The runner went from ``old`` to ``new``; ``reason``: a CamelCase word, ``message``: prose."""
 
     old: RunState
@@ -57,8 +57,7 @@ class RunnerStateChanged(Event[None]):
 # -- start sequence ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LaunchPlan:
+class LaunchPlan(msgspec.Struct, frozen=True):
     """What the start sequence runs, fixed when the VM is prepared."""
 
     config: RunnerConfig
@@ -69,51 +68,44 @@ class LaunchPlan:
     """The qdev id of the virtserialport of qemu-ga (e.g. ``channel0``), if the VM has one."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VmPrepared(Event[None]):
+class VmPrepared(Event[None], frozen=True, kw_only=True):
     """Directories, uuid, firmware vars, template copy and cloud-init image are in place."""
 
     plan: LaunchPlan
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartFailed(Event[None]):
+class StartFailed(Event[None], frozen=True, kw_only=True):
     """A start step failed; the runner stops with ``ExitCode.START_FAILED``."""
 
     step: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SwtpmReady(Event[None]):
+class SwtpmReady(Event[None], frozen=True, kw_only=True):
     """swtpm's control socket exists: QEMU may start."""
 
     socket: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartQemu(Event[None]):
+class StartQemu(Event[None], frozen=True, kw_only=True):
     """Everything QEMU depends on is ready: start it (paused, ``-S``)."""
 
     plan: LaunchPlan
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QemuStarted(Event[None]):
+class QemuStarted(Event[None], frozen=True, kw_only=True):
     """QEMU's process runs (still paused)."""
 
     pid: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MonitorReady(Event[None]):
+class MonitorReady(Event[None], frozen=True, kw_only=True):
     """The QMP session is negotiated; ``ExecuteQmp`` works from now on."""
 
     version: tuple[int, int, int] | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigureQemu(Event[None]):
+class ConfigureQemu(Event[None], frozen=True, kw_only=True):
     """Apply ``config`` to the running QEMU. Fired once after ``MonitorReady`` (initial, before
     ``cont``; handlers hold it until their commands are done) and after each config update."""
 
@@ -122,16 +114,14 @@ class ConfigureQemu(Event[None]):
     initial: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VmContinued(Event[None]):
+class VmContinued(Event[None], frozen=True, kw_only=True):
     """``cont`` succeeded: the guest's vCPUs run."""
 
 
 # -- processes ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartProcess(Event[int]):
+class StartProcess(Event[int], frozen=True, kw_only=True):
     """Start child ``name`` (no shell). Result: its pid. Failure: ``ProcessFailed``."""
 
     name: str
@@ -139,24 +129,21 @@ class StartProcess(Event[int]):
     env: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessStarted(Event[None]):
+class ProcessStarted(Event[None], frozen=True, kw_only=True):
     """Child ``name`` runs as ``pid``."""
 
     name: str
     pid: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessFailed(Event[None]):
+class ProcessFailed(Event[None], frozen=True, kw_only=True):
     """Child ``name`` could not be executed."""
 
     name: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessExited(Event[None]):
+class ProcessExited(Event[None], frozen=True, kw_only=True):
     """Child ``name`` ended and was reaped; ``stderr_tail`` holds its last stderr lines."""
 
     name: str
@@ -165,8 +152,7 @@ class ProcessExited(Event[None]):
     stderr_tail: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TerminateProcess(Event[None]):
+class TerminateProcess(Event[None], frozen=True, kw_only=True):
     """SIGTERM child ``name``, SIGKILL after ``grace`` s, reap. Completes when it is gone."""
 
     name: str
@@ -176,8 +162,7 @@ class TerminateProcess(Event[None]):
 # -- QMP ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class QmpReply:
+class QmpReply(msgspec.Struct, frozen=True):
     """The outcome of an ``ExecuteQmp``: QMP's ``return`` value or a typed error."""
 
     value: Any = None
@@ -190,82 +175,68 @@ class QmpReply:
         return self.value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExecuteQmp(Event[QmpReply]):
+class ExecuteQmp(Event[QmpReply], frozen=True, kw_only=True):
     """Run ``command`` on QEMU's monitor; the completed event's result is a :class:`QmpReply`."""
 
     command: QmpCommand
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MonitorEvent(Event[None]):
+class MonitorEvent(Event[None], frozen=True, kw_only=True):
     """A QMP event from QEMU; subclasses exist for the kinds the runner reacts to."""
 
     qmp: QmpEvent
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ShutdownEvent(MonitorEvent):
+class ShutdownEvent(MonitorEvent, frozen=True, kw_only=True):
     """QMP ``SHUTDOWN`` (``qmp.guest``: initiated by the guest)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PowerdownEvent(MonitorEvent):
+class PowerdownEvent(MonitorEvent, frozen=True, kw_only=True):
     """QMP ``POWERDOWN``: the power button press reached the machine."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResetEvent(MonitorEvent):
+class ResetEvent(MonitorEvent, frozen=True, kw_only=True):
     """QMP ``RESET``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VserportChangeEvent(MonitorEvent):
+class VserportChangeEvent(MonitorEvent, frozen=True, kw_only=True):
     """QMP ``VSERPORT_CHANGE``: the guest opened or closed a virtio-serial port."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BalloonChangeEvent(MonitorEvent):
+class BalloonChangeEvent(MonitorEvent, frozen=True, kw_only=True):
     """QMP ``BALLOON_CHANGE``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrayMovedEvent(MonitorEvent):
+class TrayMovedEvent(MonitorEvent, frozen=True, kw_only=True):
     """QMP ``DEVICE_TRAY_MOVED``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceDeletedEvent(MonitorEvent):
+class DeviceDeletedEvent(MonitorEvent, frozen=True, kw_only=True):
     """QMP ``DEVICE_DELETED``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MonitorClosed(Event[None]):
+class MonitorClosed(Event[None], frozen=True, kw_only=True):
     """The QMP connection ended (normally because QEMU exited)."""
 
 
 # -- guest agent -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GuestAgentConnected(Event[None]):
+class GuestAgentConnected(Event[None], frozen=True, kw_only=True):
     """qemu-ga answered ``guest-sync-delimited`` and ``guest-ping``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GuestAgentDisconnected(Event[None]):
+class GuestAgentDisconnected(Event[None], frozen=True, kw_only=True):
     """The guest closed qemu-ga's port (or the connection broke)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OsInfo(Event[None]):
+class OsInfo(Event[None], frozen=True, kw_only=True):
     """The ``guest-get-osinfo`` answer: the guest has booted far enough to run its agent."""
 
     info: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GuestShutdown(Event[bool]):
+class GuestShutdown(Event[bool], frozen=True, kw_only=True):
     """Ask qemu-ga to power the guest off. Result: whether the request was sent."""
 
 
@@ -287,8 +258,7 @@ class Rung(enum.Enum):
     """QEMU is gone: stop swtpm and the other children."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ShutdownRung(Event[None]):
+class ShutdownRung(Event[None], frozen=True, kw_only=True):
     """The shutdown ladder reached ``rung``; ``deadline`` is the ``time.monotonic()`` value at
     which the graceful phase ends (``None`` when not applicable)."""
 
@@ -297,16 +267,14 @@ class ShutdownRung(Event[None]):
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TerminationSignal(Event[None]):
+class TerminationSignal(Event[None], frozen=True, kw_only=True):
     """The process received ``signal`` (SIGTERM/SIGINT). The first one fires ``Stop``;
     docs/runner.md describes repeats."""
 
     signal: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EscalateShutdown(Event[None]):
+class EscalateShutdown(Event[None], frozen=True, kw_only=True):
     """Skip the rest of the graceful phase: go to the terminate rung now."""
 
     reason: str

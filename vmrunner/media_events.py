@@ -8,8 +8,9 @@ Fired by :class:`vmrunner.components.cdrom.CdromController` and
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from vmrunner.core import Event
 
@@ -32,8 +33,7 @@ class Outcome(enum.Enum):
     (e.g. no balloon driver, a refused vCPU unplug); not retried."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CdromMediumChange(Event[None]):
+class CdromMediumChange(Event[None], frozen=True, kw_only=True):
     """The medium change of drive ``drive`` (``cd0``...) from ``old`` to ``new`` (``None``:
     empty) reached ``outcome``. ``key`` is the drive's config key path (``/Runner/vm/drives/N``);
     ``forced``: the tray was opened with ``force`` (``forceAfter``)."""
@@ -47,8 +47,7 @@ class CdromMediumChange(Event[None]):
     forced: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CdromEjectedByGuest(Event[None]):
+class CdromEjectedByGuest(Event[None], frozen=True, kw_only=True):
     """The guest opened the tray of ``drive`` with no change pending; ``medium`` stays in the
     open tray and is not re-inserted (the guest's decision stands)."""
 
@@ -56,8 +55,7 @@ class CdromEjectedByGuest(Event[None]):
     medium: Path | None
 
 
-@dataclass(frozen=True, slots=True)
-class DriveStatus:
+class DriveStatus(msgspec.Struct, frozen=True):
     """What the controller knows of one CD-ROM drive (for status reports)."""
 
     drive: str
@@ -72,8 +70,7 @@ class DriveStatus:
     """``time.monotonic()`` when the change became pending."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DisplayPasswordChange(Event[None]):
+class DisplayPasswordChange(Event[None], frozen=True, kw_only=True):
     """The display password (from ``display-password``) and/or its expiry (from
     ``password-expiry``) reached ``outcome``. Never carries the password itself.
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from vmrunner.core import Event
 
@@ -56,8 +57,7 @@ class PlanClass(enum.Enum):
                 "restart": "needs restart"}[self.value]
 
 
-@dataclass(frozen=True, slots=True)
-class PlanEntry:
+class PlanEntry(msgspec.Struct, frozen=True):
     """One changed leaf: its key path, old and new value (``None``: absent) and class."""
 
     path: str
@@ -72,8 +72,7 @@ class PlanEntry:
                 f"{self.klass.label} ({self.reason})")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReloadPlan(Event[None]):
+class ReloadPlan(Event[None], frozen=True, kw_only=True):
     """The plan for an accepted configuration change (fired by the ReloadPlanner).
 
     ``generation`` counts the plans of this runner (1, 2, ...). ``entries`` has one
@@ -96,8 +95,7 @@ class ReloadPlan(Event[None]):
         return any(e.klass is PlanClass.RESTART for e in self.entries)
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
+class _Rule(msgspec.Struct, frozen=True):
     klass: PlanClass
     reason: str
 

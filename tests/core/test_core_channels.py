@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from vmrunner.core import BROADCAST, Channel, Component, Event, NamedChannel, Start, handler
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Base(Event[None]):
+class Base(Event[None], frozen=True, kw_only=True):
     tag: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Sub(Base):
+class Sub(Base, frozen=True, kw_only=True):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Announce(Event[None]):
+class Announce(Event[None], frozen=True, kw_only=True):
     default_channels: ClassVar[tuple[Channel, ...]] = (NamedChannel("news"),)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from vmrunner.core import (
     CompletionEvent,
@@ -18,13 +17,11 @@ from vmrunner.core import (
 from vmrunner.core.recorder import EventRecorder
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Step(Event[None]):
+class Step(Event[None], frozen=True, kw_only=True):
     depth: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Done(CompletionEvent[Step]):
+class Done(CompletionEvent[Step], frozen=True, kw_only=True):
     pass
 
 

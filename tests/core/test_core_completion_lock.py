@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from vmrunner.core import CompletionLock, Component, Event, HandlerContext, Start, handler
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Job(Event[None]):
+class Job(Event[None], frozen=True, kw_only=True):
     timeout: float | None = None
 
 

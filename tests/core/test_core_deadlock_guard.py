@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from vmrunner.core import Component, DeadlockError, Event, HandlerContext, Start, handler
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outer(Event[None]):
+class Outer(Event[None], frozen=True, kw_only=True):
     mode: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Inner(Event[str]):
+class Inner(Event[str], frozen=True, kw_only=True):
     pass
 
 

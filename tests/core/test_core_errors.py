@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 import pytest
 
@@ -21,8 +20,7 @@ from vmrunner.core import (
 from vmrunner.core.recorder import EventRecorder
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Boom(Event[str]):
+class Boom(Event[str], frozen=True, kw_only=True):
     kind: str = "value"
 
 

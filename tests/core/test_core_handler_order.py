@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from vmrunner.core import (
@@ -16,13 +14,11 @@ from vmrunner.core import (
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ping(Event[str]):
+class Ping(Event[str], frozen=True, kw_only=True):
     n: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Pong(Event[None]):
+class Pong(Event[None], frozen=True, kw_only=True):
     pass
 
 
@@ -200,8 +196,7 @@ async def test_union_annotation_and_explicit_events() -> None:
 
 
 def test_locally_defined_event_types_resolve() -> None:
-    @dataclass(frozen=True, slots=True, kw_only=True)
-    class Local(Event[None]):
+    class Local(Event[None], frozen=True, kw_only=True):
         pass
 
     class C(Component):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import pytest
 
@@ -22,8 +21,7 @@ from vmrunner.core.recorder import EventRecorder
 from vmrunner.exit_codes import ExitCode
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Note(Event[None]):
+class Note(Event[None], frozen=True, kw_only=True):
     text: str
 
 

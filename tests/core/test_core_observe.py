@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,8 +13,7 @@ from vmrunner.core import Component, Event, EventHandle, HandlerContext, Start, 
 from vmrunner.core.recorder import EventRecorder
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Measured(Event[int]):
+class Measured(Event[int], frozen=True, kw_only=True):
     value: int
 
 

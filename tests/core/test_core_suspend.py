@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from vmrunner.core import Component, Event, HandlerContext, Resumer, Start, StateError, handler
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Work(Event[None]):
+class Work(Event[None], frozen=True, kw_only=True):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class After(Event[None]):
+class After(Event[None], frozen=True, kw_only=True):
     tag: str
 
 

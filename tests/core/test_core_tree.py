@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from vmrunner.core import (
@@ -19,8 +17,7 @@ from vmrunner.core import (
 from vmrunner.core.recorder import EventRecorder
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ping(Event[None]):
+class Ping(Event[None], frozen=True, kw_only=True):
     pass
 
 

@@ -42,4 +42,11 @@ def test_wire_form(cmd: c.QmpCommand, name: str, args: dict[str, Any]) -> None:
 def test_password_not_in_repr() -> None:
     cmd = c.SetPassword(protocol="spice", password="hunter2")
     assert "hunter2" not in repr(cmd)
+    assert repr(cmd) == "SetPassword(protocol='spice', password='***')"
+    assert "hunter2" not in repr(c.SetPassword(protocol="vnc", password="hunter2"))
     assert cmd.arguments() == {"protocol": "spice", "password": "hunter2"}
+
+
+def test_mutable_defaults_are_not_shared() -> None:
+    first, second = c.DeviceAdd(driver="d", id="a"), c.DeviceAdd(driver="d", id="b")
+    assert first.props == {} and first.props is not second.props

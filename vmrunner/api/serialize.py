@@ -3,12 +3,12 @@
 Every record is ``{"seq": int, "time": float, "type": str, "data": object}``: ``seq`` counts
 the events the tracker saw (1, 2, ...; gaps mean events not kept), ``time`` is the Unix time
 it saw the event, ``type`` the event's class name and ``data`` its fields, converted by
-:func:`to_json`: enums become their value, paths strings, dataclasses objects (camelCase
-keys; a QMP event also gets its class in ``event``), QMP commands only their name (arguments
-may hold secrets), configurations, plans and components only their type name, process
-environments only their variable names; values of keys naming a password, secret or
-token are ``***``. ``deadline`` values (``ShutdownRung``) are
-``time.monotonic()`` seconds, as on the bus.
+:func:`to_json`: enums become their value, paths strings, structs (and dataclasses) objects
+(camelCase keys; a QMP event also gets its class in ``event``), QMP commands only their name
+(arguments may hold secrets), configurations, plans and components only their type name,
+process environments only their variable names; values of keys naming a password, secret or
+token are ``***``. ``deadline`` values (``ShutdownRung``) are ``time.monotonic()`` seconds,
+as on the bus.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import math
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
+
+import msgspec
 
 from vmrunner.core import Event
 
@@ -50,7 +52,7 @@ def to_json(value: Any, depth: int = 0) -> Any:
         return {"command": value.name}
     if isinstance(value, BaseException):
         return f"{type(value).__name__}: {value}"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if _is_record(value):
         return _fields(value, depth)
     if isinstance(value, Mapping):
         return {str(k): "***" if _secret(str(k)) else to_json(v, depth + 1)
@@ -65,6 +67,19 @@ def _secret(key: str) -> bool:
     return any(word in key.lower() for word in _SECRET_WORDS)
 
 
+def _is_record(value: Any) -> bool:
+    """Whether ``value`` is a struct or dataclass instance (not a class)."""
+    if isinstance(value, type):
+        return False
+    return isinstance(value, msgspec.Struct) or dataclasses.is_dataclass(value)
+
+
+def _field_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, msgspec.Struct):
+        return value.__struct_fields__
+    return tuple(field.name for field in dataclasses.fields(value))
+
+
 def _fields(value: Any, depth: int) -> dict[str, Any]:
     from vmrunner.events import LaunchPlan
 
@@ -73,18 +88,18 @@ def _fields(value: Any, depth: int) -> dict[str, Any]:
     from vmrunner.qmp.messages import QmpEvent
 
     out: dict[str, Any] = {"event": type(value).__name__} if isinstance(value, QmpEvent) else {}
-    for field in dataclasses.fields(value):
-        item = getattr(value, field.name)
-        if _secret(field.name) and isinstance(item, str):
-            out[camel(field.name)] = "***"
-        elif field.name == "env" and isinstance(item, tuple):
+    for name in _field_names(value):
+        item = getattr(value, name)
+        if _secret(name) and isinstance(item, str):
+            out[camel(name)] = "***"
+        elif name == "env" and isinstance(item, tuple):
             out["env"] = [pair[0] for pair in item if isinstance(pair, tuple) and pair]
         else:
-            out[camel(field.name)] = to_json(item, depth + 1)
+            out[camel(name)] = to_json(item, depth + 1)
     return out
 
 
 def event_record(seq: int, when: float, event: Event[Any]) -> dict[str, Any]:
     """One ``GET /events`` record."""
-    data: dict[str, Any] = _fields(event, 0) if dataclasses.is_dataclass(event) else {}
+    data: dict[str, Any] = _fields(event, 0) if _is_record(event) else {}
     return {"seq": seq, "time": round(when, 6), "type": type(event).__name__, "data": data}

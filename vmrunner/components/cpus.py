@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from vmrunner.components import BUS
@@ -49,8 +48,7 @@ Slot = Mapping[str, Any]
 SlotKey = tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CpuChange(Event[None]):
+class CpuChange(Event[None], frozen=True, kw_only=True):
     """Where a ``currentCpus`` change stands. ``present``: the vCPUs QEMU has (``None``:
     unknown); QMP cannot tell whether the guest has them online."""
 

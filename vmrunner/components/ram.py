@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 
 from vmrunner.components import BUS
 from vmrunner.components.outcome import Outcome, execute
@@ -50,8 +49,7 @@ def reached(requested: int, actual: int | None) -> bool:
     return actual is not None and abs(actual - requested) <= ram_tolerance(requested)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RamChange(Event[None]):
+class RamChange(Event[None], frozen=True, kw_only=True):
     """Where a balloon target stands. Sizes in bytes; ``actual`` is the guest's size as QEMU
     last reported it (``None``: not known yet)."""
 

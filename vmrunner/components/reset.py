@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from vmrunner.components import BUS
 from vmrunner.components.outcome import Outcome, execute
@@ -25,8 +24,7 @@ from vmrunner.qmp import commands, messages
 _log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResetChange(Event[None]):
+class ResetChange(Event[None], frozen=True, kw_only=True):
     """The reset requested by raising ``resetCounter`` from ``previous`` to ``counter``."""
 
     previous: int

@@ -1,10 +1,11 @@
 """Typed events: immutable payloads, matched by class (subclasses included).
 
-An event class is a frozen, slotted, keyword-only dataclass deriving from
-``Event[R]`` where ``R`` is the type of the results handlers may contribute::
+An event class is a frozen, keyword-only :class:`msgspec.Struct` deriving from
+``Event[R]`` where ``R`` is the type of the results handlers may contribute. Repeat
+``frozen=True, kw_only=True`` on every subclass (msgspec applies ``kw_only`` only to the
+fields of the class that says it, and mypy needs ``frozen`` on each)::
 
-    @dataclass(frozen=True, slots=True, kw_only=True)
-    class Greet(Event[str]):
+    class Greet(Event[str], frozen=True, kw_only=True):
         who: str
 
 Per-firing state (channels, cause, results, completion) lives in the
@@ -20,8 +21,9 @@ Class-level knobs:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import msgspec
 
 from .channel import BROADCAST, Channel
 
@@ -32,18 +34,19 @@ R_co = TypeVar("R_co", covariant=True)
 E = TypeVar("E", bound="Event[Any]")
 
 
-class Event(Generic[R_co]):
-    """Base class of all events; ``R`` is the result type (``Event[None]``: no result)."""
+class Event(msgspec.Struct, Generic[R_co], frozen=True, kw_only=True):
+    """Base class of all events; ``R`` is the result type (``Event[None]``: no result).
 
-    __slots__ = ()
+    A Struct, not a dataclass: its class is built in C, which keeps the import of the ~90
+    event classes cheap (the runner's start time).
+    """
 
     default_channels: ClassVar[tuple[Channel, ...]] = ()
     completed_by: ClassVar[type[CompletionEvent[Any]] | None] = None
     observable: ClassVar[bool] = True
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompletionEvent(Event[None], Generic[E]):
+class CompletionEvent(Event[None], Generic[E], frozen=True, kw_only=True):
     """Fired when ``completed`` (and everything it caused) has been handled.
 
     Fired by the bus on the completed event's pipeline and channels.
@@ -52,8 +55,7 @@ class CompletionEvent(Event[None], Generic[E]):
     completed: E
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Start(Event[None]):
+class Start(Event[None], frozen=True, kw_only=True):
     """Starts the tree (or a late-attached subtree). Fired by ``run()`` on BROADCAST.
 
     Events fired before the tree's first ``Start`` are buffered and handled before it.
@@ -63,13 +65,11 @@ class Start(Event[None]):
     default_channels: ClassVar[tuple[Channel, ...]] = (BROADCAST,)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Started(CompletionEvent[Start]):
+class Started(CompletionEvent[Start], frozen=True, kw_only=True):
     """``Start`` and every event it caused have been handled. Channels: Start's."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Stop(Event[None]):
+class Stop(Event[None], frozen=True, kw_only=True):
     """Asks the tree to stop; fired on BROADCAST by any component or by a signal handler.
 
     ``run()`` returns once ``Stop`` has completed and the tree is idle.
@@ -79,8 +79,7 @@ class Stop(Event[None]):
     default_channels: ClassVar[tuple[Channel, ...]] = (BROADCAST,)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Stopped(CompletionEvent[Stop]):
+class Stopped(CompletionEvent[Stop], frozen=True, kw_only=True):
     """``Stop`` and every event it caused have been handled. Channels: Stop's."""
 
 
@@ -88,24 +87,21 @@ Start.completed_by = Started
 Stop.completed_by = Stopped
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Attached(Event[None]):
+class Attached(Event[None], frozen=True, kw_only=True):
     """``node`` was attached to ``parent``. Fired by ``attach()`` on both components."""
 
     node: Component
     parent: Component
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Detached(Event[None]):
+class Detached(Event[None], frozen=True, kw_only=True):
     """``node`` was detached from ``parent``. Fired by ``detach()`` in both trees."""
 
     node: Component
     parent: Component
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Error(Event[None]):
+class Error(Event[None], frozen=True, kw_only=True):
     """Something went wrong. If no handler takes it, the bus logs it with its traceback.
 
     Fired by the bus for failing background tasks and timers (on the owner's channel)
@@ -116,8 +112,7 @@ class Error(Event[None]):
     exception: BaseException | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HandlingError(Error):
+class HandlingError(Error, frozen=True, kw_only=True):
     """Handler ``handler`` raised ``exception`` while handling ``event``.
 
     Fired on the failed event's channels and pipeline, caused by the failed event;

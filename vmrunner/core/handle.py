@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .channel import Channel
@@ -40,8 +39,7 @@ current_handle: contextvars.ContextVar[EventHandle[Any] | None] = contextvars.Co
 """The handle being dispatched by the pipeline task that runs the current code."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompletionAction(Event[None]):
+class CompletionAction(Event[None], frozen=True, kw_only=True):
     """Internal completion event running a ``handle.on_completion`` callback."""
 
     callback: Callable[[EventHandle[Any]], object]

@@ -1,22 +1,22 @@
 """Typed QMP commands.
 
-Each command is a frozen dataclass with the QMP wire name in ``name`` and its JSON arguments
-from :meth:`QmpCommand.arguments`. The results are returned untyped (the JSON ``return``
-value) by :meth:`vmrunner.qmp.client.QmpClient.execute`.
+Each command is a frozen :class:`msgspec.Struct` with the QMP wire name in ``name`` and its
+JSON arguments from :meth:`QmpCommand.arguments`. The results are returned untyped (the JSON
+``return`` value) by :meth:`vmrunner.qmp.client.QmpClient.execute`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+import msgspec
 
 ReadOnlyMode = Literal["retain", "read-only", "read-write"]
 PasswordProtocol = Literal["spice", "vnc"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QmpCommand:
+class QmpCommand(msgspec.Struct, frozen=True, kw_only=True):
     """Base of all commands: a wire ``name`` and the JSON ``arguments()``."""
 
     name: ClassVar[str]
@@ -26,50 +26,43 @@ class QmpCommand:
         return {}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Cont(QmpCommand):
+class Cont(QmpCommand, frozen=True, kw_only=True):
     """Start or resume the vCPUs (the VM was started with ``-S``)."""
 
     name: ClassVar[str] = "cont"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Stop(QmpCommand):
+class Stop(QmpCommand, frozen=True, kw_only=True):
     """Pause the vCPUs."""
 
     name: ClassVar[str] = "stop"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SystemPowerdown(QmpCommand):
+class SystemPowerdown(QmpCommand, frozen=True, kw_only=True):
     """Press the ACPI power button. Success says nothing about whether the guest reacts."""
 
     name: ClassVar[str] = "system_powerdown"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SystemReset(QmpCommand):
+class SystemReset(QmpCommand, frozen=True, kw_only=True):
     """Hard-reset the VM."""
 
     name: ClassVar[str] = "system_reset"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Quit(QmpCommand):
+class Quit(QmpCommand, frozen=True, kw_only=True):
     """Make QEMU exit at once (like pulling the plug, after flushing its own buffers)."""
 
     name: ClassVar[str] = "quit"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryStatus(QmpCommand):
+class QueryStatus(QmpCommand, frozen=True, kw_only=True):
     """``{"running": bool, "status": "prelaunch"|"running"|"paused"|..., ...}``."""
 
     name: ClassVar[str] = "query-status"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Balloon(QmpCommand):
+class Balloon(QmpCommand, frozen=True, kw_only=True):
     """Set the balloon target, in bytes. Success only means "requested"."""
 
     name: ClassVar[str] = "balloon"
@@ -79,42 +72,37 @@ class Balloon(QmpCommand):
         return {"value": self.value}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryBalloon(QmpCommand):
+class QueryBalloon(QmpCommand, frozen=True, kw_only=True):
     """``{"actual": bytes}``."""
 
     name: ClassVar[str] = "query-balloon"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryHotpluggableCpus(QmpCommand):
+class QueryHotpluggableCpus(QmpCommand, frozen=True, kw_only=True):
     """List of CPU slots; a slot with ``qom-path`` is in use."""
 
     name: ClassVar[str] = "query-hotpluggable-cpus"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryCpusFast(QmpCommand):
+class QueryCpusFast(QmpCommand, frozen=True, kw_only=True):
     """List of the present vCPUs."""
 
     name: ClassVar[str] = "query-cpus-fast"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceAdd(QmpCommand):
+class DeviceAdd(QmpCommand, frozen=True, kw_only=True):
     """Hot-plug a device; ``props`` are the driver's properties (e.g. ``socket-id``)."""
 
     name: ClassVar[str] = "device_add"
     driver: str
     id: str
-    props: Mapping[str, Any] = field(default_factory=dict)
+    props: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
     def arguments(self) -> dict[str, Any]:
         return {**self.props, "driver": self.driver, "id": self.id}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceDel(QmpCommand):
+class DeviceDel(QmpCommand, frozen=True, kw_only=True):
     """Request the removal of a device; completion is the ``DEVICE_DELETED`` event."""
 
     name: ClassVar[str] = "device_del"
@@ -124,8 +112,7 @@ class DeviceDel(QmpCommand):
         return {"id": self.id}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockdevOpenTray(QmpCommand):
+class BlockdevOpenTray(QmpCommand, frozen=True, kw_only=True):
     """Open a tray (``id`` = qdev id). Without ``force`` on a locked tray this only sends
     an eject request to the guest and still succeeds: wait for ``DEVICE_TRAY_MOVED``."""
 
@@ -137,8 +124,7 @@ class BlockdevOpenTray(QmpCommand):
         return {"id": self.id, "force": self.force}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockdevCloseTray(QmpCommand):
+class BlockdevCloseTray(QmpCommand, frozen=True, kw_only=True):
     """Close a tray."""
 
     name: ClassVar[str] = "blockdev-close-tray"
@@ -148,8 +134,7 @@ class BlockdevCloseTray(QmpCommand):
         return {"id": self.id}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockdevRemoveMedium(QmpCommand):
+class BlockdevRemoveMedium(QmpCommand, frozen=True, kw_only=True):
     """Remove the medium from an open tray."""
 
     name: ClassVar[str] = "blockdev-remove-medium"
@@ -159,8 +144,7 @@ class BlockdevRemoveMedium(QmpCommand):
         return {"id": self.id}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockdevChangeMedium(QmpCommand):
+class BlockdevChangeMedium(QmpCommand, frozen=True, kw_only=True):
     """Open the tray, replace the medium by ``filename`` and close the tray.
 
     ``force`` (QEMU ≥ 7.1) opens a tray the guest has locked; it is omitted when ``None``.
@@ -183,8 +167,7 @@ class BlockdevChangeMedium(QmpCommand):
         return args
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Eject(QmpCommand):
+class Eject(QmpCommand, frozen=True, kw_only=True):
     """Legacy eject: fails with ``GenericError`` on a locked tray unless ``force``."""
 
     name: ClassVar[str] = "eject"
@@ -195,27 +178,27 @@ class Eject(QmpCommand):
         return {"id": self.id, "force": self.force}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryBlock(QmpCommand):
+class QueryBlock(QmpCommand, frozen=True, kw_only=True):
     """List of block devices with ``tray_open``, ``locked``, ``inserted``..."""
 
     name: ClassVar[str] = "query-block"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetPassword(QmpCommand):
+class SetPassword(QmpCommand, frozen=True, kw_only=True):
     """Set the display password. The password is masked in ``repr`` and in traffic logs."""
 
     name: ClassVar[str] = "set_password"
     protocol: PasswordProtocol
-    password: str = field(repr=False)
+    password: str
+
+    def __repr__(self) -> str:
+        return f"SetPassword(protocol={self.protocol!r}, password='***')"
 
     def arguments(self) -> dict[str, Any]:
         return {"protocol": self.protocol, "password": self.password}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExpirePassword(QmpCommand):
+class ExpirePassword(QmpCommand, frozen=True, kw_only=True):
     """Set the display password's expiry: ``now``, ``never``, ``+SECONDS`` or epoch seconds."""
 
     name: ClassVar[str] = "expire_password"
@@ -226,12 +209,11 @@ class ExpirePassword(QmpCommand):
         return {"protocol": self.protocol, "time": self.time}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RawCommand(QmpCommand):
+class RawCommand(QmpCommand, frozen=True, kw_only=True):
     """Escape hatch for a command without a class here (e.g. ``qom-set``)."""
 
     command: str
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def name(self) -> str:  # type: ignore[override]

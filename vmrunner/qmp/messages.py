@@ -1,57 +1,52 @@
 """Typed QMP events.
 
-Every QMP event QEMU sends becomes one of the frozen dataclasses below; the wire names
-(``SHUTDOWN``, ``DEVICE_TRAY_MOVED``...) and data keys appear only in this module.
+Every QMP event QEMU sends becomes one of the frozen :class:`msgspec.Struct` classes below;
+the wire names (``SHUTDOWN``, ``DEVICE_TRAY_MOVED``...) and data keys appear only in this
+module.
 Events without a dedicated class become :class:`QmpEventUnknown`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QmpEvent:
+
+class QmpEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Base of all QMP events. ``timestamp`` is QEMU's, in seconds since the epoch."""
 
     timestamp: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Shutdown(QmpEvent):
+class Shutdown(QmpEvent, frozen=True, kw_only=True):
     """The VM shut down (``SHUTDOWN``); ``guest`` is true when the guest initiated it."""
 
     guest: bool
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Powerdown(QmpEvent):
+class Powerdown(QmpEvent, frozen=True, kw_only=True):
     """An ACPI power-button press was delivered (``POWERDOWN``); says nothing of the guest."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reset(QmpEvent):
+class Reset(QmpEvent, frozen=True, kw_only=True):
     """The VM was reset (``RESET``)."""
 
     guest: bool
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Stop(QmpEvent):
+class Stop(QmpEvent, frozen=True, kw_only=True):
     """The vCPUs were stopped (``STOP``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Resume(QmpEvent):
+class Resume(QmpEvent, frozen=True, kw_only=True):
     """The vCPUs resumed (``RESUME``), e.g. after ``cont``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceTrayMoved(QmpEvent):
+class DeviceTrayMoved(QmpEvent, frozen=True, kw_only=True):
     """A removable-media tray opened or closed (``DEVICE_TRAY_MOVED``).
 
     ``device`` is the block backend name and is empty with ``-blockdev``: match on ``id``.
@@ -62,23 +57,20 @@ class DeviceTrayMoved(QmpEvent):
     tray_open: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BalloonChange(QmpEvent):
+class BalloonChange(QmpEvent, frozen=True, kw_only=True):
     """The guest's memory size as seen by the balloon changed (``BALLOON_CHANGE``), in bytes."""
 
     actual: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceDeleted(QmpEvent):
+class DeviceDeleted(QmpEvent, frozen=True, kw_only=True):
     """A device was removed (``DEVICE_DELETED``); ``device`` is its id (may be empty)."""
 
     device: str
     path: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AcpiDeviceOst(QmpEvent):
+class AcpiDeviceOst(QmpEvent, frozen=True, kw_only=True):
     """The guest's ACPI _OST answer to a hot(un)plug request (``ACPI_DEVICE_OST``)."""
 
     device: str
@@ -88,49 +80,42 @@ class AcpiDeviceOst(QmpEvent):
     status: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VserportChange(QmpEvent):
+class VserportChange(QmpEvent, frozen=True, kw_only=True):
     """The guest opened or closed a virtio-serial port (``VSERPORT_CHANGE``), e.g. qemu-ga's."""
 
     id: str
     open: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GuestPanicked(QmpEvent):
+class GuestPanicked(QmpEvent, frozen=True, kw_only=True):
     """The guest reported a panic (``GUEST_PANICKED``)."""
 
     action: str
     info: Mapping[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpiceClientEvent(QmpEvent):
+class SpiceClientEvent(QmpEvent, frozen=True, kw_only=True):
     """Base of the SPICE client events; ``host``/``port`` are the client's address."""
 
     host: str
     port: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpiceConnected(SpiceClientEvent):
+class SpiceConnected(SpiceClientEvent, frozen=True, kw_only=True):
     """A SPICE client connected (``SPICE_CONNECTED``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpiceInitialized(SpiceClientEvent):
+class SpiceInitialized(SpiceClientEvent, frozen=True, kw_only=True):
     """A SPICE channel finished initialising (``SPICE_INITIALIZED``)."""
 
     channel_type: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpiceDisconnected(SpiceClientEvent):
+class SpiceDisconnected(SpiceClientEvent, frozen=True, kw_only=True):
     """A SPICE client disconnected (``SPICE_DISCONNECTED``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QmpEventUnknown(QmpEvent):
+class QmpEventUnknown(QmpEvent, frozen=True, kw_only=True):
     """Any event without a dedicated class, with its wire name and raw data."""
 
     name: str

@@ -14,7 +14,6 @@ learns whether it was accepted.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Self
@@ -27,8 +26,7 @@ FrozenValues = Mapping[str, Any]
 """A node's values, deeply frozen (mappings are read-only proxies, lists are tuples)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigurationRejected(Event[None]):
+class ConfigurationRejected(Event[None], frozen=True, kw_only=True):
     """A component (or the store) rejected the configuration of node ``path``.
 
     ``errors`` are complete lines (``/Runner/vm/currentCpus: Input should be a valid
@@ -44,8 +42,7 @@ class ConfigurationRejected(Event[None]):
     initial: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigurationUpdate(Event[ConfigurationRejected]):
+class ConfigurationUpdate(Event[ConfigurationRejected], frozen=True, kw_only=True):
     """The configuration, by node path (``None``: the node was removed). Fired on BROADCAST.
 
     Create it with :meth:`of`, which validates the paths and freezes the values. ``source``
@@ -95,8 +92,7 @@ class ConfigurationUpdate(Event[ConfigurationRejected]):
         return None if structured is None else flat_values(structured)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InitialConfiguration(ConfigurationUpdate):
+class InitialConfiguration(ConfigurationUpdate, frozen=True, kw_only=True):
     """The configuration at start, delivered before any ordinary ``Start`` handler runs.
 
     Handlers for :class:`ConfigurationUpdate` receive it too.
