@@ -25,8 +25,9 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 TRAFFIC_LOGGER = "vmrunner.qga.traffic"
 _DELIMITER = b"\xff"
@@ -61,8 +62,7 @@ class QgaExecuteError(QgaError):
         self.desc = desc
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GuestOsInfo:
+class GuestOsInfo(msgspec.Struct, frozen=True, kw_only=True):
     """``guest-get-osinfo``: the guest's os-release and uname (absent fields are "")."""
 
     id: str

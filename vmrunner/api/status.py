@@ -11,9 +11,10 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from vmrunner.components import BUS
 from vmrunner.components.cpus import CpuChange
@@ -65,13 +66,12 @@ SUBSCRIBER_QUEUE = 1024
 _BAD_OUTCOMES = (Outcome.REJECTED, Outcome.FAILED, Outcome.NOT_REACHED)
 
 
-@dataclass(slots=True)
-class Counters:
+class Counters(msgspec.Struct):
     """Monotonic counts for the metrics."""
 
-    qmp_commands: dict[str, int] = field(default_factory=dict)
-    qmp_errors: dict[str, int] = field(default_factory=dict)
-    qmp_seconds: dict[str, float] = field(default_factory=dict)
+    qmp_commands: dict[str, int] = msgspec.field(default_factory=dict)
+    qmp_errors: dict[str, int] = msgspec.field(default_factory=dict)
+    qmp_seconds: dict[str, float] = msgspec.field(default_factory=dict)
     config_reloads: int = 0
     config_rejections: int = 0
     shutdown_started: float | None = None
@@ -80,8 +80,7 @@ class Counters:
     """From TERMINATING to STOPPED (once stopped)."""
 
 
-@dataclass(slots=True)
-class _Cdrom:
+class _Cdrom(msgspec.Struct):
     key: str
     medium: str | None
     tray_open: bool = False

@@ -29,9 +29,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from vmrunner.components import BUS
 from vmrunner.config.model import RunnerConfig
@@ -58,8 +59,7 @@ MAX_APPLY_ATTEMPTS = 3
 """Consecutive failed insert attempts (tray open, QEMU refuses) before giving up."""
 
 
-@dataclass(frozen=True, slots=True)
-class CdromDrive:
+class CdromDrive(msgspec.Struct, frozen=True):
     """An ``ide-cd`` drive of the configuration."""
 
     id: str
@@ -78,8 +78,7 @@ def cdrom_drives(config: RunnerConfig) -> list[CdromDrive]:
     return found
 
 
-@dataclass(slots=True)
-class _Drive:
+class _Drive(msgspec.Struct):
     id: str
     key: str
     medium: Path | None
@@ -88,7 +87,7 @@ class _Drive:
     tray_open: bool = False
     busy: bool = False
     pending_since: float | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = msgspec.field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
     def status(self) -> DriveStatus:

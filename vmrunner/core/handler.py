@@ -23,8 +23,9 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar, overload
+
+import msgspec
 
 from .channel import Channel, Criterion, NamedChannel
 from .errors import HandlerDeclarationError
@@ -38,8 +39,7 @@ ChannelSpec = Channel | type[Channel] | str
 """What ``@handler(channels=...)`` accepts."""
 
 
-@dataclass(slots=True)
-class HandlerSpec:
+class HandlerSpec(msgspec.Struct):
     """Raw ``@handler`` arguments stored on the decorated function."""
 
     priority: int
@@ -48,8 +48,7 @@ class HandlerSpec:
     resolved: tuple[type[Event[Any]], ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HandlerInfo:
+class HandlerInfo(msgspec.Struct, frozen=True):
     """A resolved handler of a component class."""
 
     name: str

@@ -27,9 +27,10 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import msgspec
 
 from vmrunner.proc.errors import ProcessStartError
 
@@ -40,8 +41,7 @@ _MAX_LINE = 64 * 1024
 Stream = Literal["stdout", "stderr"]
 
 
-@dataclass(frozen=True, slots=True)
-class ExitStatus:
+class ExitStatus(msgspec.Struct, frozen=True):
     """How a child ended: ``returncode`` as asyncio reports it (negative = killed by signal)."""
 
     returncode: int

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from vmrunner.vmtypes.errors import FirmwareNotFoundError
 
@@ -56,8 +57,7 @@ SECURE_KINDS = frozenset({"secure", "secure-4m"})
 """Kinds that need SMM and a secure pflash."""
 
 
-@dataclass(frozen=True, slots=True)
-class FirmwareFiles:
+class FirmwareFiles(msgspec.Struct, frozen=True):
     """The chosen firmware: read-only code and the template for the per-VM variable store."""
 
     code: Path

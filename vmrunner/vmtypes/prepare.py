@@ -10,9 +10,10 @@ sequence (:func:`vmrunner.vmtypes.cloudinit.write_cloud_init_image`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
+
+import msgspec
 
 from vmrunner.config.model import RunnerConfig
 from vmrunner.vmtypes.errors import StateError, VmTypeError
@@ -40,14 +41,13 @@ class PathProblems(VmTypeError):
         self.errors = errors
 
 
-@dataclass(frozen=True, slots=True)
-class StartPlan:
+class StartPlan(msgspec.Struct, frozen=True):
     """What a start needs: the render inputs, the template to render and its search path."""
 
     inputs: RenderInputs
     template: Path
     dirs: list[Path]
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = msgspec.field(default_factory=list)
 
     def render(self, *, resolve_executables: bool = True) -> RenderedVm:
         """Render the template (see :func:`vmrunner.vmtypes.render.render_vm`)."""

@@ -18,9 +18,10 @@ import os
 import shutil
 import uuid as uuidlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
+
+import msgspec
 
 from vmrunner.config.model import RunnerConfig
 from vmrunner.vmtypes.errors import StateError
@@ -30,8 +31,7 @@ SOCKET_PATH_MAX = 107
 """Longest usable AF_UNIX socket path on Linux (108 bytes including the NUL)."""
 
 
-@dataclass(frozen=True, slots=True)
-class VmPaths:
+class VmPaths(msgspec.Struct, frozen=True):
     """The directories of one VM and the well-known files in them."""
 
     data_dir: Path

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
 from vmrunner.core.config.errors import ConfigFileError
@@ -19,8 +19,7 @@ class ConfigFileMissingError(ConfigFileError):
     """The configuration file does not exist (or a link on its way dangles)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedConfig:
+class LoadedConfig(msgspec.Struct, frozen=True):
     """One successful read of a configuration file."""
 
     digest: str

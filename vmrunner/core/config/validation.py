@@ -12,16 +12,15 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import msgspec
 from pydantic import AliasChoices, AliasPath, BaseModel, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
-class Validated(Generic[ModelT]):
+class Validated(msgspec.Struct, Generic[ModelT], frozen=True):
     """Outcome of :func:`validate`: either ``config`` or ``errors``; ``warnings`` in any case."""
 
     config: ModelT | None
