@@ -11,6 +11,7 @@ from typing import Any
 
 from asyncinotify import Inotify, Mask
 
+from vmrunner.core.inotify import close_soon
 from vmrunner.proc.child import ChildProcess
 from vmrunner.proc.errors import ProcessExitedError
 
@@ -54,7 +55,10 @@ async def wait_for_socket(
     :raise FileNotFoundError: when the directory does not exist.
     """
     target = Path(path)
-    with Inotify() as inotify:
+    if is_socket(target):  # the usual case when the process is already up: no inotify
+        return
+    inotify = Inotify()
+    try:
         inotify.add_watch(target.parent, Mask.CREATE | Mask.MOVED_TO | Mask.ONLYDIR)
         if is_socket(target):  # created before the watch existed
             return
@@ -70,7 +74,9 @@ async def wait_for_socket(
                 try:
                     await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    event.cancel()
+                    if not event.done():
+                        event.cancel()  # and let it unregister the descriptor before the close
+                        await asyncio.wait({event})
                 if event.done() and not event.cancelled() and event.result().name == Path(
                     target.name
                 ) and is_socket(target):
@@ -86,3 +92,5 @@ async def wait_for_socket(
                 exited.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await exited
+    finally:
+        close_soon(inotify)  # the kernel's close can take ~100 ms: not on the loop

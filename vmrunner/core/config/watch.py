@@ -25,6 +25,8 @@ from types import TracebackType
 
 from asyncinotify import Event, Inotify, Mask, Watch
 
+from vmrunner.core.inotify import close_soon
+
 _log = logging.getLogger(__name__)
 
 _DIR_MASK = (
@@ -86,7 +88,7 @@ class FileWatch:
         if self._inotify is not None:
             if self._loop is not None:
                 self._loop.remove_reader(self._inotify.fd)
-            self._inotify.close()
+            close_soon(self._inotify)  # the kernel's close can take ~100 ms: not on the loop
             self._inotify = None
 
     async def changed(self) -> None:
