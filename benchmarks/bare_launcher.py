@@ -36,7 +36,12 @@ async def main(argv: list[str], monitor: str) -> int:
             if proc.returncode is not None:
                 return 1
             await asyncio.sleep(0.001)
-        reader, writer = await asyncio.open_unix_connection(monitor)
+        while True:  # QEMU binds the socket a moment before it listens
+            try:
+                reader, writer = await asyncio.open_unix_connection(monitor)
+                break
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.001)
         await reader.readline()  # greeting
         await command(reader, writer, "qmp_capabilities")
         await command(reader, writer, "cont")

@@ -64,6 +64,16 @@ def _rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+async def _open(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to one of QEMU's sockets (it binds a moment before it listens: retry)."""
+    for _ in range(5000):
+        try:
+            return await asyncio.open_unix_connection(str(path))
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.001)
+    return await asyncio.open_unix_connection(str(path))
+
+
 async def _qmp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                command: str) -> None:
     writer.write(json.dumps({"execute": command}).encode() + b"\n")
@@ -94,7 +104,7 @@ async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
             if line[:1] != [b"cont"]:
                 raise RuntimeError(f"bare launcher failed: {line!r}")
             start = float(line[1]) - started
-            con_r, con_w = await asyncio.open_unix_connection(str(paths.console_socket))
+            con_r, con_w = await _open(paths.console_socket)
             console = GuestConsole(con_r, con_w)
             await console.wait_ready(BOOT)
             proc.stdin.write(b"powerdown\n")
@@ -129,10 +139,10 @@ async def inprocess_round(image: GuestImage, accel: str) -> tuple[float, float]:
             stderr=asyncio.subprocess.DEVNULL)
         try:
             await asyncio.wait_for(wait_for_socket(paths.monitor_socket), 30)
-            reader, writer = await asyncio.open_unix_connection(str(paths.monitor_socket))
+            reader, writer = await _open(paths.monitor_socket)
             await reader.readline()  # greeting
             await _qmp(reader, writer, "qmp_capabilities")
-            con_r, con_w = await asyncio.open_unix_connection(str(paths.console_socket))
+            con_r, con_w = await _open(paths.console_socket)
             await _qmp(reader, writer, "cont")
             start = time.time() - started
             console = GuestConsole(con_r, con_w)

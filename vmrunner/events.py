@@ -15,6 +15,8 @@ import msgspec
 from vmrunner.core import Event
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vmrunner.config.model import RunnerConfig
     from vmrunner.proc.child import ExitStatus
     from vmrunner.qmp.commands import QmpCommand
@@ -127,6 +129,8 @@ class StartProcess(Event[int], frozen=True, kw_only=True):
     name: str
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    stale_sockets: tuple[Path, ...] = ()
+    """Sockets the child will create: ones left over by an earlier run are removed first."""
 
 
 class ProcessStarted(Event[None], frozen=True, kw_only=True):

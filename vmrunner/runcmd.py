@@ -13,8 +13,11 @@ Footprint (docs/runner.md, "Performance"), for the ``vmrunner run`` process only
 * pydantic plugins are not loaded (``PYDANTIC_DISABLE_PLUGINS=__all__`` unless the
   environment says otherwise): looking for them reads the metadata of every installed
   distribution (~15 ms with a few hundred), and the runner's models have no use for them;
+* QEMU is started (paused) as soon as the ``/Runner`` configuration is valid and the VM is
+  prepared, and initialises while the component tree is imported and built
+  (:mod:`vmrunner.prelaunch`);
 * once the VM runs, freed start-up memory (template rendering) is returned to the kernel
-  (``malloc_trim``);
+  (``malloc_trim``, :mod:`vmrunner.components.heap_trim`);
 * the process ends with ``os._exit`` once ``run()`` has returned (every child reaped, every
   task cancelled) and the logs are flushed, skipping the event loop's and the interpreter's
   teardown (~30 ms with pydantic loaded).
@@ -22,15 +25,19 @@ Footprint (docs/runner.md, "Performance"), for the ``vmrunner run`` process only
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import sys
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmrunner.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from vmrunner.components.runner import Runner
+    from vmrunner.config.validate import Validation
+    from vmrunner.prelaunch import Prelaunched
 
 _log = logging.getLogger("vmrunner.run")
 _UNUSED_MODULES = ("pygments", "_hashlib")
@@ -51,9 +58,19 @@ def slim_imports() -> None:
     sys.modules["ssl"] = stub
 
 
-def _trim_heap() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+def _build_tree(config_file: Path, strict: bool, validation: Validation,
+                early: Prelaunched | None) -> Runner:
+    """The standard tree plus :class:`HeapTrim`, given what was prepared and started early."""
+    from vmrunner.components.heap_trim import HeapTrim
+    from vmrunner.components.runner import launch_plan
+    from vmrunner.components.standard import RunnerBuilder
+
+    builder = RunnerBuilder(config_file, strict=strict).add(HeapTrim())
+    if early is None:
+        return builder.build(validation=validation)
+    return builder.build(validation=validation,
+                         plan=launch_plan(early.config, early.plan, early.rendered),
+                         adopt=[early.qemu])
 
 
 async def run_file(config_file: Path, *, strict: bool = False,
@@ -66,27 +83,30 @@ async def run_file(config_file: Path, *, strict: bool = False,
     import asyncio
     import signal
 
-    from vmrunner.components import BUS
-    from vmrunner.components.standard import ConfigInvalid, RunnerBuilder
-    from vmrunner.core import Component, handler, run
-    from vmrunner.events import TerminationSignal, VmContinued
-
-    class HeapTrim(Component):
-        """Returns the start-up garbage to the kernel once the VM runs."""
-
-        @handler
-        def on_continued(self, event: VmContinued) -> None:
-            self.schedule(0.5, _trim_heap)
+    from vmrunner.config.validate import load_config
+    from vmrunner.prelaunch import prelaunch
 
     # qemu.qmp logs every protocol step and repeats our errors; our own logs suffice.
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     logging.getLogger("qemu.qmp").setLevel(logging.WARNING if debug else logging.CRITICAL)
-    try:
-        runner = RunnerBuilder(config_file, strict=strict).add(HeapTrim(BUS)).build()
-    except ConfigInvalid as exc:
-        for problem in exc.problems:
+    validation = load_config(config_file, strict=strict)
+    if not validation.ok or validation.config is None:
+        for problem in validation.errors:
             print(problem, file=sys.stderr)
         return ExitCode.CONFIG_ERROR
+    # QEMU initialises while the component tree is imported and built (vmrunner.prelaunch).
+    early = None if early_signals else await prelaunch(validation.config)
+    try:
+        runner = _build_tree(config_file, strict, validation, early)
+    except BaseException:
+        if early is not None:
+            await early.qemu.terminate()
+        raise
+    if early_signals and early is not None:
+        await early.qemu.terminate()
+    from vmrunner.core import run
+    from vmrunner.events import TerminationSignal
+
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:

@@ -1,10 +1,11 @@
 """QemuMonitor: starts QEMU (paused, ``-S``) and speaks QMP with it.
 
-``StartQemu`` → remove a stale monitor socket → ``StartProcess(qemu)``. Once QEMU runs, the
-QMP session is opened through :class:`vmrunner.qmp.QmpClient` (``qemu.qmp``: greeting,
-negotiation, id matching), racing QEMU's exit and a timeout → ``MonitorReady`` or
-``StartFailed``. QMP events become typed :class:`~vmrunner.events.MonitorEvent` s;
-``ExecuteQmp`` is answered with a :class:`~vmrunner.events.QmpReply` (value or typed error).
+``StartQemu`` → ``StartProcess(qemu)`` (the ProcessManager removes a stale monitor
+socket). Once QEMU runs, the QMP session is opened through :class:`vmrunner.qmp.QmpClient`
+(``qemu.qmp``: greeting, negotiation, id matching), racing QEMU's exit and a timeout →
+``MonitorReady`` or ``StartFailed``. QMP events become typed
+:class:`~vmrunner.events.MonitorEvent` s; ``ExecuteQmp`` is answered with a
+:class:`~vmrunner.events.QmpReply` (value or typed error).
 QMP traffic is logged on ``vmrunner.qmp.traffic`` at DEBUG.
 """
 
@@ -40,7 +41,6 @@ from vmrunner.events import (
     TrayMovedEvent,
     VserportChangeEvent,
 )
-from vmrunner.proc.sockets import remove_stale_socket
 from vmrunner.qmp import QmpClient, QmpDisconnected, QmpError, messages
 
 _log = logging.getLogger(__name__)
@@ -81,15 +81,11 @@ class QemuMonitor(Component):
     @handler
     def on_start_qemu(self, event: StartQemu) -> None:
         self._socket = event.plan.paths.monitor_socket
-        try:
-            remove_stale_socket(self._socket)
-        except OSError as exc:
-            self.fire(StartFailed(step=QEMU, reason=str(exc)))
-            return
         self._exited = asyncio.get_running_loop().create_future()
         command = event.plan.qemu
         self.fire(StartProcess(name=QEMU, argv=tuple(command.argv),
-                               env=tuple(command.environment.items())))
+                               env=tuple(command.environment.items()),
+                               stale_sockets=(self._socket,)))
 
     @handler
     def on_process_started(self, event: ProcessStarted) -> None:

@@ -1,8 +1,11 @@
 """ProcessManager: the runner's children (QEMU, swtpm), started without a shell.
 
-* ``StartProcess`` → spawn (own process group, PDEATHSIG=SIGKILL so children die with the
-  runner even on ``kill -9``), output lines to ``vmrunner.proc.<name>``; fires
-  ``ProcessStarted`` (result: the pid) or ``ProcessFailed``.
+* ``StartProcess`` → remove its stale sockets, spawn (own process group, PDEATHSIG=SIGKILL so
+  children die with the runner even on ``kill -9``), output lines to ``vmrunner.proc.<name>``;
+  fires ``ProcessStarted`` (result: the pid) or ``ProcessFailed``.
+* :meth:`ProcessManager.adopt` takes a child started before the tree (``vmrunner run``'s
+  early QEMU, :mod:`vmrunner.prelaunch`): the first ``StartProcess`` with its name and argv
+  gets it instead of a new spawn; one with another argv gets it terminated first.
 * Every child is waited for by an owned task that fires ``ProcessExited``.
 * ``TerminateProcess`` → SIGTERM, SIGKILL after the grace time, reap; completes when gone.
 * Once a ``Stop`` is seen no new child is started (``ProcessFailed``); on the final ``Stop``
@@ -26,6 +29,7 @@ from vmrunner.events import (
 )
 from vmrunner.proc.child import ChildProcess, spawn
 from vmrunner.proc.errors import ProcessStartError
+from vmrunner.proc.sockets import remove_stale_socket
 
 _log = logging.getLogger(__name__)
 
@@ -42,7 +46,12 @@ class ProcessManager(Component):
     def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
         super().__init__(BUS if channel is None else channel, name)
         self._procs: dict[str, ChildProcess] = {}
+        self._adopted: dict[str, ChildProcess] = {}
         self._closing = False
+
+    def adopt(self, child: ChildProcess) -> None:
+        """Take ``child`` (started before the tree) for the first ``StartProcess`` of its name."""
+        self._adopted[child.name] = child
 
     def running(self, name: str) -> bool:
         """Whether child ``name`` runs (for diagnostics; components use the events)."""
@@ -62,16 +71,33 @@ class ProcessManager(Component):
         if old is not None and old.running:
             self.fire(ProcessFailed(name=event.name, reason=f"{event.name} is already running"))
             return None
-        try:
-            child = await spawn(event.name, event.argv, env=dict(event.env) or None)
-        except (ProcessStartError, OSError, ValueError, TypeError) as exc:
-            _log.error("%s", exc)
-            self.fire(ProcessFailed(name=event.name, reason=str(exc)))
-            return None
+        child = await self._claim(event)
+        if child is None:
+            try:
+                for socket in event.stale_sockets:
+                    remove_stale_socket(socket)
+                child = await spawn(event.name, event.argv, env=dict(event.env) or None)
+            except (ProcessStartError, OSError, ValueError, TypeError) as exc:
+                _log.error("%s", exc)
+                self.fire(ProcessFailed(name=event.name, reason=str(exc)))
+                return None
         self._procs[event.name] = child
         self.fire(ProcessStarted(name=event.name, pid=child.pid))
         self.spawn(self._watch(child), name=f"watch-{event.name}")
         return child.pid
+
+    async def _claim(self, event: StartProcess) -> ChildProcess | None:
+        """The adopted child for ``event``, if it matches; a mismatching one is terminated."""
+        child = self._adopted.pop(event.name, None)
+        if child is None:
+            return None
+        if child.argv == list(event.argv):  # the environment comes from the same render
+            _log.debug("%s (pid %d) was started before the tree: adopted", child.name, child.pid)
+            return child
+        _log.info("%s (pid %d) was started for another configuration: replacing it",
+                  child.name, child.pid)
+        await child.terminate(grace=FINAL_GRACE)
+        return None
 
     async def _watch(self, child: ChildProcess) -> None:
         status = await child.wait()
@@ -95,7 +121,8 @@ class ProcessManager(Component):
 
     @handler(priority=STOP_PRIORITY)
     def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
-        alive = [c for c in self._procs.values() if c.running]
+        alive = [c for c in (*self._procs.values(), *self._adopted.values()) if c.running]
+        self._adopted.clear()
         if not alive:
             return
         lock = ctx.hold()

@@ -61,6 +61,8 @@ from vmrunner.qmp import commands
 
 if TYPE_CHECKING:
     from vmrunner.core.config.validation import Validated
+    from vmrunner.vmtypes.prepare import StartPlan
+    from vmrunner.vmtypes.render import RenderedVm
 
 _log = logging.getLogger(__name__)
 
@@ -100,22 +102,21 @@ def guest_agent_channel(argv: list[str]) -> str | None:
     return None
 
 
+def launch_plan(config: RunnerConfig, plan: StartPlan, rendered: RenderedVm) -> LaunchPlan:
+    """The :class:`LaunchPlan` of a prepared VM (see :func:`vmrunner.prelaunch.prepare_vm`)."""
+    return LaunchPlan(config=config, paths=plan.inputs.paths, qemu=rendered.qemu,
+                      swtpm=rendered.swtpm,
+                      guest_agent_channel=guest_agent_channel(rendered.qemu.argv))
+
+
 def prepare(config: RunnerConfig) -> LaunchPlan:
     """Create the VM's state (dirs, uuid, vars, template copy, cloud-init image), render argv.
 
     :raise vmrunner.vmtypes.errors.VmTypeError: bad paths, firmware or template.
     """
-    from vmrunner.vmtypes.prepare import plan_start
+    from vmrunner.prelaunch import prepare_vm
 
-    plan = plan_start(config, create=True)
-    rendered = plan.render()
-    paths = plan.inputs.paths
-    if config.cloud_init is not None:
-        from vmrunner.vmtypes.cloudinit import write_cloud_init_image
-
-        write_cloud_init_image(config.cloud_init, config.vm.name, paths.cloud_init_image)
-    return LaunchPlan(config=config, paths=paths, qemu=rendered.qemu, swtpm=rendered.swtpm,
-                      guest_agent_channel=guest_agent_channel(rendered.qemu.argv))
+    return launch_plan(config, *prepare_vm(config))
 
 
 class Runner(Configurable[RunnerConfig], Component):
@@ -130,18 +131,22 @@ class Runner(Configurable[RunnerConfig], Component):
             before building the tree); else the initial configuration event provides it.
         preparer: turns the configuration into a :class:`LaunchPlan` (default
             :func:`prepare`; tests and embedders may substitute their own).
+        plan: an already prepared plan (``vmrunner run`` prepares before building the tree,
+            see :mod:`vmrunner.prelaunch`); used if the configuration at the start still
+            equals ``plan.config``, else the VM is prepared again.
     """
 
     config_model = RunnerConfig
 
     def __init__(self, config: RunnerConfig | None = None, channel: Channel | None = None, *,
                  preparer: Callable[[RunnerConfig], LaunchPlan] = prepare,
-                 strict: bool = False) -> None:
+                 plan: LaunchPlan | None = None, strict: bool = False) -> None:
         super().__init__(BUS if channel is None else channel, "Runner")
         self.config = config
         self.strict = strict
         self.state = RunState.INITIALIZING
         self.plan: LaunchPlan | None = None
+        self._prepared = plan
         self._preparer = preparer
         self._signals: list[float] = []
         self._deadline: float | None = None
@@ -196,7 +201,9 @@ class Runner(Configurable[RunnerConfig], Component):
             self._fail(ExitCode.CONFIG_ERROR, "no configuration for /Runner")
             return
         try:
-            plan = self._preparer(self.config)
+            plan = (self._prepared if self._prepared is not None
+                    and self._prepared.config == self.config else self._preparer(self.config))
+            self._prepared = None
         except VmTypeError as exc:
             self._fail(ExitCode.CONFIG_ERROR, f"cannot prepare the VM: {exc}")
             return

@@ -21,8 +21,9 @@ vmrunner.api), SystemdNotifier, and ConfigWatcher (follows the file for live upd
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from vmrunner.components.guest_agent import GuestAgent
 from vmrunner.components.monitor import QemuMonitor
@@ -31,6 +32,11 @@ from vmrunner.components.processes import ProcessManager
 from vmrunner.components.runner import Runner
 from vmrunner.components.swtpm import SwtpmManager
 from vmrunner.core import Component
+
+if TYPE_CHECKING:
+    from vmrunner.config.validate import Validation
+    from vmrunner.events import LaunchPlan
+    from vmrunner.proc.child import ChildProcess
 
 _log = logging.getLogger(__name__)
 
@@ -92,23 +98,39 @@ class RunnerBuilder:
         del self.components[self._index(name)]
         return self
 
-    def build(self, *, runner_factory: Callable[..., Runner] = Runner) -> Runner:
+    def build(self, *, runner_factory: Callable[..., Runner] = Runner,
+              validation: Validation | None = None, plan: LaunchPlan | None = None,
+              adopt: Sequence[ChildProcess] = ()) -> Runner:
         """Validate the configuration and assemble the tree.
+
+        ``validation``: the file's validation if already done; ``plan``: the VM already
+        prepared for it, and ``adopt``: children already started for it (``vmrunner run``,
+        see :mod:`vmrunner.prelaunch`), handed to the ProcessManager.
 
         :raise ConfigInvalid: the file is unreadable or invalid (messages name key paths).
         """
         from vmrunner.config.validate import load_config
 
-        validation = load_config(self.config_file, strict=self.strict)
+        if validation is None:
+            validation = load_config(self.config_file, strict=self.strict)
         self.warnings = [str(p) for p in validation.warnings]
         if not self.watch:  # else the Runner reports them with its initial configuration
             for warning in self.warnings:
                 _log.warning("%s", warning)
         if not validation.ok or validation.config is None:
             raise ConfigInvalid([str(p) for p in validation.errors])
-        runner = runner_factory(validation.config, strict=self.strict)
+        options: dict[str, Any] = {"strict": self.strict}
+        if plan is not None:
+            options["plan"] = plan
+        runner = runner_factory(validation.config, **options)
         for component in self.components:
             runner.attach(component)
+        if adopt:
+            manager = self.components[self._index("ProcessManager")]
+            if not isinstance(manager, ProcessManager):
+                raise TypeError("children to adopt need the standard ProcessManager")
+            for child in adopt:
+                manager.adopt(child)
         if self.watch:
             watcher = _config_watcher(self.config_file)
             if watcher is not None:
