@@ -11,7 +11,7 @@ from typing import Any
 
 from asyncinotify import Inotify, Mask
 
-from vmrunner.core.inotify import close_soon
+from vmrunner.inotify_close import close_soon
 from vmrunner.proc.child import ChildProcess
 from vmrunner.proc.errors import ProcessExitedError
 
