@@ -114,10 +114,11 @@ def handler(
 
 def collect_handlers(cls: type, localns: dict[str, Any] | None) -> tuple[HandlerInfo, ...]:
     """Resolve the handlers of ``cls`` (over its MRO, base classes first)."""
-    names: dict[str, None] = {}
+    names: dict[str, None] = {}  # names some class of the MRO defines a handler under
     for base in reversed(cls.__mro__):
-        for name in vars(base):
-            names.setdefault(name, None)
+        for name, value in vars(base).items():
+            if isinstance(getattr(value, _SPEC_ATTR, None), HandlerSpec):
+                names.setdefault(name, None)
     result = []
     for name in names:
         attr = inspect.getattr_static(cls, name, None)
