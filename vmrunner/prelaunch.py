@@ -68,6 +68,7 @@ async def prelaunch(config: RunnerConfig) -> Prelaunched | None:
         plan, rendered = prepare_vm(config)
         if rendered.swtpm is not None:
             return None
+        _log.debug("VM prepared; starting QEMU before the component tree")
         remove_stale_socket(plan.inputs.paths.monitor_socket)
         command = rendered.qemu
         child = await spawn(QEMU, command.argv, env=dict(command.environment) or None)

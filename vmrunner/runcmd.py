@@ -16,8 +16,10 @@ Footprint (docs/runner.md, "Performance"), for the ``vmrunner run`` process only
 * QEMU is started (paused) as soon as the ``/Runner`` configuration is valid and the VM is
   prepared, and initialises while the component tree is imported and built
   (:mod:`vmrunner.prelaunch`);
-* once the VM runs, freed start-up memory (template rendering) is returned to the kernel
-  (``malloc_trim``, :mod:`vmrunner.components.heap_trim`);
+* the cyclic garbage collector is off until QEMU has been started (it would run dozens of
+  times during the imports, ~8 ms); once the VM runs, the start-up's garbage is collected,
+  the survivors frozen and the freed heap returned to the kernel
+  (:mod:`vmrunner.components.startup_memory`);
 * the process ends with ``os._exit`` once ``run()`` has returned (every child reaped, every
   task cancelled) and the logs are flushed, skipping the event loop's and the interpreter's
   teardown (~30 ms with pydantic loaded).
@@ -25,6 +27,7 @@ Footprint (docs/runner.md, "Performance"), for the ``vmrunner run`` process only
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -60,12 +63,12 @@ def slim_imports() -> None:
 
 def _build_tree(config_file: Path, strict: bool, validation: Validation,
                 early: Prelaunched | None) -> Runner:
-    """The standard tree plus :class:`HeapTrim`, given what was prepared and started early."""
-    from vmrunner.components.heap_trim import HeapTrim
+    """The standard tree plus StartupMemory, given what was prepared and started early."""
     from vmrunner.components.runner import launch_plan
     from vmrunner.components.standard import RunnerBuilder
+    from vmrunner.components.startup_memory import StartupMemory
 
-    builder = RunnerBuilder(config_file, strict=strict).add(HeapTrim())
+    builder = RunnerBuilder(config_file, strict=strict).add(StartupMemory())
     if early is None:
         return builder.build(validation=validation)
     return builder.build(validation=validation,
@@ -90,12 +93,14 @@ async def run_file(config_file: Path, *, strict: bool = False,
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     logging.getLogger("qemu.qmp").setLevel(logging.WARNING if debug else logging.CRITICAL)
     validation = load_config(config_file, strict=strict)
+    _log.debug("configuration read and validated")
     if not validation.ok or validation.config is None:
         for problem in validation.errors:
             print(problem, file=sys.stderr)
         return ExitCode.CONFIG_ERROR
     # QEMU initialises while the component tree is imported and built (vmrunner.prelaunch).
     early = None if early_signals else await prelaunch(validation.config)
+    gc.enable()  # QEMU initialises now: collections cost nothing on the way to ``cont``
     try:
         runner = _build_tree(config_file, strict, validation, early)
     except BaseException:
@@ -135,6 +140,7 @@ def main(config_file: Path, *, strict: bool = False, fast_exit: bool = True) -> 
     """
     import signal
 
+    gc.disable()  # until QEMU has been started (see run_file)
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: early.append(signum))
@@ -143,7 +149,10 @@ def main(config_file: Path, *, strict: bool = False, fast_exit: bool = True) -> 
     import asyncio
 
     if not fast_exit:
-        return asyncio.run(run_file(config_file, strict=strict, early_signals=early))
+        try:
+            return asyncio.run(run_file(config_file, strict=strict, early_signals=early))
+        finally:
+            gc.enable()
     # run() has reaped every child and cancelled the tree's tasks when it returns: skip the
     # event loop's and the interpreter's teardown.
     loop = asyncio.new_event_loop()

@@ -9,9 +9,6 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from asyncinotify import Inotify, Mask
-
-from vmrunner.inotify_close import close_soon
 from vmrunner.proc.child import ChildProcess
 from vmrunner.proc.errors import ProcessExitedError
 
@@ -57,6 +54,10 @@ async def wait_for_socket(
     target = Path(path)
     if is_socket(target):  # the usual case when the process is already up: no inotify
         return
+    from asyncinotify import Inotify, Mask
+
+    from vmrunner.inotify_close import close_soon
+
     inotify = Inotify()
     try:
         inotify.add_watch(target.parent, Mask.CREATE | Mask.MOVED_TO | Mask.ONLYDIR)
