@@ -81,7 +81,8 @@ async def run_file(config_file: Path, *, strict: bool = False,
     """Run the VM described by ``config_file`` until it stops; return the exit code.
 
     ``early_signals``: termination signals recorded before the event loop's handlers were
-    installed (by :func:`main`); if there are any, nothing is started.
+    installed (by :func:`main`); if there are any, nothing is started (a QEMU started early
+    meanwhile is terminated before the guest ran).
     """
     import asyncio
     import signal
@@ -107,8 +108,6 @@ async def run_file(config_file: Path, *, strict: bool = False,
         if early is not None:
             await early.qemu.terminate()
         raise
-    if early_signals and early is not None:
-        await early.qemu.terminate()
     from vmrunner.core import run
     from vmrunner.events import TerminationSignal
 
@@ -120,8 +119,10 @@ async def run_file(config_file: Path, *, strict: bool = False,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, int(sig))
     if early_signals:
-        _log.info("%s received before the start: nothing started",
-                  signal.Signals(early_signals[0]).name)
+        if early is not None:
+            await early.qemu.terminate()
+        _log.info("%s received before the start: %s", signal.Signals(early_signals[0]).name,
+                  "nothing started" if early is None else "QEMU stopped before the guest ran")
         return ExitCode.OK
     try:
         code = await run(runner)
