@@ -16,10 +16,8 @@ Footprint (docs/runner.md, "Performance"), for the ``vmrunner run`` process only
 * QEMU is started (paused) as soon as the ``/Runner`` configuration is valid and the VM is
   prepared, and initialises while the component tree is imported and built
   (:mod:`vmrunner.prelaunch`);
-* the cyclic garbage collector is off until QEMU has been started (it would run dozens of
-  times during the imports, ~8 ms); once the VM runs, the start-up's garbage is collected,
-  the survivors frozen and the freed heap returned to the kernel
-  (:mod:`vmrunner.components.startup_memory`);
+* once the VM runs, the start-up's garbage is collected, the survivors frozen and the freed
+  heap returned to the kernel (:mod:`vmrunner.components.startup_memory`);
 * the process ends with ``os._exit`` once ``run()`` has returned (every child reaped, every
   task cancelled) and the logs are flushed, skipping the event loop's and the interpreter's
   teardown (~30 ms with pydantic loaded).
@@ -27,7 +25,6 @@ Footprint (docs/runner.md, "Performance"), for the ``vmrunner run`` process only
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -101,7 +98,6 @@ async def run_file(config_file: Path, *, strict: bool = False,
         return ExitCode.CONFIG_ERROR
     # QEMU initialises while the component tree is imported and built (vmrunner.prelaunch).
     early = None if early_signals else await prelaunch(validation.config)
-    gc.enable()  # QEMU initialises now: collections cost nothing on the way to ``cont``
     try:
         runner = _build_tree(config_file, strict, validation, early)
     except BaseException:
@@ -141,7 +137,6 @@ def main(config_file: Path, *, strict: bool = False, fast_exit: bool = True) -> 
     """
     import signal
 
-    gc.disable()  # until QEMU has been started (see run_file)
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: early.append(signum))
@@ -150,10 +145,7 @@ def main(config_file: Path, *, strict: bool = False, fast_exit: bool = True) -> 
     import asyncio
 
     if not fast_exit:
-        try:
-            return asyncio.run(run_file(config_file, strict=strict, early_signals=early))
-        finally:
-            gc.enable()
+        return asyncio.run(run_file(config_file, strict=strict, early_signals=early))
     # run() has reaped every child and cancelled the tree's tasks when it returns: skip the
     # event loop's and the interpreter's teardown.
     loop = asyncio.new_event_loop()

@@ -1,18 +1,16 @@
-"""StartupMemory: the start-up's memory policy of ``vmrunner run``, completed once the VM runs.
+"""StartupMemory: tidies the start-up's memory once the VM runs (added by ``vmrunner run``).
 
 The start allocates a lot once (imports, pydantic schemas, the template) and little after.
-``vmrunner run`` starts with Python's cyclic garbage collector switched off until QEMU has
-been started (:mod:`vmrunner.runcmd`: it would otherwise run dozens of times during the
-imports, ~8 ms on the way to ``cont``). Half a second after ``cont`` this component:
+Half a second after ``cont`` this component:
 
 1. collects once (the start-up's cyclic garbage),
 2. freezes what survived (``gc.freeze``: the long-lived start-up objects are left out of
    every later collection, so those stay short for the VM's lifetime),
-3. makes sure the collector is on,
-4. returns the freed C heap to the kernel (``malloc_trim``; glibc only), which lowers the
+3. returns the freed C heap to the kernel (``malloc_trim``; glibc only), which lowers the
    runner's resident size for the VM's lifetime.
 
-If the VM never runs, nothing of this happens; the run ends soon anyway.
+Switching the collector off during the start was measured and dropped: no start-up time
+gained beyond the noise (±15 ms), 0.4 MiB more resident afterwards.
 """
 
 from __future__ import annotations
@@ -36,10 +34,9 @@ def trim_heap() -> None:
 
 
 def settle() -> None:
-    """Collect, freeze the survivors, enable the collector, trim the heap."""
+    """Collect, freeze the survivors, trim the heap."""
     gc.collect()
     gc.freeze()
-    gc.enable()
     trim_heap()
 
 
