@@ -42,6 +42,7 @@ from vmrunner.testing.guest import GuestImage, build_guest
 from vmrunner.testing.runnerproc import RunnerProcess, guest_config, short_dir
 from vmrunner.vmtypes.prepare import plan_start
 from vmrunner.vmtypes.render import kvm_usable
+from vmrunner.vmtypes.state import VmPaths
 
 KNOBS = ("tg.qga=0",)
 BOOT = 90.0
@@ -62,6 +63,14 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def _prepared(base: Path, image: GuestImage, accel: str) -> tuple[list[str], VmPaths]:
+    """The test guest's VM prepared in ``base`` as the runner would: QEMU's argv, its paths."""
+    validation = load_config(guest_config(base, image, accel=accel, knobs=KNOBS))
+    assert validation.config is not None, validation.problems
+    plan = plan_start(validation.config, create=True)
+    return plan.render().qemu.argv, plan.inputs.paths
 
 
 async def _open(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -88,12 +97,9 @@ async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
     """(exec → cont done, system_powerdown → QEMU exit) for ``bare_launcher.py``, seconds."""
     base = short_dir("vl")
     try:
-        validation = load_config(guest_config(base, image, accel=accel, knobs=KNOBS))
-        assert validation.config is not None, validation.problems
-        plan = plan_start(validation.config, create=True)
+        argv, paths = _prepared(base, image, accel)
         argv_file = base / "argv.json"
-        argv_file.write_text(json.dumps(plan.render().qemu.argv))
-        paths = plan.inputs.paths
+        argv_file.write_text(json.dumps(argv))
         started = time.time()
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(BARE_LAUNCHER), str(argv_file), str(paths.monitor_socket),
@@ -128,11 +134,7 @@ async def inprocess_round(image: GuestImage, accel: str) -> tuple[float, float]:
     process (no interpreter start), seconds."""
     base = short_dir("vb")
     try:
-        validation = load_config(guest_config(base, image, accel=accel, knobs=KNOBS))
-        assert validation.config is not None, validation.problems
-        plan = plan_start(validation.config, create=True)
-        argv = plan.render().qemu.argv
-        paths = plan.inputs.paths
+        argv, paths = _prepared(base, image, accel)
         started = time.time()
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,

@@ -25,6 +25,7 @@ from vmrunner.testing.runnerproc import (
     guest_config,
     process_alive,
     processes_using,
+    term_during_start,
     wait_gone,
 )
 
@@ -139,16 +140,9 @@ async def test_term_during_start_phases_leaves_nothing(
         accel_name: str) -> None:
     config = guest_config(base, guest_image, accel=accel_name, useTpm=True)
     for delay in (0.05, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9):
-        runner = RunnerProcess(config)
-        runners.append(runner)
-        await runner.start(console=False)
-        await asyncio.sleep(delay)
-        runner.signal(signal.SIGTERM)
-        code = await runner.wait(20)
-        if code == -signal.SIGTERM:  # before `vmrunner run` began: nothing started yet
-            assert "started " not in runner.log_text(), runner.log_tail()
-        else:
-            assert code in (ExitCode.OK, ExitCode.START_FAILED), (delay, runner.log_tail())
+        runner, code = await term_during_start(runners, config, delay)
+        assert code in (ExitCode.OK, ExitCode.START_FAILED, -signal.SIGTERM), (
+            delay, runner.log_tail())
         assert processes_using(runner.runtime_dir) == [], (delay, runner.log_tail())
 
 

@@ -29,6 +29,7 @@ from vmrunner.testing.runnerproc import (
     guest_config,
     process_alive,
     processes_using,
+    term_during_start,
 )
 
 SLEEP = ("sleep", "60")
@@ -168,16 +169,8 @@ async def test_term_around_the_early_start_leaves_nothing(
         accel_name: str) -> None:
     config = guest_config(base, guest_image, accel=accel_name)
     for delay in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4):
-        runner = RunnerProcess(config)
-        runners.append(runner)
-        await runner.start(console=False)
-        await asyncio.sleep(delay)
-        runner.signal(signal.SIGTERM)
-        code = await runner.wait(20)
-        if code == -signal.SIGTERM:  # before `vmrunner run` began: nothing started yet
-            assert "started " not in runner.log_text(), runner.log_tail()
-        else:
-            assert code == ExitCode.OK, (delay, runner.log_tail())
+        runner, code = await term_during_start(runners, config, delay)
+        assert code in (ExitCode.OK, -signal.SIGTERM), (delay, runner.log_tail())
         assert processes_using(runner.runtime_dir) == [], (delay, runner.log_tail())
         pids = [int(p) for p in _qemu_starts(runner.log_text())]
         assert not any(process_alive(p) for p in pids), (delay, runner.log_tail())

@@ -6,11 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from vmt_render import render
 
-from vmrunner.config.validate import validate_values
 from vmrunner.vmtypes.compiled import _load, cache_dir
 from vmrunner.vmtypes.errors import TemplateKeyError
-from vmrunner.vmtypes.prepare import plan_start
 
 BODY = "qemu:\n  executable: [q]\n  arguments:\n    - ${vm.name}\n    - ${arg(vm.kernel.image)}\n"
 
@@ -19,17 +18,6 @@ BODY = "qemu:\n  executable: [q]\n  arguments:\n    - ${vm.name}\n    - ${arg(vm
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path / "cache" / "vmrunner" / "templates"
-
-
-def render(directory: Path, body: str, **vm: object) -> list[str]:
-    directory.mkdir(exist_ok=True)
-    (directory / "T.yaml.mako").write_text(body)
-    result = validate_values({
-        "dataDir": "/nonexistent/d", "runtimeDir": "/nonexistent/r", "template": "T.yaml.mako",
-        "templateDirs": [str(directory)],
-        "vm": {"name": "t", "firmware": "bios", "network": [], **vm}})
-    assert result.config is not None, result.problems
-    return plan_start(result.config).render(resolve_executables=False).qemu.argv
 
 
 def test_second_render_uses_the_cached_module(tmp_path: Path, cache: Path) -> None:

@@ -5,20 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from vmt_render import render
 
-from vmrunner.config.validate import validate_values
 from vmrunner.vmtypes.errors import TemplateError, TemplateKeyError
-from vmrunner.vmtypes.prepare import plan_start
-
-
-def render(tmp_path: Path, body: str, **vm: object) -> list[str]:
-    (tmp_path / "T.yaml.mako").write_text(body)
-    result = validate_values({
-        "dataDir": "/nonexistent/d", "runtimeDir": "/nonexistent/r", "template": "T.yaml.mako",
-        "templateDirs": [str(tmp_path)],
-        "vm": {"name": "t", "firmware": "bios", "network": [], **vm}})
-    assert result.config is not None, result.problems
-    return plan_start(result.config).render(resolve_executables=False).qemu.argv
 
 
 def test_values_and_helpers(tmp_path: Path) -> None:

@@ -158,6 +158,23 @@ class RunnerProcess:
             await self.proc.wait()
 
 
+async def term_during_start(runners: list[RunnerProcess], config: Path,
+                            delay: float) -> tuple[RunnerProcess, int | None]:
+    """Start a runner for ``config`` (recorded in ``runners``), SIGTERM it after ``delay`` s
+    and wait for its end; (runner, exit code). If the signal ended the process before
+    ``vmrunner run`` had installed its handlers, it must not have started anything (checked
+    here)."""
+    runner = RunnerProcess(config)
+    runners.append(runner)
+    await runner.start(console=False)
+    await asyncio.sleep(delay)
+    runner.signal(signal.SIGTERM)
+    code = await runner.wait(20)
+    if code == -signal.SIGTERM:
+        assert "started " not in runner.log_text(), runner.log_tail()
+    return runner, code
+
+
 async def boot_runner(runners: list[RunnerProcess], config: Path,
                       timeout: float = 60.0) -> RunnerProcess:  # noqa: ASYNC109
     """Start a runner for ``config``, record it in ``runners`` (closed by the test's fixture)
