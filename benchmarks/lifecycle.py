@@ -190,7 +190,7 @@ async def runner_round(image: GuestImage, accel: str) -> tuple[float, float, flo
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     accel = "kvm" if kvm_usable() else "tcg"
     image = build_guest("cloud")
