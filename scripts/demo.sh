@@ -17,12 +17,13 @@ import asyncio
 from pathlib import Path
 from vmrunner.proc.sockets import wait_for_socket
 from vmrunner.testing.console import GuestConsole
+from vmrunner.testing.runnerproc import connect_listening
 
 async def main() -> None:
     socket = Path("/tmp/vmrunner-demo/run/console.sock")
     socket.parent.mkdir(parents=True, exist_ok=True)
     await asyncio.wait_for(wait_for_socket(socket), 30)
-    console = GuestConsole(*await asyncio.open_unix_connection(str(socket)))
+    console = GuestConsole(*await connect_listening(socket))
     print(f"== guest console: TG-READY {await console.wait_ready(60)}", flush=True)
     await console.close()
 

@@ -24,6 +24,7 @@ from vmrunner.core import Component, Stop, run
 from vmrunner.core.recorder import EventRecorder
 from vmrunner.proc.sockets import wait_for_socket
 from vmrunner.testing.console import GuestConsole
+from vmrunner.testing.runnerproc import connect_listening
 
 
 class InProcessRunner:
@@ -74,7 +75,7 @@ class InProcessRunner:
                 or waiting.exception() is not None):
             await self.__aexit__(None, None, None)
             raise RuntimeError(f"no console socket {socket}")
-        reader, writer = await asyncio.open_unix_connection(str(socket))
+        reader, writer = await connect_listening(socket)
         self._console = GuestConsole(reader, writer, self.config.parent / "console.log")
         return self
 

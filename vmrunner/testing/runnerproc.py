@@ -114,7 +114,7 @@ class RunnerProcess:
                 waiting.cancel()
             if not waiting.done() or waiting.cancelled():
                 raise RuntimeError(f"no console socket {socket}; runner log:\n{self.log_tail()}")
-            reader, writer = await _connect(socket)
+            reader, writer = await connect_listening(socket)
             self.console = GuestConsole(reader, writer, self.base / "console.log")
 
     async def wait_ready(self, timeout: float = 60.0) -> str:  # noqa: ASYNC109
@@ -186,7 +186,7 @@ async def boot_runner(runners: list[RunnerProcess], config: Path,
     return runner
 
 
-async def _connect(socket: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def connect_listening(socket: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to QEMU's listening socket; QEMU binds (the file appears) a moment before it
     listens, so a refused connection is retried for up to 2 s (seen with 5 runners at once)."""
     for _ in range(200):
