@@ -67,3 +67,15 @@ def test_no_home_no_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.delenv("HOME", raising=False)
     assert cache_dir() is None
     assert render(tmp_path / "a", BODY, kernel={"image": "/k"}) == ["q", "t", "/k"]
+
+
+@pytest.mark.parametrize("name", ["part.mako", "/part.mako"])
+def test_includes_use_the_search_path_cached_or_not(
+        tmp_path: Path, cache: Path, name: str) -> None:
+    body = ("qemu:\n  executable: [q]\n  arguments:\n"
+            f"    - <%include file=\"{name}\"/>\n")
+    for directory in ("a", "b"):  # miss, then hit
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / "part.mako").write_text(f"from-{directory}")
+        assert render(tmp_path / directory, body) == ["q", f"from-{directory}"]
+    assert len(list(cache.iterdir())) == 1
