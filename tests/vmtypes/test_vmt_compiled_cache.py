@@ -63,6 +63,9 @@ def test_cache_others_may_write_to_is_not_used(tmp_path: Path, cache: Path) -> N
 
 
 def test_no_home_no_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "vmrunner" / "templates"
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.delenv("HOME", raising=False)
     assert cache_dir() is None

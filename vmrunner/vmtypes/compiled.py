@@ -29,8 +29,10 @@ FORMAT = b"vmrunner-mako-1"
 
 def cache_dir() -> Path | None:
     """The cache directory (created 0700), or None when it cannot be used safely."""
-    base = os.environ.get("XDG_CACHE_HOME") or (
-        os.path.join(os.environ["HOME"], ".cache") if os.environ.get("HOME") else "")
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative: ignored, as the XDG spec says
+        home = os.environ.get("HOME", "")
+        base = os.path.join(home, ".cache") if os.path.isabs(home) else ""
     if not base:
         return None
     directory = Path(base, "vmrunner", "templates")
