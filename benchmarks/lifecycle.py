@@ -39,7 +39,12 @@ from vmrunner.config.validate import load_config
 from vmrunner.proc.sockets import wait_for_socket
 from vmrunner.testing.console import GuestConsole
 from vmrunner.testing.guest import GuestImage, build_guest
-from vmrunner.testing.runnerproc import RunnerProcess, guest_config, short_dir
+from vmrunner.testing.runnerproc import (
+    RunnerProcess,
+    connect_listening,
+    guest_config,
+    short_dir,
+)
 from vmrunner.vmtypes.prepare import plan_start
 from vmrunner.vmtypes.render import kvm_usable
 from vmrunner.vmtypes.state import VmPaths
@@ -74,13 +79,8 @@ def _prepared(base: Path, image: GuestImage, accel: str) -> tuple[list[str], VmP
 
 
 async def _open(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to one of QEMU's sockets (it binds a moment before it listens: retry)."""
-    for _ in range(5000):
-        try:
-            return await asyncio.open_unix_connection(str(path))
-        except ConnectionRefusedError:
-            await asyncio.sleep(0.001)
-    return await asyncio.open_unix_connection(str(path))
+    """Connect to one of QEMU's sockets, retrying every 1 ms (the baseline must not wait)."""
+    return await connect_listening(path, interval=0.001, tries=5000)
 
 
 async def _qmp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

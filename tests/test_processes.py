@@ -27,6 +27,7 @@ from vmrunner.proc import (
     spawn,
     wait_for_socket,
 )
+from vmrunner.testing.runnerproc import wait_gone
 
 PY = sys.executable
 
@@ -68,27 +69,6 @@ def waiter() -> Iterator[LineWaiter]:
     yield handler
     logger.removeHandler(handler)
     logger.setLevel(old)
-
-
-async def wait_pid_gone(pid: int) -> None:
-    """Await the exit of a process that is not our child (pidfd: no polling)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    loop = asyncio.get_running_loop()
-    gone: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not gone.done():
-            gone.set_result(None)
-
-    loop.add_reader(fd, readable)
-    try:
-        await gone
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
 
 
 def process_state(pid: int) -> str | None:
@@ -200,8 +180,7 @@ async def test_children_die_when_the_runner_is_sigkilled(waiter: LineWaiter) -> 
         grandchild = int(await waiter.wait_line("runner", r"\d+"))
         os.kill(grandchild, 0)  # it runs
         parent.send_signal(signal.SIGKILL)
-        async with asyncio.timeout(5):
-            await wait_pid_gone(grandchild)
+        assert await wait_gone(grandchild, 5)
         assert process_state(grandchild) in (None, "Z")  # gone, or a zombie nobody reaped
     finally:
         await parent.kill()

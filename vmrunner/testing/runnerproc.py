@@ -186,14 +186,16 @@ async def boot_runner(runners: list[RunnerProcess], config: Path,
     return runner
 
 
-async def connect_listening(socket: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def connect_listening(socket: Path, *, interval: float = 0.01, tries: int = 200,
+                            ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to QEMU's listening socket; QEMU binds (the file appears) a moment before it
-    listens, so a refused connection is retried for up to 2 s (seen with 5 runners at once)."""
-    for _ in range(200):
+    listens, so a refused connection is retried every ``interval`` s, ``tries`` times (the
+    default 2 s was needed with 5 runners at once)."""
+    for _ in range(tries):
         try:
             return await asyncio.open_unix_connection(str(socket))
         except ConnectionRefusedError:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(interval)
     return await asyncio.open_unix_connection(str(socket))
 
 
