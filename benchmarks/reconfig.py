@@ -8,7 +8,7 @@ Each round changes ``currentRam`` by one of three ways of writing (in-place writ
 the symlinks, atomic rename in the data directory, kubelet-style ``..data`` symlink swap)
 and measures from just before the write starts to the moment the QMP client hands
 ``{"execute": "balloon", ...}`` to the socket (its outbound traffic log,
-``vmrunner.qmp.traffic``). The path covered: inotify → ConfigWatcher (debounce, read,
+``vmrunner.protocols.qmp.traffic``). The path covered: inotify → ConfigWatcher (debounce, read,
 parse) → ConfigurationUpdate → Runner (validation) → ConfigureQemu → RamController →
 ExecuteQmp → QemuMonitor → QMP client.
 
@@ -33,11 +33,11 @@ import yaml
 
 from vmrunner.components import BUS
 from vmrunner.components.ram import MIB, RamChange, RamController
-from vmrunner.components.standard import RunnerBuilder
 from vmrunner.core import Component, Stop, handler, run
+from vmrunner.daemon.builder import RunnerBuilder
 from vmrunner.events import ExecuteQmp, VmContinued
-from vmrunner.qmp import commands
-from vmrunner.qmp.client import TRAFFIC_LOGGER
+from vmrunner.protocols.qmp import commands
+from vmrunner.protocols.qmp.client import TRAFFIC_LOGGER
 from vmrunner.testing.runnerproc import short_dir
 
 TIMEOUT = 10.0

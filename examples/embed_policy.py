@@ -16,8 +16,8 @@ import signal
 import sys
 
 from vmrunner.components import BUS
-from vmrunner.components.standard import ConfigInvalid, RunnerBuilder
 from vmrunner.core import Component, Stop, handler, run
+from vmrunner.daemon.builder import ConfigInvalid, RunnerBuilder
 from vmrunner.events import RunnerStateChanged, RunState, TerminationSignal
 
 

@@ -19,14 +19,14 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
-    from vmrunner.components.standard import RunnerBuilder, standard_components
+    from vmrunner.daemon.builder import RunnerBuilder, standard_components
 
 __all__ = ["RunnerBuilder", "__version__", "standard_components"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("RunnerBuilder", "standard_components"):
-        from vmrunner.components import standard
+        from vmrunner.daemon import builder
 
-        return getattr(standard, name)
+        return getattr(builder, name)
     raise AttributeError(f"module 'vmrunner' has no attribute {name!r}")

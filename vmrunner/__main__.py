@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from vmrunner.cli import main
+from vmrunner.daemon.cli import main
 
 sys.exit(main())

@@ -24,8 +24,14 @@ from vmrunner.api.client import follow, get_json, request
 from vmrunner.api.sdnotify import SystemdNotifier
 from vmrunner.components.cdrom import CdromController
 from vmrunner.components.ram import RamChange, RamController
-from vmrunner.events import BalloonChangeEvent, RunnerStateChanged, RunState, ShutdownRung
-from vmrunner.media_events import CdromMediumChange, Outcome
+from vmrunner.events import (
+    CdromMediumChange,
+    Outcome,
+    QmpBalloonChange,
+    RunnerStateChanged,
+    RunState,
+    ShutdownRung,
+)
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
@@ -106,7 +112,7 @@ async def test_status_events_metrics_and_notify(vmdir: Path, guest_image: GuestI
             assert status["qemuPid"] and status["shutdown"]["rung"] is None
             # running, the balloon target reached
             await rec.wait_for(RunnerStateChanged, _state(RunState.BOOTED), BOOT)
-            await rec.wait_for(BalloonChangeEvent, lambda e: getattr(e.qmp, "actual", 0)
+            await rec.wait_for(QmpBalloonChange, lambda e: e.actual
                                == 192 * MIB, BOOT)
             await con.wait_ready(BOOT)
             status = await get_json(api, "/status")

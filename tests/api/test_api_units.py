@@ -16,7 +16,7 @@ from vmrunner.api.sdnotify import notify_address, sd_notify
 from vmrunner.api.serialize import event_record
 from vmrunner.api.status import StatusTracker
 from vmrunner.events import ExecuteQmp, Rung, ShutdownRung, StartProcess
-from vmrunner.qmp import commands
+from vmrunner.protocols.qmp import commands
 
 
 def test_records_keep_secrets_out() -> None:

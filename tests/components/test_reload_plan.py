@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmrunner.config.model import RunnerConfig
-from vmrunner.reload_plan import REDACTED, PlanClass, PlanEntry, classify
+from vmrunner.config.reload_plan import classify
+from vmrunner.events.config import REDACTED, PlanClass, PlanEntry
 
 MIB = 1024 * 1024
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmrunner.components.runner_validation import validate_runner_section
+from vmrunner.config.runner_section import validate_runner_section
 
 
 def test_errors_name_the_key_path_with_the_project_messages() -> None:

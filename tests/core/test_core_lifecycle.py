@@ -18,7 +18,7 @@ from vmrunner.core import (
     run,
 )
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.exit_codes import ExitCode
+from vmrunner.daemon.exit_codes import ExitCode
 
 
 class Note(Event[None], frozen=True, kw_only=True):

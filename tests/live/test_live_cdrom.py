@@ -18,9 +18,8 @@ import pytest
 
 from vmrunner.components.cdrom import CdromController
 from vmrunner.core import Event
-from vmrunner.events import ExecuteQmp, QmpReply
-from vmrunner.media_events import CdromEjectedByGuest, CdromMediumChange, Outcome
-from vmrunner.qmp import commands
+from vmrunner.events import CdromEjectedByGuest, CdromMediumChange, ExecuteQmp, Outcome, QmpReply
+from vmrunner.protocols.qmp import commands
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner

@@ -19,10 +19,9 @@ import yaml
 
 from vmrunner.components.powerdown import PowerdownHandler
 from vmrunner.components.reload_planner import ReloadPlanner
-from vmrunner.components.standard import RunnerBuilder
 from vmrunner.core import ConfigurationRejected, Event
-from vmrunner.events import QEMU, ConfigureQemu, ProcessStarted
-from vmrunner.reload_plan import PlanClass, ReloadPlan
+from vmrunner.daemon.builder import RunnerBuilder
+from vmrunner.events import ConfigureQemu, PlanClass, ProcessRole, ProcessStarted, ReloadPlan
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
@@ -56,7 +55,8 @@ def after(vm: InProcessRunner, mark: int) -> Any:
 
 
 def qemu_pid(events: list[Event[Any]]) -> int:
-    started = [e.pid for e in events if isinstance(e, ProcessStarted) and e.name == QEMU]
+    started = [e.pid for e in events
+               if isinstance(e, ProcessStarted) and e.name == ProcessRole.QEMU]
     assert len(started) == 1, started
     return started[0]
 

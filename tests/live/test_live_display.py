@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 
 from vmrunner.components.display import DisplayController
-from vmrunner.events import ExecuteQmp, QemuStarted
-from vmrunner.media_events import DisplayPasswordChange, Outcome
+from vmrunner.events import DisplayPasswordChange, ExecuteQmp, Outcome, QemuStarted
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner

@@ -20,12 +20,11 @@ import pytest
 import pytest_asyncio
 
 from vmrunner.components.cpus import CpuChange, CpuController
-from vmrunner.components.outcome import Outcome
 from vmrunner.components.ram import MIB, RamChange, RamController, ram_tolerance
 from vmrunner.components.reset import ResetChange, ResetController
 from vmrunner.core import Component
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.events import ConfigureQemu, ResetEvent, VmContinued
+from vmrunner.events import ConfigureQemu, Outcome, QmpReset, VmContinued
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.console import GuestConsole
 from vmrunner.testing.guest import GuestImage
@@ -213,7 +212,7 @@ async def test_reset_counter_increments_reset_the_guest(
     assert (second.previous, second.outcome) == (3, Outcome.APPLIED), second
     await vm.console.wait_for(r"^TG-READY .*boots=3\b", since=since, timeout=BOOT)
     assert [e.counter for e in vm.recorder.of_type(ResetChange)] == [6, 4]
-    resets = [e for e in vm.recorder.of_type(ResetEvent) if not getattr(e.qmp, "guest", True)]
+    resets = [e for e in vm.recorder.of_type(QmpReset) if not e.guest]
     assert len(resets) == 2, f"expected one system_reset per increment, QEMU saw {len(resets)}"
     assert (await vm.console.check("tg bootcount", CMD)) == ["3"]
 

@@ -34,16 +34,22 @@ from typing import Any
 import pytest
 import yaml
 
-from vmrunner.components.outcome import Outcome
 from vmrunner.components.powerdown import PowerdownHandler
 from vmrunner.components.ram import MIB, RamChange, RamController
 from vmrunner.components.reload_planner import ReloadPlanner
-from vmrunner.components.standard import RunnerBuilder
 from vmrunner.config.model import RunnerConfig
+from vmrunner.config.reload_plan import classify
 from vmrunner.core import ConfigurationRejected, ConfigurationUpdate
-from vmrunner.events import QEMU, ConfigureQemu, ExecuteQmp, ProcessExited, ProcessStarted
-from vmrunner.qmp import commands
-from vmrunner.reload_plan import classify
+from vmrunner.daemon.builder import RunnerBuilder
+from vmrunner.events import (
+    ConfigureQemu,
+    ExecuteQmp,
+    Outcome,
+    ProcessExited,
+    ProcessRole,
+    ProcessStarted,
+)
+from vmrunner.protocols.qmp import commands
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
@@ -144,7 +150,8 @@ async def test_storm_of_edits_converges_to_the_last_valid_one(
         assert vm.runner is not None
         rec = vm.recorder
         await vm.console.wait_ready(BOOT)
-        (started,) = [e for e in rec.events if isinstance(e, ProcessStarted) and e.name == QEMU]
+        (started,) = [e for e in rec.events
+                      if isinstance(e, ProcessStarted) and e.name == ProcessRole.QEMU]
         powerdown = next(c for c in vm.runner.children if isinstance(c, PowerdownHandler))
 
         # the storm: EDITS edits in SPAN seconds; the one before last is valid, the last not
@@ -210,9 +217,10 @@ async def test_storm_of_edits_converges_to_the_last_valid_one(
         assert (planner.last.restart_pending == ("/Runner/vm/bootMenu",)) == bootmenu_changed
 
         # the VM ran throughout: one QEMU process, never exited, and the guest answers
-        assert not [e for e in rec.events if isinstance(e, ProcessExited) and e.name == QEMU]
+        assert not [e for e in rec.events
+                    if isinstance(e, ProcessExited) and e.name == ProcessRole.QEMU]
         assert [e.pid for e in rec.events
-                if isinstance(e, ProcessStarted) and e.name == QEMU] == [started.pid]
+                if isinstance(e, ProcessStarted) and e.name == ProcessRole.QEMU] == [started.pid]
         os.kill(started.pid, 0)
         # the guest's own view: MemTotal is the balloon target less what its kernel reserved
         mem = "\n".join(await vm.console.check("tg mem", 30))

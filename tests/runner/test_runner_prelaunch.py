@@ -1,4 +1,4 @@
-"""``vmrunner run`` starts QEMU before the tree exists (vmrunner.prelaunch).
+"""``vmrunner run`` starts QEMU before the tree exists (vmrunner.daemon.prelaunch).
 
 The ProcessManager's adoption is tested with real child processes (``sleep``), the whole
 path with the real guest.
@@ -19,8 +19,8 @@ from vmrunner.components import BUS
 from vmrunner.components.processes import ProcessManager
 from vmrunner.core import Component, Stop, run
 from vmrunner.core.recorder import EventRecorder
+from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import ProcessExited, ProcessStarted, StartProcess
-from vmrunner.exit_codes import ExitCode
 from vmrunner.proc.child import ChildProcess, spawn
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.runnerproc import (
@@ -180,7 +180,7 @@ def test_prelaunch_is_importable_without_the_bus() -> None:
     """The early start must not pay for the component tree's imports."""
     import subprocess
 
-    code = ("import sys, vmrunner.prelaunch; "
+    code = ("import sys, vmrunner.daemon.prelaunch; "
             "bad = [m for m in ('vmrunner.core', 'vmrunner.events', 'qemu.qmp') "
             "if m in sys.modules]; sys.exit(', '.join(bad) or None)")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vmrunner.components.runner import guest_agent_channel
-from vmrunner.components.standard import RunnerBuilder
+from vmrunner.daemon.builder import RunnerBuilder
+from vmrunner.vmtypes.launch import guest_agent_channel
 
 
 def test_guest_agent_channel_found_in_argv() -> None:

@@ -109,7 +109,7 @@ class _Collector:
 
 def _import_prometheus_client() -> None:
     """Import prometheus-client, also under ``vmrunner run``'s ``ssl`` stub
-    (:func:`vmrunner.runcmd.slim_imports`): its HTTPS helpers name ``ssl`` attributes at
+    (:func:`vmrunner.daemon.run.slim_imports`): its HTTPS helpers name ``ssl`` attributes at
     import time, so the stub answers any name with a placeholder class while it is imported
     (TLS is never used here; the real ``ssl`` would cost ~4 MiB)."""
     if "prometheus_client" in sys.modules:

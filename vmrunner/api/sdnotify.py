@@ -13,8 +13,8 @@ import os
 import socket
 from collections.abc import Mapping
 
-from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, handler
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, handler
 from vmrunner.events import RunnerStateChanged, RunState, ShutdownRung
 
 _log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ def sd_notify(address: str, *lines: str) -> bool:
         return False
 
 
-class SystemdNotifier(Component):
+class SystemdNotifier(BusComponent):
     """Tells systemd (or any ``NOTIFY_SOCKET`` listener) what the runner does."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  env: Mapping[str, str] | None = None) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.address = notify_address(os.environ if env is None else env)
         self.ready = False
 

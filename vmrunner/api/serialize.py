@@ -46,7 +46,7 @@ def to_json(value: Any, depth: int = 0) -> Any:
         return str(value)
     if depth >= MAX_DEPTH:
         return type(value).__name__
-    from vmrunner.qmp.commands import QmpCommand
+    from vmrunner.protocols.qmp.commands import QmpCommand
 
     if isinstance(value, QmpCommand):
         return {"command": value.name}
@@ -81,11 +81,11 @@ def _field_names(value: Any) -> tuple[str, ...]:
 
 
 def _fields(value: Any, depth: int) -> dict[str, Any]:
-    from vmrunner.events import LaunchPlan
+    from vmrunner.vmtypes.launch import LaunchPlan
 
     if isinstance(value, LaunchPlan):
         return {"type": "LaunchPlan", "vm": value.config.vm.name}
-    from vmrunner.qmp.messages import QmpEvent
+    from vmrunner.events.qmp import QmpEvent
 
     out: dict[str, Any] = {"event": type(value).__name__} if isinstance(value, QmpEvent) else {}
     for name in _field_names(value):

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, Configurable, Stopped, handler
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, Configurable, Stopped, handler
 from vmrunner.events import RunnerStateChanged, RunState, TerminationSignal, VmPrepared
 
 from .config import ApiConfig, split_listen
@@ -50,14 +50,14 @@ STREAM_DRAIN = 1.0
 """Seconds the end of the run waits for event streams to send their last records."""
 
 
-class ApiServer(Configurable[ApiConfig], Component):
+class ApiServer(Configurable[ApiConfig], BusComponent):
     """Serves the API (see the module docstring); its child :attr:`tracker` holds the status."""
 
     config_model = ApiConfig
 
     def __init__(self, channel: Channel | None = None, name: str | None = "Api", *,
                  tracker: StatusTracker | None = None) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.tracker = self.attach(StatusTracker() if tracker is None else tracker)
         self.socket_path: Path | None = None
         self._listeners: list[socket.socket] = []

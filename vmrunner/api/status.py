@@ -16,13 +16,9 @@ from typing import Any
 
 import msgspec
 
-from vmrunner.components import BUS
-from vmrunner.components.cpus import CpuChange
-from vmrunner.components.ram import RamChange
-from vmrunner.components.reset import ResetChange
+from vmrunner.components.base import BusComponent
 from vmrunner.core import (
     Channel,
-    Component,
     ConfigurationRejected,
     Error,
     Event,
@@ -30,31 +26,32 @@ from vmrunner.core import (
     handler,
 )
 from vmrunner.events import (
-    QEMU,
-    BalloonChangeEvent,
+    CdromEjectedByGuest,
+    CdromMediumChange,
     ConfigureQemu,
+    CpuChange,
+    DisplayPasswordChange,
     ExecuteQmp,
     GuestAgentConnected,
     GuestAgentDisconnected,
     OsInfo,
+    Outcome,
     ProcessExited,
+    ProcessRole,
     ProcessStarted,
+    QmpBalloonChange,
+    QmpDeviceTrayMoved,
     QmpReply,
+    RamChange,
+    ReloadPlan,
+    ResetChange,
     Rung,
     RunnerStateChanged,
     RunState,
     ShutdownRung,
     StartFailed,
-    TrayMovedEvent,
     VmPrepared,
 )
-from vmrunner.media_events import (
-    CdromEjectedByGuest,
-    CdromMediumChange,
-    DisplayPasswordChange,
-    Outcome,
-)
-from vmrunner.reload_plan import ReloadPlan
 
 from .serialize import event_record, to_json
 
@@ -114,11 +111,11 @@ def _path(value: Path | None) -> str | None:
     return None if value is None else str(value)
 
 
-class StatusTracker(Component):
+class StatusTracker(BusComponent):
     """Follows the bus and keeps the runner's status (see the module docstring)."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.state = RunState.INITIALIZING
         self.state_reason = ""
         self.state_since = time.time()
@@ -216,7 +213,7 @@ class StatusTracker(Component):
 
     @handler
     def on_process(self, event: ProcessStarted | ProcessExited) -> None:
-        if event.name == QEMU:
+        if event.name == ProcessRole.QEMU:
             self.qemu_pid = event.pid if isinstance(event, ProcessStarted) else None
         if isinstance(event, ProcessExited) and not event.status.success \
                 and self.state is not RunState.TERMINATING:
@@ -258,10 +255,8 @@ class StatusTracker(Component):
     # -- RAM, vCPUs, CD-ROMs, guest agent ------------------------------------------------
 
     @handler
-    def on_balloon(self, event: BalloonChangeEvent) -> None:
-        actual = getattr(event.qmp, "actual", None)
-        if isinstance(actual, int):
-            self.ram_actual = actual
+    def on_balloon(self, event: QmpBalloonChange) -> None:
+        self.ram_actual = event.actual
 
     @handler
     def on_ram(self, event: RamChange) -> None:
@@ -308,12 +303,14 @@ class StatusTracker(Component):
             drive.pending = drive.pending_since = None
 
     @handler
-    def on_tray(self, event: TrayMovedEvent | CdromEjectedByGuest) -> None:
-        if isinstance(event, CdromEjectedByGuest):
-            drive_id, is_open = event.drive, True
-        else:
-            drive_id = str(getattr(event.qmp, "id", ""))
-            is_open = bool(getattr(event.qmp, "tray_open", False))
+    def on_tray(self, event: QmpDeviceTrayMoved) -> None:
+        self._tray(event.id, event.tray_open)
+
+    @handler
+    def on_ejected(self, event: CdromEjectedByGuest) -> None:
+        self._tray(event.drive, True)
+
+    def _tray(self, drive_id: str, is_open: bool) -> None:
         if drive_id in self.cdroms:
             self.cdroms[drive_id].tray_open = is_open
 

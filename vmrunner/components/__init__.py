@@ -1,13 +1,13 @@
 """The VM runner's components, each a node on the vmrunner.core bus.
 
 All standard components listen and fire on :data:`BUS` (a named channel shared by the tree);
-components of your own join the conversation by passing ``channel=BUS``. See
-:mod:`vmrunner.components.standard` for building and extending the standard set.
+components of your own join the conversation by deriving from
+:class:`~vmrunner.components.base.BusComponent`. :mod:`vmrunner.daemon.builder` builds and
+extends the standard set.
 """
 
 from __future__ import annotations
 
-from vmrunner.core import NamedChannel
+from vmrunner.components.base import BUS, BusComponent
 
-BUS = NamedChannel("vmrunner")
-"""The channel the runner's components share."""
+__all__ = ["BUS", "BusComponent"]

@@ -8,7 +8,7 @@ standard template renders them, on either bus) gets the medium its ``file`` name
    locked (it only forwards an eject request), so only ``DEVICE_TRAY_MOVED tray-open=true``
    (matched on ``id``) proves the tray opened.
 2. No such event within ``open_window`` seconds → the change is **pending**
-   (:class:`~vmrunner.media_events.CdromMediumChange` with ``Outcome.PENDING``, a log line,
+   (:class:`~vmrunner.events.CdromMediumChange` with ``Outcome.PENDING``, a log line,
    :meth:`CdromController.status`). While pending, the open is retried with a bounded
    backoff (a guest that unmounts without ejecting leaves the tray closed but unlocked), and
    the change lands as soon as the guest opens the tray itself. With the drive's
@@ -18,7 +18,7 @@ standard template renders them, on either bus) gets the medium its ``file`` name
    medium before ``Outcome.APPLIED`` is reported.
 
 A tray the guest opens with no change pending is reported
-(:class:`~vmrunner.media_events.CdromEjectedByGuest`) and left alone: the medium is never
+(:class:`~vmrunner.events.CdromEjectedByGuest`) and left alone: the medium is never
 pushed back. A ``file`` that does not exist is rejected (``Outcome.REJECTED``, naming the key
 path) without touching the VM; the drive keeps its previous target.
 """
@@ -34,29 +34,41 @@ from typing import Any
 
 import msgspec
 
-from vmrunner.components import BUS
+from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
-from vmrunner.core import Channel, Component, HandlerContext, handler
+from vmrunner.core import Channel, HandlerContext, handler
 from vmrunner.events import (
+    CdromEjectedByGuest,
+    CdromMediumChange,
     ConfigureQemu,
     ExecuteQmp,
     MonitorClosed,
-    QmpReply,
-    TrayMovedEvent,
-)
-from vmrunner.media_events import (
-    CdromEjectedByGuest,
-    CdromMediumChange,
-    DriveStatus,
     Outcome,
+    QmpDeviceTrayMoved,
+    QmpReply,
 )
-from vmrunner.qmp import QmpError, commands
-from vmrunner.qmp.messages import DeviceTrayMoved
+from vmrunner.protocols.qmp import QmpError, commands
 
 _log = logging.getLogger(__name__)
 
 MAX_APPLY_ATTEMPTS = 3
 """Consecutive failed insert attempts (tray open, QEMU refuses) before giving up."""
+
+
+class DriveStatus(msgspec.Struct, frozen=True):
+    """What the controller knows of one CD-ROM drive (for status reports)."""
+
+    drive: str
+    key: str
+    medium: Path | None
+    """The medium QEMU has (confirmed), ``None`` when empty."""
+    tray_open: bool
+    pending: Path | None
+    """The medium waiting to be inserted when ``pending_change`` is true."""
+    pending_change: bool
+    pending_since: float | None
+    """``time.monotonic()`` when the change became pending."""
+
 
 
 class CdromDrive(msgspec.Struct, frozen=True):
@@ -97,7 +109,7 @@ class _Drive(msgspec.Struct):
                            pending_change=pending, pending_since=self.pending_since)
 
 
-class CdromController(Component):
+class CdromController(BusComponent):
     """Keeps each CD-ROM drive's medium in line with the configuration (module docs).
 
     Args:
@@ -108,7 +120,7 @@ class CdromController(Component):
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  open_window: float = 2.5, retry_initial: float = 2.0,
                  retry_max: float = 30.0) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.open_window = open_window
         self.retry_initial = retry_initial
         self.retry_max = retry_max
@@ -142,10 +154,8 @@ class CdromController(Component):
             self._retarget(drive, want)
 
     @handler
-    def on_tray_moved(self, event: TrayMovedEvent) -> None:
-        qmp = event.qmp
-        if not isinstance(qmp, DeviceTrayMoved):
-            return
+    def on_tray_moved(self, event: QmpDeviceTrayMoved) -> None:
+        qmp = event
         drive = self._drives.get(qmp.id)
         if drive is None:
             return

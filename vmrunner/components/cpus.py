@@ -30,11 +30,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from vmrunner.components import BUS
-from vmrunner.components.outcome import Outcome, execute
-from vmrunner.core import Channel, CompletionLock, Component, Event, HandlerContext, handler
-from vmrunner.events import ConfigureQemu, MonitorClosed, MonitorEvent, RunState
-from vmrunner.qmp import commands, messages
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, CompletionLock, HandlerContext, handler
+from vmrunner.events import (
+    ConfigureQemu,
+    CpuChange,
+    MonitorClosed,
+    Outcome,
+    QmpAcpiDeviceOst,
+    QmpDeviceDeleted,
+    RunState,
+)
+from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
 
@@ -46,16 +53,6 @@ _OST_OK = (0, 0x84)
 
 Slot = Mapping[str, Any]
 SlotKey = tuple[tuple[str, int], ...]
-
-
-class CpuChange(Event[None], frozen=True, kw_only=True):
-    """Where a ``currentCpus`` change stands. ``present``: the vCPUs QEMU has (``None``:
-    unknown); QMP cannot tell whether the guest has them online."""
-
-    requested: int
-    present: int | None
-    outcome: Outcome
-    detail: str = ""
 
 
 def slot_key(slot: Slot) -> SlotKey:
@@ -79,7 +76,7 @@ def _device(slot: Slot) -> str:
     return path[len(prefix):] if path.startswith(prefix) else path
 
 
-class CpuController(Component):
+class CpuController(BusComponent):
     """vCPU count = ``currentCpus``, confirmed by ``query-hotpluggable-cpus``.
 
     Args:
@@ -89,7 +86,7 @@ class CpuController(Component):
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  unplug_timeout: float = 30.0, poll_interval: float = 2.0) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.unplug_timeout = unplug_timeout
         self.poll_interval = poll_interval
         self.requested: int | None = None
@@ -129,7 +126,7 @@ class CpuController(Component):
                             detail=detail))
 
     async def _query(self) -> list[Slot] | None:
-        reply = await execute(self, commands.QueryHotpluggableCpus())
+        reply = await self.execute(commands.QueryHotpluggableCpus())
         if reply.error is not None or not isinstance(reply.value, list):
             _log.warning("query-hotpluggable-cpus failed: %s", reply.error or reply.value)
             return None
@@ -167,7 +164,7 @@ class CpuController(Component):
         fresh = sorted((s for s in free if slot_key(s) not in self._occupied), key=slot_key)
         for slot in fresh[:missing]:
             _log.info("adding vCPU %s (%s)", slot_id(slot), dict(slot.get("props") or {}))
-            reply = await execute(self, commands.DeviceAdd(
+            reply = await self.execute(commands.DeviceAdd(
                 driver=str(slot["type"]), id=slot_id(slot), props=dict(slot.get("props") or {})))
             if reply.error is not None:
                 await self._query()
@@ -192,7 +189,7 @@ class CpuController(Component):
         errors = []
         for slot in victims:
             _log.info("unplugging vCPU %s (%s)", _device(slot), dict(slot.get("props") or {}))
-            reply = await execute(self, commands.DeviceDel(id=_device(slot)))
+            reply = await self.execute(commands.DeviceDel(id=_device(slot)))
             if reply.error is not None:
                 errors.append(f"device_del {_device(slot)}: {reply.error}")
         if len(errors) == len(victims):
@@ -220,14 +217,19 @@ class CpuController(Component):
                 "(it may refuse unplugs); not retried", *notes]))
 
     @handler
-    def on_monitor_event(self, event: MonitorEvent) -> None:
-        qmp = event.qmp
-        if isinstance(qmp, messages.AcpiDeviceOst) and qmp.slot_type == "CPU":
-            if qmp.status not in _OST_OK:
-                self._refusals.append(f"the guest's ACPI _OST for CPU slot {qmp.slot}: "
-                                      f"status {qmp.status:#x}")
-        elif not isinstance(qmp, messages.DeviceDeleted):
+    def on_acpi_ost(self, event: QmpAcpiDeviceOst) -> None:
+        if event.slot_type != "CPU":
             return
+        if event.status not in _OST_OK:
+            self._refusals.append(f"the guest's ACPI _OST for CPU slot {event.slot}: "
+                                  f"status {event.status:#x}")
+        self._vcpus_changed()
+
+    @handler
+    def on_device_deleted(self, event: QmpDeviceDeleted) -> None:
+        self._vcpus_changed()
+
+    def _vcpus_changed(self) -> None:
         self._changed.set()
         if (self._task is None or self._task.done()) and self.requested is not None:
             # a vCPU left after its change was reported (e.g. a superseded unplug that the

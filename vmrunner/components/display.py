@@ -24,7 +24,7 @@ and the Secret volume's ``..data`` swap are all seen).
 * Removing ``display-password`` changes nothing (the current password stays until it
   expires); ticketing itself (on or off) is fixed when QEMU starts.
 
-Each outcome is a :class:`~vmrunner.media_events.DisplayPasswordChange` with a ``serial`` that
+Each outcome is a :class:`~vmrunner.events.DisplayPasswordChange` with a ``serial`` that
 counts the passwords QEMU accepted. Without SPICE in the configuration nothing happens.
 """
 
@@ -37,12 +37,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, HandlerContext, handler
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, HandlerContext, handler
 from vmrunner.core.config.watch import FileWatch
-from vmrunner.events import ConfigureQemu, ExecuteQmp, MonitorClosed, QmpReply
-from vmrunner.media_events import DisplayPasswordChange, Outcome
-from vmrunner.qmp import QmpError, commands
+from vmrunner.events import (
+    ConfigureQemu,
+    DisplayPasswordChange,
+    ExecuteQmp,
+    MonitorClosed,
+    Outcome,
+    QmpReply,
+)
+from vmrunner.protocols.qmp import QmpError, commands
 
 _log = logging.getLogger(__name__)
 
@@ -55,12 +61,12 @@ NO_TICKETING = (
     "out); set passwordFile (e.g. to display-password) and restart the VM")
 
 
-class DisplayController(Component):
+class DisplayController(BusComponent):
     """Applies ``config_dir/display-password`` and ``config_dir/password-expiry`` live."""
 
     def __init__(self, config_dir: str | Path, channel: Channel | None = None,
                  name: str | None = None) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.config_dir = Path(config_dir).absolute()
         self.serial = 0
         """How many passwords QEMU has accepted."""

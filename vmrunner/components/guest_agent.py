@@ -12,21 +12,20 @@ import asyncio
 import logging
 from pathlib import Path
 
-from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, HandlerContext, Stopped, handler
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, HandlerContext, Stopped, handler
 from vmrunner.events import (
-    QEMU,
     GuestAgentConnected,
     GuestAgentDisconnected,
     GuestShutdown,
     OsInfo,
     ProcessExited,
+    ProcessRole,
+    QmpVserportChange,
     VmPrepared,
-    VserportChangeEvent,
 )
-from vmrunner.qga import GuestAgent as QgaClient
-from vmrunner.qga import QgaError, QgaTimeout
-from vmrunner.qmp import messages
+from vmrunner.protocols.qga import GuestAgent as QgaClient
+from vmrunner.protocols.qga import QgaError, QgaTimeout
 
 _log = logging.getLogger(__name__)
 
@@ -35,12 +34,12 @@ REPLY_GRACE = 0.5
 """qemu-ga does not answer a successful guest-shutdown; an error comes at once."""
 
 
-class GuestAgent(Component):
+class GuestAgent(BusComponent):
     """Talks to qemu-ga once the guest has opened its port."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  timeout: float = 5.0) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.timeout = timeout
         self._socket: Path | None = None
         self._port: str | None = None
@@ -58,9 +57,9 @@ class GuestAgent(Component):
         self._socket = event.plan.paths.guest_agent_socket if self._port else None
 
     @handler
-    def on_vserport(self, event: VserportChangeEvent) -> None:
-        qmp = event.qmp
-        if not isinstance(qmp, messages.VserportChange) or qmp.id != self._port:
+    def on_vserport(self, event: QmpVserportChange) -> None:
+        qmp = event
+        if qmp.id != self._port:
             return
         if qmp.open and self._socket is not None:
             if self._session is None or self._session.done():
@@ -127,7 +126,7 @@ class GuestAgent(Component):
 
     @handler
     def on_exited(self, event: ProcessExited) -> None:
-        if event.name == QEMU:
+        if event.name == ProcessRole.QEMU:
             self._drop()
 
     @handler

@@ -1,12 +1,12 @@
 """QemuMonitor: starts QEMU (paused, ``-S``) and speaks QMP with it.
 
 ``StartQemu`` → ``StartProcess(qemu)`` (the ProcessManager removes a stale monitor
-socket). Once QEMU runs, the QMP session is opened through :class:`vmrunner.qmp.QmpClient`
-(``qemu.qmp``: greeting, negotiation, id matching), racing QEMU's exit and a timeout →
-``MonitorReady`` or ``StartFailed``. QMP events become typed
-:class:`~vmrunner.events.MonitorEvent` s; ``ExecuteQmp`` is answered with a
-:class:`~vmrunner.events.QmpReply` (value or typed error).
-QMP traffic is logged on ``vmrunner.qmp.traffic`` at DEBUG.
+socket). Once QEMU runs, the QMP session is opened through
+:class:`vmrunner.protocols.qmp.QmpClient` (``qemu.qmp``: greeting, negotiation, id matching),
+racing QEMU's exit and a timeout → ``MonitorReady`` or ``StartFailed``. Each QMP event is
+fired as it was parsed, one bus event class per kind (:mod:`vmrunner.events.qmp`);
+``ExecuteQmp`` is answered with a :class:`~vmrunner.events.QmpReply` (value or typed error).
+QMP traffic is logged on ``vmrunner.protocols.qmp.traffic`` at DEBUG.
 """
 
 from __future__ import annotations
@@ -17,56 +17,33 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, HandlerContext, Stopped, handler
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, HandlerContext, Stopped, handler
 from vmrunner.events import (
-    QEMU,
-    BalloonChangeEvent,
-    DeviceDeletedEvent,
     ExecuteQmp,
     MonitorClosed,
-    MonitorEvent,
     MonitorReady,
-    PowerdownEvent,
     ProcessExited,
     ProcessFailed,
+    ProcessRole,
     ProcessStarted,
     QemuStarted,
     QmpReply,
-    ResetEvent,
-    ShutdownEvent,
     StartFailed,
     StartProcess,
     StartQemu,
-    TrayMovedEvent,
-    VserportChangeEvent,
 )
-from vmrunner.qmp import QmpClient, QmpDisconnected, QmpError, messages
+from vmrunner.protocols.qmp import QmpClient, QmpDisconnected, QmpError
 
 _log = logging.getLogger(__name__)
 
-_EVENT_TYPES: dict[type[messages.QmpEvent], type[MonitorEvent]] = {
-    messages.Shutdown: ShutdownEvent,
-    messages.Powerdown: PowerdownEvent,
-    messages.Reset: ResetEvent,
-    messages.VserportChange: VserportChangeEvent,
-    messages.BalloonChange: BalloonChangeEvent,
-    messages.DeviceTrayMoved: TrayMovedEvent,
-    messages.DeviceDeleted: DeviceDeletedEvent,
-}
 
-
-def monitor_event(qmp: messages.QmpEvent) -> MonitorEvent:
-    """The bus event for a QMP event (``MonitorEvent`` itself for kinds without a subclass)."""
-    return _EVENT_TYPES.get(type(qmp), MonitorEvent)(qmp=qmp)
-
-
-class QemuMonitor(Component):
+class QemuMonitor(BusComponent):
     """QEMU's process start and its QMP connection."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  connect_timeout: float = 10.0, command_timeout: float = 30.0) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self._socket: Path | None = None
@@ -83,21 +60,21 @@ class QemuMonitor(Component):
         self._socket = event.plan.paths.monitor_socket
         self._exited = asyncio.get_running_loop().create_future()
         command = event.plan.qemu
-        self.fire(StartProcess(name=QEMU, argv=tuple(command.argv),
+        self.fire(StartProcess(name=ProcessRole.QEMU, argv=tuple(command.argv),
                                env=tuple(command.environment.items()),
                                stale_sockets=(self._socket,)))
 
     @handler
     def on_process_started(self, event: ProcessStarted) -> None:
-        if event.name != QEMU or self._socket is None:
+        if event.name != ProcessRole.QEMU or self._socket is None:
             return
         self.fire(QemuStarted(pid=event.pid))
         self.spawn(self._connect(self._socket), name="qmp-connect")
 
     @handler
     def on_process_failed(self, event: ProcessFailed) -> None:
-        if event.name == QEMU:
-            self.fire(StartFailed(step=QEMU, reason=event.reason))
+        if event.name == ProcessRole.QEMU:
+            self.fire(StartFailed(step=ProcessRole.QEMU, reason=event.reason))
 
     async def _connect(self, socket: Path) -> None:
         assert self._exited is not None
@@ -129,7 +106,7 @@ class QemuMonitor(Component):
         self.fire(MonitorReady(version=client.qemu_version))
         async for qmp in client.events():
             _log.debug("QMP event %s", qmp)
-            self.fire(monitor_event(qmp))
+            self.fire(qmp)
         self.fire(MonitorClosed())
 
     @handler
@@ -155,7 +132,7 @@ class QemuMonitor(Component):
 
     @handler
     def on_exited(self, event: ProcessExited) -> None:
-        if event.name != QEMU:
+        if event.name != ProcessRole.QEMU:
             return
         if self._exited is not None and not self._exited.done():
             self._exited.set_result(event)

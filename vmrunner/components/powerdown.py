@@ -32,10 +32,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from vmrunner.components import BUS
+from vmrunner.components.base import BusComponent
 from vmrunner.core import (
     Channel,
-    Component,
     Configurable,
     EventHandle,
     HandlerContext,
@@ -43,8 +42,8 @@ from vmrunner.core import (
     Stop,
     handler,
 )
+from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
-    QEMU,
     ConfigureQemu,
     EscalateShutdown,
     ExecuteQmp,
@@ -52,6 +51,7 @@ from vmrunner.events import (
     GuestAgentDisconnected,
     GuestShutdown,
     ProcessExited,
+    ProcessRole,
     ProcessStarted,
     Rung,
     ShutdownRung,
@@ -59,8 +59,7 @@ from vmrunner.events import (
     VmContinued,
     VmPrepared,
 )
-from vmrunner.exit_codes import ExitCode
-from vmrunner.qmp import commands
+from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class PowerdownConfig(BaseModel):
     """Seconds between SIGTERM and SIGKILL to QEMU after the deadline."""
 
 
-class PowerdownHandler(Configurable[PowerdownConfig], Component):
+class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
     """The shutdown ladder (see the module docstring)."""
 
     config_model = PowerdownConfig
@@ -90,7 +89,7 @@ class PowerdownHandler(Configurable[PowerdownConfig], Component):
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  use_guest_agent: bool = True, repeat_interval: float = 5.0,
                  kill_grace: float = 5.0) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.use_guest_agent = use_guest_agent
         self.repeat_interval = repeat_interval
         self.kill_grace = kill_grace
@@ -131,13 +130,13 @@ class PowerdownHandler(Configurable[PowerdownConfig], Component):
 
     @handler
     def on_process_started(self, event: ProcessStarted) -> None:
-        if event.name == QEMU:
+        if event.name == ProcessRole.QEMU:
             self._qemu_running = True
             self._gone.clear()
 
     @handler
     def on_process_exited(self, event: ProcessExited) -> None:
-        if event.name == QEMU:
+        if event.name == ProcessRole.QEMU:
             self._qemu_running = False
             self._gone.set()
 
@@ -209,7 +208,7 @@ class PowerdownHandler(Configurable[PowerdownConfig], Component):
                 self.set_exit_code(ExitCode.FORCED_STOP)
                 self._rung(Rung.TERMINATE, "the guest did not power off: SIGTERM to QEMU")
             self.schedule(self.kill_grace, self._kill_rung)
-            await self.fire(TerminateProcess(name=QEMU, grace=self.kill_grace))
+            await self.fire(TerminateProcess(name=ProcessRole.QEMU, grace=self.kill_grace))
         await self._gone.wait()
         self._rung(Rung.CLEANUP, "QEMU has exited; stopping the other processes")
 

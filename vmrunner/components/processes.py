@@ -4,7 +4,7 @@
   children die with the runner even on ``kill -9``), output lines to ``vmrunner.proc.<name>``;
   fires ``ProcessStarted`` (result: the pid) or ``ProcessFailed``.
 * :meth:`ProcessManager.adopt` takes a child started before the tree (``vmrunner run``'s
-  early QEMU, :mod:`vmrunner.prelaunch`): the first ``StartProcess`` with its name and argv
+  early QEMU, :mod:`vmrunner.daemon.prelaunch`): the first ``StartProcess`` with its name and argv
   gets it instead of a new spawn; one with another argv gets it terminated first.
 * Every child is waited for by an owned task that fires ``ProcessExited``.
 * ``TerminateProcess`` → SIGTERM, SIGKILL after the grace time, reap; completes when gone.
@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, HandlerContext, Stop, handler
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, HandlerContext, Stop, handler
 from vmrunner.events import (
     ProcessExited,
     ProcessFailed,
@@ -40,11 +40,11 @@ CLOSE_PRIORITY = 100000
 FINAL_GRACE = 3.0
 
 
-class ProcessManager(Component):
+class ProcessManager(BusComponent):
     """Owns the child processes by name (one live child per name)."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self._procs: dict[str, ChildProcess] = {}
         self._adopted: dict[str, ChildProcess] = {}
         self._closing = False

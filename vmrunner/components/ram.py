@@ -23,11 +23,17 @@ import asyncio
 import contextlib
 import logging
 
-from vmrunner.components import BUS
-from vmrunner.components.outcome import Outcome, execute
-from vmrunner.core import Channel, CompletionLock, Component, Event, HandlerContext, handler
-from vmrunner.events import BalloonChangeEvent, ConfigureQemu, MonitorClosed, RunState
-from vmrunner.qmp import commands, messages
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, CompletionLock, HandlerContext, handler
+from vmrunner.events import (
+    ConfigureQemu,
+    MonitorClosed,
+    Outcome,
+    QmpBalloonChange,
+    RamChange,
+    RunState,
+)
+from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
 
@@ -49,21 +55,11 @@ def reached(requested: int, actual: int | None) -> bool:
     return actual is not None and abs(actual - requested) <= ram_tolerance(requested)
 
 
-class RamChange(Event[None], frozen=True, kw_only=True):
-    """Where a balloon target stands. Sizes in bytes; ``actual`` is the guest's size as QEMU
-    last reported it (``None``: not known yet)."""
-
-    requested: int
-    actual: int | None
-    outcome: Outcome
-    detail: str = ""
-
-
 def _mib(size: int | None) -> str:
     return "?" if size is None else f"{size / MIB:.0f} MiB"
 
 
-class RamController(Component):
+class RamController(BusComponent):
     """Balloon target = ``currentRam``; requested and actual size tracked and reported.
 
     Args:
@@ -73,7 +69,7 @@ class RamController(Component):
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  settle_timeout: float = 30.0, boot_timeout: float = 120.0) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.settle_timeout = settle_timeout
         self.boot_timeout = boot_timeout
         self.requested: int | None = None
@@ -120,7 +116,7 @@ class RamController(Component):
     async def _apply(self, target: int, initial: bool, lock: CompletionLock | None) -> None:
         try:
             self.requested = target
-            reply = await execute(self, commands.Balloon(value=target))
+            reply = await self.execute(commands.Balloon(value=target))
         finally:
             if lock is not None:
                 lock.release()
@@ -151,17 +147,15 @@ class RamController(Component):
                     await self._changed.wait()
 
     async def _query(self) -> None:
-        reply = await execute(self, commands.QueryBalloon())
+        reply = await self.execute(commands.QueryBalloon())
         if reply.error is None and isinstance(reply.value, dict) and "actual" in reply.value:
             self.actual = int(reply.value["actual"])
         else:
             _log.debug("query-balloon: %s", reply.error or reply.value)
 
     @handler
-    def on_balloon_change(self, event: BalloonChangeEvent) -> None:
-        if not isinstance(event.qmp, messages.BalloonChange):
-            return
-        self.actual = event.qmp.actual
+    def on_balloon_change(self, event: QmpBalloonChange) -> None:
+        self.actual = event.actual
         self._changed.set()
         if self._late and self.requested is not None and reached(self.requested, self.actual):
             self._late = False

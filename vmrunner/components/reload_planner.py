@@ -1,7 +1,7 @@
-"""ReloadPlanner: logs and fires the :class:`~vmrunner.reload_plan.ReloadPlan` of each change.
+"""ReloadPlanner: logs and fires the :class:`~vmrunner.events.ReloadPlan` of each change.
 
 It follows the configurations the controllers get (``ConfigureQemu``) and compares each with
-the previous one (:func:`~vmrunner.reload_plan.classify`). The baseline is the configuration
+the previous one (:func:`~vmrunner.config.reload_plan.classify`). The baseline is the configuration
 QEMU was started with (``VmPrepared``), so a change made while QEMU was still starting shows
 up in the first plan. One log line per changed key: INFO for ``live`` keys (the controller's
 own outcome event follows), WARNING for keys that need a restart. ``restart_pending`` lists
@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import logging
 
-from vmrunner.components import BUS
+from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
-from vmrunner.core import Channel, Component, handler
-from vmrunner.events import ConfigureQemu, VmPrepared
-from vmrunner.reload_plan import PlanClass, ReloadPlan, classify
+from vmrunner.config.reload_plan import classify
+from vmrunner.core import Channel, handler
+from vmrunner.events import ConfigureQemu, PlanClass, ReloadPlan, VmPrepared
 
 _log = logging.getLogger(__name__)
 
 
-class ReloadPlanner(Component):
+class ReloadPlanner(BusComponent):
     """Fires a :class:`ReloadPlan` for every accepted configuration change."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.launched: RunnerConfig | None = None
         """The configuration QEMU was started with."""
         self.current: RunnerConfig | None = None

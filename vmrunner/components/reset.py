@@ -15,30 +15,20 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from vmrunner.components import BUS
-from vmrunner.components.outcome import Outcome, execute
-from vmrunner.core import Channel, Component, Event, handler
-from vmrunner.events import ConfigureQemu, ResetEvent
-from vmrunner.qmp import commands, messages
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, handler
+from vmrunner.events import ConfigureQemu, Outcome, QmpReset, ResetChange
+from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
 
 
-class ResetChange(Event[None], frozen=True, kw_only=True):
-    """The reset requested by raising ``resetCounter`` from ``previous`` to ``counter``."""
-
-    previous: int
-    counter: int
-    outcome: Outcome
-    detail: str = ""
-
-
-class ResetController(Component):
+class ResetController(BusComponent):
     """``system_reset`` on every ``resetCounter`` increment (the first after a start, too)."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  confirm_timeout: float = 10.0) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.confirm_timeout = confirm_timeout
         self.counter: int | None = None
         """The last ``resetCounter`` seen."""
@@ -77,7 +67,7 @@ class ResetController(Component):
     async def _reset_once(self, previous: int, counter: int) -> None:
         before = self._resets
         _log.info("resetCounter %d → %d: resetting the VM", previous, counter)
-        reply = await execute(self, commands.SystemReset())
+        reply = await self.execute(commands.SystemReset())
         if reply.error is not None:
             self._report(previous, counter, Outcome.FAILED, f"QEMU: {reply.error}")
             return
@@ -93,8 +83,8 @@ class ResetController(Component):
         self._report(previous, counter, Outcome.APPLIED)
 
     @handler
-    def on_reset(self, event: ResetEvent) -> None:
-        if isinstance(event.qmp, messages.Reset) and event.qmp.guest:
+    def on_reset(self, event: QmpReset) -> None:
+        if event.guest:
             return  # the guest rebooted by itself
         self._resets += 1
         self._reset_seen.set()

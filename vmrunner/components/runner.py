@@ -23,11 +23,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vmrunner.components import BUS
+from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core import (
     Channel,
-    Component,
     Configurable,
     HandlerContext,
     Started,
@@ -35,15 +34,15 @@ from vmrunner.core import (
     Stopped,
     handler,
 )
+from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
-    QEMU,
     ConfigureQemu,
     EscalateShutdown,
     ExecuteQmp,
-    LaunchPlan,
     MonitorReady,
     OsInfo,
     ProcessExited,
+    ProcessRole,
     QmpReply,
     Rung,
     RunnerStateChanged,
@@ -56,13 +55,11 @@ from vmrunner.events import (
     VmContinued,
     VmPrepared,
 )
-from vmrunner.exit_codes import ExitCode
-from vmrunner.qmp import commands
+from vmrunner.protocols.qmp import commands
+from vmrunner.vmtypes.launch import LaunchPlan, prepare
 
 if TYPE_CHECKING:
     from vmrunner.core.config.validation import Validated
-    from vmrunner.vmtypes.prepare import StartPlan
-    from vmrunner.vmtypes.render import RenderedVm
 
 _log = logging.getLogger(__name__)
 
@@ -70,56 +67,9 @@ START_PRIORITY = 1000
 STOP_PRIORITY = 10000
 ESCALATE_WINDOW = 3.0
 """A third termination signal within this many seconds of the second escalates."""
-AGENT_PORT_NAME = "org.qemu.guest_agent.0"
 
 
-def split_option(text: str) -> list[str]:
-    """QEMU's comma-separated option string, with ``,,`` as a literal comma."""
-    parts, current, index = [], [], 0
-    while index < len(text):
-        if text[index] == ",":
-            if text.startswith(",,", index):
-                current.append(",")
-                index += 2
-                continue
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(text[index])
-        index += 1
-    parts.append("".join(current))
-    return parts
-
-
-def guest_agent_channel(argv: list[str]) -> str | None:
-    """The qdev id of the virtserialport named ``org.qemu.guest_agent.0`` in QEMU's argv."""
-    for arg in argv:
-        if not arg.startswith("virtserialport,"):
-            continue
-        options = dict(p.split("=", 1) for p in split_option(arg)[1:] if "=" in p)
-        if options.get("name") == AGENT_PORT_NAME and "id" in options:
-            return options["id"]
-    return None
-
-
-def launch_plan(config: RunnerConfig, plan: StartPlan, rendered: RenderedVm) -> LaunchPlan:
-    """The :class:`LaunchPlan` of a prepared VM (see :func:`vmrunner.prelaunch.prepare_vm`)."""
-    return LaunchPlan(config=config, paths=plan.inputs.paths, qemu=rendered.qemu,
-                      swtpm=rendered.swtpm,
-                      guest_agent_channel=guest_agent_channel(rendered.qemu.argv))
-
-
-def prepare(config: RunnerConfig) -> LaunchPlan:
-    """Create the VM's state (dirs, uuid, vars, template copy, cloud-init image), render argv.
-
-    :raise vmrunner.vmtypes.errors.VmTypeError: bad paths, firmware or template.
-    """
-    from vmrunner.prelaunch import prepare_vm
-
-    return launch_plan(config, *prepare_vm(config))
-
-
-class Runner(Configurable[RunnerConfig], Component):
+class Runner(Configurable[RunnerConfig], BusComponent):
     """The root of the standard component tree; holds the state machine.
 
     Configured by the ``/Runner`` node (``InitialConfiguration`` and later
@@ -132,7 +82,7 @@ class Runner(Configurable[RunnerConfig], Component):
         preparer: turns the configuration into a :class:`LaunchPlan` (default
             :func:`prepare`; tests and embedders may substitute their own).
         plan: an already prepared plan (``vmrunner run`` prepares before building the tree,
-            see :mod:`vmrunner.prelaunch`); used if the configuration at the start still
+            see :mod:`vmrunner.daemon.prelaunch`); used if the configuration at the start still
             equals ``plan.config``, else the VM is prepared again.
     """
 
@@ -141,7 +91,7 @@ class Runner(Configurable[RunnerConfig], Component):
     def __init__(self, config: RunnerConfig | None = None, channel: Channel | None = None, *,
                  preparer: Callable[[RunnerConfig], LaunchPlan] = prepare,
                  plan: LaunchPlan | None = None, strict: bool = False) -> None:
-        super().__init__(BUS if channel is None else channel, "Runner")
+        super().__init__(channel, "Runner")
         self.config = config
         self.strict = strict
         self.state = RunState.INITIALIZING
@@ -177,7 +127,7 @@ class Runner(Configurable[RunnerConfig], Component):
     def validate_config(self, path: str, section: dict[str, Any],
                         context: dict[str, Any] | None) -> Validated[Any]:
         """Like ``vmrunner check``: its messages, ``strict`` for unknown keys."""
-        from vmrunner.components.runner_validation import validate_runner_section
+        from vmrunner.config.runner_section import validate_runner_section
 
         return validate_runner_section(section, context, strict=self.strict, path=path)
 
@@ -262,7 +212,7 @@ class Runner(Configurable[RunnerConfig], Component):
 
     @handler
     def on_process_exited(self, event: ProcessExited) -> None:
-        if event.name != QEMU:
+        if event.name != ProcessRole.QEMU:
             return
         if self.stopping:
             if not event.status.success and not self._forcing:

@@ -19,8 +19,8 @@ import contextlib
 import ctypes
 import gc
 
-from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, handler
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, handler
 from vmrunner.events import VmContinued
 
 DELAY = 0.5
@@ -40,11 +40,11 @@ def settle() -> None:
     trim_heap()
 
 
-class StartupMemory(Component):
+class StartupMemory(BusComponent):
     """Calls :func:`settle` once, :data:`DELAY` s after the VM was continued."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
 
     @handler
     def on_continued(self, event: VmContinued) -> None:

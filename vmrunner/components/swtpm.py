@@ -14,15 +14,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vmrunner.components import BUS
-from vmrunner.core import Channel, Component, handler
+from vmrunner.components.base import BusComponent
+from vmrunner.core import Channel, handler
 from vmrunner.events import (
-    QEMU,
-    SWTPM,
     ProcessExited,
     ProcessFailed,
+    ProcessRole,
     ProcessStarted,
-    ShutdownEvent,
+    QmpShutdown,
     StartFailed,
     StartProcess,
     SwtpmReady,
@@ -33,15 +32,14 @@ from vmrunner.proc.sockets import remove_stale_socket, wait_for_socket
 
 _log = logging.getLogger(__name__)
 
-NAME = SWTPM
 
 
-class SwtpmManager(Component):
+class SwtpmManager(BusComponent):
     """Starts swtpm and reports when its control socket is ready."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  ready_timeout: float = 10.0, stop_grace: float = 2.0) -> None:
-        super().__init__(BUS if channel is None else channel, name)
+        super().__init__(channel, name)
         self.ready_timeout = ready_timeout
         self.stop_grace = stop_grace
         self._socket: Path | None = None
@@ -59,15 +57,15 @@ class SwtpmManager(Component):
             if remove_stale_socket(self._socket):
                 _log.info("removed stale swtpm socket %s", self._socket)
         except OSError as exc:
-            self.fire(StartFailed(step=NAME, reason=str(exc)))
+            self.fire(StartFailed(step=ProcessRole.SWTPM, reason=str(exc)))
             return
         self._exited = asyncio.get_running_loop().create_future()
-        self.fire(StartProcess(name=NAME, argv=tuple(command.argv),
+        self.fire(StartProcess(name=ProcessRole.SWTPM, argv=tuple(command.argv),
                                env=tuple(command.environment.items())))
 
     @handler
     def on_started(self, event: ProcessStarted) -> None:
-        if event.name == NAME and self._socket is not None:
+        if event.name == ProcessRole.SWTPM and self._socket is not None:
             self.spawn(self._await_socket(self._socket), name="swtpm-ready")
 
     async def _await_socket(self, socket: Path) -> None:
@@ -95,21 +93,21 @@ class SwtpmManager(Component):
             reason = f"cannot watch for {socket}: {waiter.exception()}"
         else:
             reason = f"no control socket {socket} within {self.ready_timeout:g} s"
-        self.fire(StartFailed(step=NAME, reason=reason))
-        self.fire(TerminateProcess(name=NAME, grace=self.stop_grace))
+        self.fire(StartFailed(step=ProcessRole.SWTPM, reason=reason))
+        self.fire(TerminateProcess(name=ProcessRole.SWTPM, grace=self.stop_grace))
 
     @handler
     def on_failed(self, event: ProcessFailed) -> None:
-        if event.name == NAME:
-            self.fire(StartFailed(step=NAME, reason=event.reason))
+        if event.name == ProcessRole.SWTPM:
+            self.fire(StartFailed(step=ProcessRole.SWTPM, reason=event.reason))
 
     @handler
-    def on_shutdown(self, event: ShutdownEvent) -> None:
+    def on_shutdown(self, event: QmpShutdown) -> None:
         self._qemu_exited = True
 
     @handler
     def on_exited(self, event: ProcessExited) -> None:
-        if event.name == NAME:
+        if event.name == ProcessRole.SWTPM:
             if self._exited is not None and not self._exited.done():
                 self._exited.set_result(event)
             if self._ready and self._qemu_exited:
@@ -117,8 +115,8 @@ class SwtpmManager(Component):
             elif self._ready:
                 _log.warning("swtpm %s before QEMU: the guest's TPM no longer answers; "
                              "the VM keeps running", event.status)
-        elif event.name == QEMU:
+        elif event.name == ProcessRole.QEMU:
             self._qemu_exited = True
             if self._exited is not None and not self._exited.done():
                 # swtpm --terminate normally exits with QEMU's connection; make sure it does.
-                self.fire(TerminateProcess(name=NAME, grace=self.stop_grace))
+                self.fire(TerminateProcess(name=ProcessRole.SWTPM, grace=self.stop_grace))

@@ -19,9 +19,9 @@ from pathlib import Path
 from types import TracebackType
 
 from vmrunner.components.runner import Runner
-from vmrunner.components.standard import RunnerBuilder
 from vmrunner.core import Component, Stop, run
 from vmrunner.core.recorder import EventRecorder
+from vmrunner.daemon.builder import RunnerBuilder
 from vmrunner.proc.sockets import wait_for_socket
 from vmrunner.testing.console import GuestConsole
 from vmrunner.testing.runnerproc import connect_listening

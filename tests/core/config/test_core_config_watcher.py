@@ -26,7 +26,7 @@ from vmrunner.core.config import (
     InitialConfiguration,
 )
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.exit_codes import ExitCode
+from vmrunner.daemon.exit_codes import ExitCode
 
 TIMEOUT = 3.0
 

@@ -50,7 +50,7 @@ from vmrunner.core.config.events import (
 from vmrunner.core.config.validation import ModelT, Validated, validate
 from vmrunner.core.events import Stop
 from vmrunner.core.handler import handler
-from vmrunner.exit_codes import ExitCode
+from vmrunner.daemon.exit_codes import ExitCode
 
 _log = logging.getLogger("vmrunner.core.config")
 

@@ -44,7 +44,7 @@ from vmrunner.core.config.watch import FileWatch
 from vmrunner.core.events import Start, Stop, Stopped
 from vmrunner.core.handle import HandlerContext
 from vmrunner.core.handler import handler
-from vmrunner.exit_codes import ExitCode
+from vmrunner.daemon.exit_codes import ExitCode
 
 _log = logging.getLogger("vmrunner.core.config")
 

@@ -1,0 +1,270 @@
+"""vmrunner.protocols.qga.GuestAgent.
+
+The protocol edge cases (stale bytes, silence, error replies, hang-ups) run against a
+labelled FAKE agent, because a real qemu-ga cannot be made to produce them on demand.
+The real guest's qemu-ga is tested at the end (marker ``guest``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmrunner.protocols.qga import (
+    GuestAgent,
+    QgaConnectError,
+    QgaDisconnected,
+    QgaExecuteError,
+    QgaTimeout,
+)
+from vmrunner.testing.accel import AccelVerdict
+from vmrunner.testing.guest import GuestImage
+from vmrunner.testing.qemu import GuestSpec, GuestVM, wait_event
+
+OSINFO = {"id": "fake", "name": "Fake", "pretty-name": "Fake OS 1", "version": "1",
+          "version-id": "1", "kernel-release": "6.1", "kernel-version": "#1",
+          "machine": "x86_64"}
+
+
+class FakeAgent:
+    """FAKE qemu-ga on a unix socket, speaking its line protocol including the 0xFF
+    parser reset, with knobs for behaviour a real agent shows only by accident."""
+
+    def __init__(self, *, stale: bytes = b"", ignore: frozenset[str] = frozenset(),
+                 shutdown: str = "silent") -> None:
+        self.stale = stale              # written to every new connection first
+        self.ignore = ignore            # commands never answered
+        self.shutdown = shutdown        # silent | refuse | hangup
+        self.received: list[str] = []
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        writer.write(self.stale)
+        while line := await reader.readline():
+            if line.startswith(b"\xff"):  # like qemu-ga: the reset byte yields an error line
+                writer.write(b'{"error": {"class": "GenericError", "desc": "stray"}}\n')
+                line = line[1:]
+            msg = json.loads(line)
+            command = msg["execute"]
+            self.received.append(command)
+            if command in self.ignore:
+                continue
+            if command == "guest-sync-delimited":
+                writer.write(b"\xff" + json.dumps({"return": msg["arguments"]["id"]}).encode()
+                             + b"\n")
+            elif command == "guest-shutdown":
+                if self.shutdown == "refuse":
+                    self._reply(writer, msg, error={"class": "GenericError",
+                                                    "desc": "shutdown disabled"})
+                elif self.shutdown == "hangup":
+                    writer.close()
+                    return
+            elif command == "guest-ping":
+                self._reply(writer, msg, result={})
+            elif command == "guest-info":
+                self._reply(writer, msg, result={"version": "fake", "supported_commands": []})
+            elif command == "guest-get-osinfo":
+                self._reply(writer, msg, result=OSINFO)
+            else:
+                self._reply(writer, msg, error={"class": "CommandNotFound",
+                                                "desc": f"The command {command} has not "
+                                                        "been found"})
+            await writer.drain()
+
+    @staticmethod
+    def _reply(writer: asyncio.StreamWriter, msg: dict[str, Any], *, result: Any = None,
+               error: dict[str, str] | None = None) -> None:
+        reply: dict[str, Any] = {"error": error} if error else {"return": result}
+        if "id" in msg:
+            reply["id"] = msg["id"]
+        writer.write(json.dumps(reply).encode() + b"\n")
+
+    def hang_up(self) -> None:
+        for writer in self._writers:
+            writer.close()
+
+
+async def serve(agent: FakeAgent, path: Path) -> AsyncIterator[None]:
+    server = await asyncio.start_unix_server(agent.handle, str(path))
+    async with server:
+        yield
+        agent.hang_up()
+
+
+@pytest.fixture
+async def fake(tmp_path: Path) -> AsyncIterator[tuple[FakeAgent, Path]]:
+    agent = FakeAgent()
+    path = tmp_path / "qga.sock"
+    async for _ in serve(agent, path):
+        yield agent, path
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[GuestAgent]:
+    qga = GuestAgent("t", timeout=2, sync_timeout=2)
+    yield qga
+    await qga.close()
+
+
+async def test_commands_and_typed_osinfo(fake: tuple[FakeAgent, Path],
+                                         client: GuestAgent) -> None:
+    agent, path = fake
+    await client.connect(path)
+    await client.ping()
+    assert (await client.info())["version"] == "fake"
+    info = await client.get_osinfo()
+    assert (info.id, info.pretty_name, info.kernel_release) == ("fake", "Fake OS 1", "6.1")
+    assert info.raw == OSINFO
+    # one sync, then plain commands while the channel stays in step
+    assert agent.received == ["guest-sync-delimited", "guest-ping", "guest-info",
+                              "guest-get-osinfo"]
+
+
+async def test_stale_bytes_are_discarded(tmp_path: Path, client: GuestAgent) -> None:
+    # an earlier session left a reply, a reply carrying an id and half a line behind
+    agent = FakeAgent(stale=b'{"return": 4711}\n{"return": {"x": 1}, "id": "t-1"}\n{"retu')
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await client.connect(tmp_path / "qga.sock")
+        assert (await client.get_osinfo()).id == "fake"
+
+
+async def test_error_reply_is_typed_and_keeps_sync(fake: tuple[FakeAgent, Path],
+                                                   client: GuestAgent) -> None:
+    agent, path = fake
+    await client.connect(path)
+    with pytest.raises(QgaExecuteError) as err:
+        await client.execute("guest-frobnicate")
+    assert (err.value.command, err.value.error_class) == ("guest-frobnicate", "CommandNotFound")
+    assert client.synced
+    await client.ping()
+    assert agent.received.count("guest-sync-delimited") == 1
+
+
+async def test_silent_agent_times_out(tmp_path: Path) -> None:
+    agent = FakeAgent(ignore=frozenset({"guest-sync-delimited"}))
+    client = GuestAgent(sync_timeout=0.3)
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await client.connect(tmp_path / "qga.sock")
+        t0 = time.monotonic()
+        with pytest.raises(QgaTimeout, match="agent not running"):
+            await client.ping()
+        assert 0.25 < time.monotonic() - t0 < 2
+        assert not client.synced and agent.received == ["guest-sync-delimited"]
+        await client.close()
+
+
+async def test_command_timeout_forces_a_resync(tmp_path: Path) -> None:
+    agent = FakeAgent(ignore=frozenset({"guest-info"}))
+    client = GuestAgent(timeout=0.3)
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await client.connect(tmp_path / "qga.sock")
+        with pytest.raises(QgaTimeout, match="guest-info"):
+            await client.info()
+        assert not client.synced
+        await client.ping()
+        assert agent.received == ["guest-sync-delimited", "guest-info",
+                                  "guest-sync-delimited", "guest-ping"]
+        await client.close()
+
+
+async def test_cancellation_forces_a_resync(tmp_path: Path) -> None:
+    agent = FakeAgent(ignore=frozenset({"guest-info"}))
+    client = GuestAgent(timeout=30)
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await client.connect(tmp_path / "qga.sock")
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await client.info()
+        assert not client.synced
+        await client.ping()
+        await client.close()
+
+
+@pytest.mark.parametrize(("mode", "quick"), [("silent", False), ("hangup", True)])
+async def test_shutdown_without_reply_counts_as_accepted(
+    tmp_path: Path, mode: str, quick: bool
+) -> None:
+    agent = FakeAgent(shutdown=mode)
+    client = GuestAgent()
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await client.connect(tmp_path / "qga.sock")
+        await client.sync()
+        t0 = time.monotonic()
+        await client.shutdown(reply_grace=0.5)
+        elapsed = time.monotonic() - t0
+        assert agent.received[-1] == "guest-shutdown"
+        assert elapsed < 0.4 if quick else 0.45 < elapsed < 2
+        await client.close()
+
+
+async def test_refused_shutdown_raises(tmp_path: Path) -> None:
+    agent = FakeAgent(shutdown="refuse")
+    client = GuestAgent()
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await client.connect(tmp_path / "qga.sock")
+        with pytest.raises(QgaExecuteError, match="shutdown disabled"):
+            await client.shutdown(reply_grace=2)
+        await client.close()
+
+
+async def test_hangup_and_reconnect(fake: tuple[FakeAgent, Path], client: GuestAgent) -> None:
+    agent, path = fake
+    await client.connect(path)
+    await client.ping()
+    agent.hang_up()
+    with pytest.raises(QgaDisconnected):
+        await client.ping()
+    await client.connect(path)  # the same object reconnects and re-syncs
+    await client.ping()
+    assert agent.received.count("guest-sync-delimited") == 2
+
+
+async def test_connect_and_use_errors(tmp_path: Path) -> None:
+    client = GuestAgent()
+    with pytest.raises(QgaConnectError, match=r"missing\.sock"):
+        await client.connect(tmp_path / "missing.sock")
+    with pytest.raises(QgaDisconnected, match="not connected"):
+        await client.ping()
+    await client.close()
+
+
+# ---- the real qemu-ga in the test guest ----------------------------------------------
+
+@pytest.mark.guest
+async def test_real_agent_in_guest(guest_image: GuestImage, accel: AccelVerdict,
+                                   tmp_path: Path) -> None:
+    async with GuestVM(GuestSpec(guest_image, accel, qga=True), tmp_path) as vm:
+        await vm.start(wait_ready=False)
+        agent = GuestAgent("tg", timeout=30, sync_timeout=0.3)
+        await agent.connect(vm.qga_socket)
+        # qemu-ga is not running yet: the sync stays unanswered in the channel and is
+        # answered later, when the agent starts (unless the boot is unusually fast)
+        with contextlib.suppress(QgaTimeout):
+            await agent.sync()
+        assert vm.console is not None
+        await vm.console.wait_ready(90)
+        agent.sync_timeout = 30
+        await agent.ping()  # re-syncs; a late answer to the early sync is discarded
+        info = await agent.info()
+        assert any(c["name"] == "guest-shutdown" for c in info["supported_commands"])
+        osinfo = await agent.get_osinfo()
+        assert osinfo.id == "vmrunner-tg" and osinfo.kernel_release, osinfo
+        await agent.close()
+        await agent.connect(vm.qga_socket)  # a new session on the same port
+        await agent.ping()
+
+        with vm.events("SHUTDOWN") as shutdowns:
+            await agent.shutdown()  # qemu-ga does not reply on success
+            assert await vm.wait_exit(60) == 0, "the guest did not power off"
+            event = await wait_event(shutdowns, None, 10)
+        assert event is not None, "no SHUTDOWN event"
+        data = event["data"]
+        assert isinstance(data, dict) and data["guest"] is True, event
