@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmrunner.config.model import RunnerConfig
-from vmrunner.config.reload_plan import classify
+from vmrunner.config.reload_plan import classify, describe
 from vmrunner.events.config import REDACTED, PlanClass, PlanEntry
 
 MIB = 1024 * 1024
@@ -33,7 +33,7 @@ def test_maximum_ram_needs_restart() -> None:
     assert (entry.path, entry.old, entry.new) == ("/Runner/vm/maximumRam", 1024 * MIB,
                                                   2048 * MIB)
     assert entry.klass is PlanClass.RESTART
-    assert entry.describe() == ("/Runner/vm/maximumRam: 1 GiB → 2 GiB: needs restart "
+    assert describe(entry) == ("/Runner/vm/maximumRam: 1 GiB → 2 GiB: needs restart "
                                 "(QEMU's -m is fixed for the life of the process)")
 
 
@@ -44,7 +44,7 @@ def test_adding_a_disk_needs_restart() -> None:
     assert entry.path == "/Runner/vm/drives/1" and entry.old is None
     assert entry.new["file"] == "/d1.img" and entry.new["readOnly"] is True
     assert entry.klass is PlanClass.RESTART and "added" in entry.reason
-    assert "needs restart" in entry.describe()
+    assert "needs restart" in describe(entry)
     removed = only(classify(new, old))
     assert removed.klass is PlanClass.RESTART and "removed" in removed.reason
 
@@ -62,7 +62,7 @@ def test_live_keys() -> None:
         "/Runner/vm/powerdownTimeout": PlanClass.LIVE,
     }
     ram = next(e for e in entries if e.path == "/Runner/vm/currentRam")
-    assert "(unset) → 512 MiB: live" in ram.describe()
+    assert "(unset) → 512 MiB: live" in describe(ram)
 
 
 def test_cd_medium_is_live_a_disk_file_is_not() -> None:
@@ -101,7 +101,7 @@ def test_cloud_init_values_are_redacted() -> None:
     entry = only(classify(old, new))
     assert entry.path == "/Runner/cloudInit/userData/password"
     assert entry.old == entry.new == REDACTED and entry.klass is PlanClass.RESTART
-    assert "hunter2" not in entry.describe() and "swordfish" not in entry.describe()
+    assert "hunter2" not in describe(entry) and "swordfish" not in describe(entry)
 
 
 # -- properties over generated configurations ---------------------------------------------

@@ -14,7 +14,7 @@ import logging
 
 from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
-from vmrunner.config.reload_plan import classify
+from vmrunner.config.reload_plan import classify, describe
 from vmrunner.core import Channel, handler
 from vmrunner.events import ConfigureQemu, PlanClass, ReloadPlan, VmPrepared
 
@@ -51,7 +51,7 @@ class ReloadPlanner(BusComponent):
         self.generation += 1
         for entry in entries:
             level = logging.INFO if entry.klass is PlanClass.LIVE else logging.WARNING
-            _log.log(level, "reload plan %d: %s", self.generation, entry.describe())
+            _log.log(level, "reload plan %d: %s", self.generation, describe(entry))
         if pending:
             _log.warning("reload plan %d: the running VM differs from the configuration in "
                          "%s; restart the runner to apply", self.generation, ", ".join(pending))

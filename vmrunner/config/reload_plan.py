@@ -20,12 +20,14 @@ file and applied live by the DisplayController.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from vmrunner.config.sizes import format_memory
 from vmrunner.events.config import REDACTED, PlanClass, PlanEntry
 
 if TYPE_CHECKING:
@@ -186,3 +188,29 @@ def _public(path: str, value: Any) -> Any:
     if value is None:
         return None
     return REDACTED if _sensitive(path) else _freeze(value)
+
+
+def describe(entry: PlanEntry) -> str:
+    """``/Runner/vm/maximumRam: 1 GiB → 2 GiB: needs restart (...)``."""
+    return (f"{entry.path}: {_show(entry.path, entry.old)} → {_show(entry.path, entry.new)}: "
+            f"{entry.klass.label} ({entry.reason})")
+
+
+def _show(path: str, value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if path.endswith("Ram") and isinstance(value, int) and not isinstance(value, bool):
+        return format_memory(value)
+    if isinstance(value, str):
+        return value if value == REDACTED else repr(value)
+    if isinstance(value, Mapping | tuple):
+        return json.dumps(_thaw(value), separators=(", ", ": "))
+    return repr(value)
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items() if v is not None}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value

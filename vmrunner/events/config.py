@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -41,11 +39,6 @@ class PlanEntry(msgspec.Struct, frozen=True):
     klass: PlanClass
     reason: str
 
-    def describe(self) -> str:
-        """``/Runner/vm/maximumRam: 1 GiB → 2 GiB: needs restart (...)``."""
-        return (f"{self.path}: {_show(self.path, self.old)} → {_show(self.path, self.new)}: "
-                f"{self.klass.label} ({self.reason})")
-
 
 class ReloadPlan(Event[None], frozen=True, kw_only=True):
     """The plan for an accepted configuration change (fired by the ReloadPlanner).
@@ -68,26 +61,3 @@ class ReloadPlan(Event[None], frozen=True, kw_only=True):
     def needs_restart(self) -> bool:
         """Whether some key of this plan takes effect only after a restart."""
         return any(e.klass is PlanClass.RESTART for e in self.entries)
-
-
-def _show(path: str, value: Any) -> str:
-    if value is None:
-        return "(unset)"
-    if path.endswith("Ram") and isinstance(value, int) and not isinstance(value, bool):
-        from vmrunner.config.sizes import format_memory
-
-        return format_memory(value)
-    if isinstance(value, str):
-        return value if value == REDACTED else repr(value)
-    if isinstance(value, Mapping | tuple):
-        return json.dumps(_thaw(value), separators=(", ", ": "))
-    return repr(value)
-
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items() if v is not None}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value
