@@ -350,3 +350,14 @@ async def test_swtpm_dying_before_qemu_is_a_warning(
     assert f"swtpm was killed by SIGKILL {LOST_TPM}" in caplog.text
     assert not tree.recorder.of_type(StartFailed)
 
+
+async def test_stop_before_qemu_is_no_lost_tpm_warning(
+        tree: Tree, plan: LaunchPlan, caplog: pytest.LogCaptureFixture) -> None:
+    """A Stop after SwtpmReady but before QEMU ran (e.g. a signal during the start): the
+    ProcessManager terminates swtpm, which is the shutdown, not a guest losing its TPM."""
+    outcome = await tree.prepared(plan)
+    assert isinstance(outcome, SwtpmReady), outcome
+    with caplog.at_level(logging.INFO, logger=SWTPM_LOG):
+        assert await tree.stop() == ExitCode.OK
+    assert tree.recorder.of_type(ProcessExited)
+    assert LOST_TPM not in caplog.text, caplog.text
