@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vmrunner.components.base import BusComponent
-from vmrunner.core import Channel, handler
+from vmrunner.core import Channel, Stop, handler
 from vmrunner.events import (
     ProcessExited,
     ProcessFailed,
@@ -104,6 +104,10 @@ class SwtpmManager(BusComponent):
     @handler
     def on_shutdown(self, event: QmpShutdown) -> None:
         self._qemu_exited = True
+
+    @handler
+    def on_stop(self, event: Stop) -> None:
+        self._qemu_exited = True  # the runner stops: swtpm is stopped with QEMU (or without)
 
     @handler
     def on_exited(self, event: ProcessExited) -> None:
