@@ -59,6 +59,7 @@ from vmrunner.events import (
     ShutdownRung,
     ShutdownStatus,
     StartProcess,
+    VmPrepared,
 )
 from vmrunner.vmtypes.state import VmPaths
 
@@ -134,6 +135,13 @@ async def test_each_component_answers_for_what_it_owns(tmp_path: Path) -> None:
     root, recorder, api, cd = _tree(tmp_path)
     task = asyncio.ensure_future(run(root))
     try:
+        # before QEMU runs: what the prepared configuration says
+        await recorder.wait_for(VmPrepared, None, 5)
+        early = Status(await ask(root), api.log)
+        assert early.state is RunState.STARTING and early.processes.pids == ()
+        assert early.ram == RamStatus(maximum=256 * MIB, requested=192 * MIB)
+        assert early.cpus == CpuStatus(maximum=2, requested=1)
+        assert [(d.drive, d.medium) for d in early.cdrom.drives] == [("cd0", cd)]
         pid = await _boot(root, recorder)
         seq = api.log.seq
         parts = await ask(root)
