@@ -23,11 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from vmrunner.api.client import follow, get_json, request
 from vmrunner.api.sdnotify import SystemdNotifier
 from vmrunner.components.cdrom import CdromController
-from vmrunner.components.ram import RamChange, RamController
+from vmrunner.components.ram import RamController
 from vmrunner.events import (
     CdromMediumChange,
     Outcome,
     QmpBalloonChange,
+    RamChange,
     RunnerStateChanged,
     RunState,
     ShutdownRung,

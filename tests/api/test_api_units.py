@@ -12,9 +12,10 @@ from pydantic import ValidationError
 
 from vmrunner.api.client import format_status
 from vmrunner.api.config import ApiConfig
+from vmrunner.api.eventlog import EventLog
 from vmrunner.api.sdnotify import notify_address, sd_notify
 from vmrunner.api.serialize import event_record
-from vmrunner.api.status import StatusTracker
+from vmrunner.api.status import Status
 from vmrunner.events import ExecuteQmp, Rung, ShutdownRung, StartProcess
 from vmrunner.protocols.qmp import commands
 
@@ -57,8 +58,8 @@ def test_tcp_needs_a_token() -> None:
     assert ApiConfig.model_validate({"listen": "[::1]:9000", "tokenFile": "/t"}).listen
 
 
-def test_summary_of_a_fresh_tracker() -> None:
-    text = format_status(StatusTracker().snapshot())
+def test_summary_when_nothing_answered() -> None:
+    text = format_status(Status([], EventLog()).document())
     assert text.startswith("VM None: initializing for ")
     assert "guest agent:  not connected" in text
 

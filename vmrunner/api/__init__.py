@@ -1,6 +1,7 @@
 """Operating a runner: status, event stream, metrics (``/Runner/Api``) and systemd notify.
 
-* :class:`~vmrunner.api.status.StatusTracker`: the status, learnt from the bus;
+* :mod:`vmrunner.api.status`: the status, asked from the components (``StatusQuery``);
+* :class:`~vmrunner.api.eventlog.EventLog`: the event stream, recent errors and counters;
 * :class:`~vmrunner.api.server.ApiServer`: HTTP on ``runtimeDir/api.sock`` (docs/operations.md);
 * :class:`~vmrunner.api.sdnotify.SystemdNotifier`: ``READY=1``/``STATUS=``/``STOPPING=1``;
 * :mod:`vmrunner.api.client`: ``vmrunner status`` and ``vmrunner events``.

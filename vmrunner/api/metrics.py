@@ -1,4 +1,5 @@
-"""``GET /metrics``: the tracker's status and counters as Prometheus text (prometheus-client).
+"""``GET /metrics``: the status (:class:`~vmrunner.api.status.Status`: the components' answers
+and the event log's counters) as Prometheus text (prometheus-client).
 
 Metric families (all prefixed ``vmrunner_``): ``state`` (one series per state, 1 for the
 current one), ``ram_bytes{kind=maximum|requested|actual}`` (balloon target and actual),
@@ -21,34 +22,35 @@ from vmrunner.events import Rung, RunState
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from .status import StatusTracker
+    from .status import Status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def families(tracker: StatusTracker) -> Iterator[Metric]:
-    """The metric families of ``tracker``'s current status."""
+def families(status: Status) -> Iterator[Metric]:
+    """The metric families of ``status``."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     state = GaugeMetricFamily("vmrunner_state", "The runner's state (1: current)",
                               labels=["state"])
     for value in RunState:
-        state.add_metric([value.value], 1.0 if tracker.state is value else 0.0)
+        state.add_metric([value.value], 1.0 if status.state is value else 0.0)
     yield state
 
     ram = GaugeMetricFamily("vmrunner_ram_bytes", "Guest RAM: maximum, requested (balloon "
                             "target) and actual (balloon)", labels=["kind"])
-    for kind, size in (("maximum", tracker.ram_maximum), ("requested", tracker.ram_requested),
-                       ("actual", tracker.ram_actual)):
+    ram_status = status.ram
+    for kind, size in (("maximum", ram_status.maximum), ("requested", ram_status.requested),
+                       ("actual", ram_status.actual)):
         if size is not None:
             ram.add_metric([kind], float(size))
     yield ram
 
     cpus = GaugeMetricFamily("vmrunner_vcpus", "vCPUs: maximum, requested and present",
                              labels=["kind"])
-    for kind, count in (("maximum", tracker.cpus_maximum),
-                        ("requested", tracker.cpus_requested),
-                        ("present", tracker.cpus_present)):
+    for kind, count in (("maximum", status.cpus.maximum),
+                        ("requested", status.cpus.requested),
+                        ("present", status.cpus.present)):
         if count is not None:
             cpus.add_metric([kind], float(count))
     yield cpus
@@ -56,17 +58,17 @@ def families(tracker: StatusTracker) -> Iterator[Metric]:
     rungs = GaugeMetricFamily("vmrunner_shutdown_rung", "Shutdown ladder rungs reached "
                               "(1: reached)", labels=["rung"])
     for rung in Rung:
-        rungs.add_metric([rung.value], 1.0 if rung.value in tracker.rungs else 0.0)
+        rungs.add_metric([rung.value], 1.0 if rung in status.shutdown.rungs else 0.0)
     yield rungs
-    if tracker.remaining is not None:
+    counters = status.log.counters
+    if status.remaining is not None:
         yield GaugeMetricFamily("vmrunner_shutdown_remaining_seconds",
-                                "Seconds left before the forced stop", value=tracker.remaining)
-    if tracker.counters.shutdown_seconds is not None:
+                                "Seconds left before the forced stop", value=status.remaining)
+    if counters.shutdown_seconds is not None:
         yield GaugeMetricFamily("vmrunner_shutdown_duration_seconds",
                                 "From the start of the shutdown to stopped",
-                                value=tracker.counters.shutdown_seconds)
+                                value=counters.shutdown_seconds)
 
-    counters = tracker.counters
     commands = CounterMetricFamily("vmrunner_qmp_commands", "QMP commands executed",
                                    labels=["command"])
     errors = CounterMetricFamily("vmrunner_qmp_errors", "QMP commands that failed",
@@ -85,26 +87,26 @@ def families(tracker: StatusTracker) -> Iterator[Metric]:
     yield CounterMetricFamily("vmrunner_config_rejections", "Configuration changes rejected",
                               value=float(counters.config_rejections))
     yield GaugeMetricFamily("vmrunner_guest_agent_connected", "qemu-ga answers (1) or not",
-                            value=1.0 if tracker.agent_connected else 0.0)
+                            value=1.0 if status.guest_agent.connected else 0.0)
     pending = GaugeMetricFamily("vmrunner_cdrom_pending", "A CD change waits for the guest",
                                 labels=["drive"])
     tray = GaugeMetricFamily("vmrunner_cdrom_tray_open", "The CD tray is open",
                              labels=["drive"])
-    for drive, cd in tracker.cdroms.items():
-        pending.add_metric([drive], 0.0 if cd.pending is None else 1.0)
-        tray.add_metric([drive], 1.0 if cd.tray_open else 0.0)
+    for cd in status.cdrom.drives:
+        pending.add_metric([cd.drive], 0.0 if cd.pending is None else 1.0)
+        tray.add_metric([cd.drive], 1.0 if cd.tray_open else 0.0)
     yield pending
     yield tray
     yield GaugeMetricFamily("vmrunner_errors", "Recent errors kept for /status",
-                            value=float(len(tracker.errors)))
+                            value=float(len(status.log.errors)))
 
 
 class _Collector:
-    def __init__(self, tracker: StatusTracker) -> None:
-        self.tracker = tracker
+    def __init__(self, status: Status) -> None:
+        self.status = status
 
     def collect(self) -> Iterator[Metric]:
-        return families(self.tracker)
+        return families(self.status)
 
 
 def _import_prometheus_client() -> None:
@@ -131,11 +133,11 @@ def _import_prometheus_client() -> None:
         del stub.__getattr__
 
 
-def render(tracker: StatusTracker) -> bytes:
-    """The Prometheus text exposition of ``tracker``."""
+def render(status: Status) -> bytes:
+    """The Prometheus text exposition of ``status``."""
     _import_prometheus_client()
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(tracker))
+    registry.register(_Collector(status))
     return generate_latest(registry)

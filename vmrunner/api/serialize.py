@@ -1,7 +1,7 @@
 """Bus events as JSON: the stable schema of ``GET /events``.
 
 Every record is ``{"seq": int, "time": float, "type": str, "data": object}``: ``seq`` counts
-the events the tracker saw (1, 2, ...; gaps mean events not kept), ``time`` is the Unix time
+the events the event log saw (1, 2, ...; gaps mean events not kept), ``time`` is the Unix time
 it saw the event, ``type`` the event's class name and ``data`` its fields, converted by
 :func:`to_json`: enums become their value, paths strings, structs (and dataclasses) objects
 (camelCase keys; a QMP event also gets its class in ``event``), QMP commands only their name

@@ -4,7 +4,8 @@ Listens on ``runtimeDir/api.sock`` (mode 0600, in the 0700 runtime directory) on
 prepared, and optionally on a TCP ``listen`` address where every request needs
 ``Authorization: Bearer <token from tokenFile>``. Routes:
 
-* ``GET /status``: :meth:`StatusTracker.snapshot` as JSON;
+* ``GET /status``: the components' answers to a ``StatusQuery`` as JSON
+  (:mod:`vmrunner.api.status`);
 * ``GET /events[?since=SEQ]``: JSON lines (:mod:`vmrunner.api.serialize`), kept open; with
   ``since`` the kept events after that ``seq`` come first (``since=0``: all kept);
 * ``POST /powerdown``: fires ``TerminationSignal(SIGTERM)``, the same path as a TERM;
@@ -35,7 +36,8 @@ from vmrunner.core import Channel, Configurable, Stopped, handler
 from vmrunner.events import RunnerStateChanged, RunState, TerminationSignal, VmPrepared
 
 from .config import ApiConfig, split_listen
-from .status import StatusTracker
+from .eventlog import EventLog
+from .status import Status, ask
 
 if TYPE_CHECKING:
     import h11
@@ -51,14 +53,15 @@ STREAM_DRAIN = 1.0
 
 
 class ApiServer(Configurable[ApiConfig], BusComponent):
-    """Serves the API (see the module docstring); its child :attr:`tracker` holds the status."""
+    """Serves the API (see the module docstring); its child :attr:`log` keeps the event
+    stream, the recent errors and the counters."""
 
     config_model = ApiConfig
 
     def __init__(self, channel: Channel | None = None, name: str | None = "Api", *,
-                 tracker: StatusTracker | None = None) -> None:
+                 log: EventLog | None = None) -> None:
         super().__init__(channel, name)
-        self.tracker = self.attach(StatusTracker() if tracker is None else tracker)
+        self.log = self.attach(EventLog() if log is None else log)
         self.socket_path: Path | None = None
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -131,7 +134,7 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
         """STOPPED is the last record: streams end with it (given up to a second)."""
         if event.new is not RunState.STOPPED:
             return
-        self.tracker.close_streams()
+        self.log.close_streams()
         if self._streams:
             await asyncio.wait(set(self._streams), timeout=STREAM_DRAIN)
 
@@ -230,34 +233,38 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             await self._send(http, writer, 405, {"error": f"use {routes[url.path]}"},
                              [(b"Allow", routes[url.path].encode())])
             return
-        tracker = self.tracker
-        if url.path == "/status":
-            await self._send(http, writer, 200, tracker.snapshot())
-        elif url.path == "/metrics":
-            from .metrics import CONTENT_TYPE, render
-
-            await self._send_bytes(http, writer, 200, render(tracker), CONTENT_TYPE)
-        elif url.path == "/powerdown":
-            _log.info("API: powerdown requested")
-            self.fire(TerminationSignal(signal=int(signal.SIGTERM)))
-            await self._send(http, writer, 202, {"accepted": True,
-                                                 "state": tracker.state.value})
-        elif url.path == "/live":
-            await self._send(http, writer, 200, {"state": tracker.state.value})
-        elif url.path == "/ready":
-            ready = tracker.state.vm_active
-            await self._send(http, writer, 200 if ready else 503,
-                             {"state": tracker.state.value, "ready": ready})
-        else:
+        if url.path == "/events":
             since = query.get("since", [None])[0]
             await self._stream(http, reader, writer,
                                int(since) if since and since.isdigit() else None)
+            return
+        status = await self.status()
+        if url.path == "/status":
+            await self._send(http, writer, 200, status.document())
+        elif url.path == "/metrics":
+            from .metrics import CONTENT_TYPE, render
+
+            await self._send_bytes(http, writer, 200, render(status), CONTENT_TYPE)
+        elif url.path == "/powerdown":
+            _log.info("API: powerdown requested")
+            self.fire(TerminationSignal(signal=int(signal.SIGTERM)))
+            await self._send(http, writer, 202, {"accepted": True, "state": status.state.value})
+        elif url.path == "/live":
+            await self._send(http, writer, 200, {"state": status.state.value})
+        else:
+            ready = status.state.vm_active
+            await self._send(http, writer, 200 if ready else 503,
+                             {"state": status.state.value, "ready": ready})
+
+    async def status(self) -> Status:
+        """Asks the components (``StatusQuery``, from a connection task, never a handler)."""
+        return Status(await ask(self), self.log)
 
     async def _stream(self, http: h11.Connection, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter, since: int | None) -> None:
         import h11
 
-        sub = self.tracker.subscribe(since)
+        sub = self.log.subscribe(since)
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._streams.add(ended)
         writer.write(http.send(h11.Response(status_code=200, headers=[
@@ -284,7 +291,7 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             await writer.drain()
         finally:
             gone.cancel()
-            self.tracker.unsubscribe(sub)
+            self.log.unsubscribe(sub)
             self._streams.discard(ended)
             ended.set_result(None)
 

@@ -47,6 +47,8 @@ from vmrunner.events import (
     QmpDeviceTrayMoved,
     QmpReply,
 )
+from vmrunner.events.lifecycle import VmPrepared
+from vmrunner.events.status import CdromDriveStatus, CdromStatus, StatusQuery
 from vmrunner.protocols.qmp import QmpError, commands
 
 _log = logging.getLogger(__name__)
@@ -303,3 +305,38 @@ class CdromController(BusComponent):
                 raise QmpError(f"query-block shows {have or 'no medium'} in {drive.id}")
             return
         raise QmpError(f"query-block does not list {drive.id}")
+
+    # -- status (GET /status) ----------------------------------------------------------------
+
+    _status_planned: tuple[CdromDrive, ...] = ()
+    """The drives of the prepared configuration (until the initial ``ConfigureQemu``)."""
+    _status_last: dict[str, tuple[Outcome, str]] | None = None
+    """Per drive: the outcome and message of its last :class:`CdromMediumChange`."""
+
+    @handler
+    def on_status_prepared(self, event: VmPrepared) -> None:
+        self._status_planned = tuple(cdrom_drives(event.plan.config))
+
+    @handler
+    def on_status_change(self, event: CdromMediumChange) -> None:
+        self._status_last = {**(self._status_last or {}),
+                             event.drive: (event.outcome, event.message)}
+
+    @handler
+    def on_status_query(self, event: StatusQuery) -> CdromStatus:
+        """Every drive; a change counts as pending once it has been reported pending."""
+        drives = self.status() if self._drives else [
+            DriveStatus(drive=p.id, key=p.key, medium=p.file, tray_open=False, pending=None,
+                        pending_change=False, pending_since=None) for p in self._status_planned]
+        last = self._status_last or {}
+        to_unix = time.time() - time.monotonic()
+        records = []
+        for d in drives:
+            outcome, message = last.get(d.drive, (None, ""))
+            since = None if d.pending_since is None else to_unix + d.pending_since
+            waiting = d.pending_change and since is not None
+            records.append(CdromDriveStatus(
+                drive=d.drive, key=d.key, medium=d.medium, tray_open=d.tray_open,
+                pending=d.pending if waiting else None, pending_since=since if waiting else None,
+                last_outcome=outcome, message=message))
+        return CdromStatus(drives=tuple(records))

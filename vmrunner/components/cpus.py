@@ -41,6 +41,8 @@ from vmrunner.events import (
     QmpDeviceDeleted,
     RunState,
 )
+from vmrunner.events.lifecycle import VmPrepared
+from vmrunner.events.status import CpuStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
@@ -242,3 +244,27 @@ class CpuController(BusComponent):
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
+
+    # -- status (GET /status) ----------------------------------------------------------------
+
+    _status_maximum: int | None = None
+    _status_target: int | None = None
+    """``currentCpus`` of the configuration, until a change has been made."""
+    _status_outcome: Outcome | None = None
+
+    @handler
+    def on_status_config(self, event: VmPrepared | ConfigureQemu) -> None:
+        vm = (event.plan.config if isinstance(event, VmPrepared) else event.config).vm
+        self._status_maximum = vm.maximum_cpus
+        self._status_target = vm.effective_current_cpus
+
+    @handler
+    def on_status_reported(self, event: CpuChange) -> None:
+        self._status_outcome = event.outcome
+
+    @handler
+    def on_status_query(self, event: StatusQuery) -> CpuStatus:
+        return CpuStatus(maximum=self._status_maximum,
+                         requested=self._status_target if self.requested is None
+                         else self.requested,
+                         present=self.present, outcome=self._status_outcome)

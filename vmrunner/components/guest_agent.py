@@ -24,6 +24,7 @@ from vmrunner.events import (
     QmpVserportChange,
     VmPrepared,
 )
+from vmrunner.events.status import GuestAgentStatus, StatusQuery
 from vmrunner.protocols.qga import GuestAgent as QgaClient
 from vmrunner.protocols.qga import QgaError, QgaTimeout
 
@@ -132,3 +133,16 @@ class GuestAgent(BusComponent):
     @handler
     def on_stopped(self, event: Stopped) -> None:
         self._drop()
+
+    # -- status (GET /status) ----------------------------------------------------------------
+
+    _status_os_info: dict[str, object] | None = None
+    """The last ``guest-get-osinfo`` answer (kept after a disconnect)."""
+
+    @handler
+    def on_status_osinfo(self, event: OsInfo) -> None:
+        self._status_os_info = dict(event.info)
+
+    @handler
+    def on_status_query(self, event: StatusQuery) -> GuestAgentStatus:
+        return GuestAgentStatus(connected=self.connected, os_info=self._status_os_info)

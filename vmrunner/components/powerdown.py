@@ -59,6 +59,7 @@ from vmrunner.events import (
     VmContinued,
     VmPrepared,
 )
+from vmrunner.events.status import ShutdownStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
@@ -285,3 +286,21 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
             finally:
                 gone.cancel()
                 wake.cancel()
+
+    # -- status (GET /status) ----------------------------------------------------------------
+
+    _status_rungs: tuple[Rung, ...] = ()
+    _status_detail = ""
+
+    @handler
+    def on_status_rung(self, event: ShutdownRung) -> None:
+        """Remembers the rungs this ladder has reached."""
+        self._status_rungs = (*self._status_rungs, event.rung)
+        self._status_detail = event.detail
+
+    @handler
+    def on_status_query(self, event: StatusQuery) -> ShutdownStatus:
+        rungs = self._status_rungs
+        return ShutdownStatus(rung=rungs[-1] if rungs else None, rungs=rungs,
+                              detail=self._status_detail, deadline=self.deadline,
+                              remaining=self.remaining)

@@ -27,6 +27,7 @@ from vmrunner.events import (
     StartProcess,
     TerminateProcess,
 )
+from vmrunner.events.status import ProcessStatus, StatusQuery
 from vmrunner.proc.child import ChildProcess, spawn
 from vmrunner.proc.errors import ProcessStartError
 from vmrunner.proc.sockets import remove_stale_socket
@@ -134,3 +135,9 @@ class ProcessManager(BusComponent):
             _log.info("stopping leftover child %s (pid %d)", child.name, child.pid)
         await asyncio.gather(*(c.terminate(grace=FINAL_GRACE) for c in alive),
                              return_exceptions=True)
+
+    # -- status (GET /status) ----------------------------------------------------------------
+
+    @handler
+    def on_status_query(self, event: StatusQuery) -> ProcessStatus:
+        return ProcessStatus(pids=tuple(sorted(self.pids().items())))

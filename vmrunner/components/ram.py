@@ -33,6 +33,8 @@ from vmrunner.events import (
     RamChange,
     RunState,
 )
+from vmrunner.events.lifecycle import VmPrepared
+from vmrunner.events.status import RamStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
@@ -167,3 +169,32 @@ class RamController(BusComponent):
         self._late = False
         if task is not None and not task.done():
             task.cancel()
+
+    # -- status (GET /status) ----------------------------------------------------------------
+
+    _status_maximum: int | None = None
+    _status_target: int | None = None
+    """``currentRam`` of the configuration, until a balloon target has been set."""
+    _status_outcome: Outcome | None = None
+    _status_reported = False
+    """Whether QEMU has reported a size (before that, :attr:`actual` is only assumed)."""
+
+    @handler
+    def on_status_config(self, event: VmPrepared | ConfigureQemu) -> None:
+        vm = (event.plan.config if isinstance(event, VmPrepared) else event.config).vm
+        self._status_maximum = vm.maximum_ram
+        self._status_target = vm.effective_current_ram
+
+    @handler
+    def on_status_reported(self, event: RamChange | QmpBalloonChange) -> None:
+        self._status_reported = True
+        if isinstance(event, RamChange):
+            self._status_outcome = event.outcome
+
+    @handler
+    def on_status_query(self, event: StatusQuery) -> RamStatus:
+        return RamStatus(maximum=self._status_maximum,
+                         requested=self._status_target if self.requested is None
+                         else self.requested,
+                         actual=self.actual if self._status_reported else None,
+                         outcome=self._status_outcome)

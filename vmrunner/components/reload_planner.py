@@ -17,6 +17,7 @@ from vmrunner.config.model import RunnerConfig
 from vmrunner.config.reload_plan import classify, describe
 from vmrunner.core import Channel, handler
 from vmrunner.events import ConfigureQemu, PlanClass, ReloadPlan, VmPrepared
+from vmrunner.events.status import ConfigStatus, StatusQuery
 
 _log = logging.getLogger(__name__)
 
@@ -58,3 +59,11 @@ class ReloadPlanner(BusComponent):
         self.last = ReloadPlan(generation=self.generation, entries=entries,
                                restart_pending=pending)
         self.fire(self.last)
+
+    # -- status (GET /status) ----------------------------------------------------------------
+
+    @handler
+    def on_status_query(self, event: StatusQuery) -> ConfigStatus:
+        return ConfigStatus(generation=self.generation, last_plan=self.last,
+                            restart_pending=() if self.last is None
+                            else self.last.restart_pending)

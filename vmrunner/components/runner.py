@@ -55,6 +55,7 @@ from vmrunner.events import (
     VmContinued,
     VmPrepared,
 )
+from vmrunner.events.status import RunnerStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 from vmrunner.vmtypes.launch import LaunchPlan, prepare
 
@@ -270,3 +271,21 @@ class Runner(Configurable[RunnerConfig], BusComponent):
                 with contextlib.suppress(OSError):
                     if path.is_socket() or path.is_file():
                         path.unlink()
+
+    # -- status (GET /status) ----------------------------------------------------------------
+
+    _status_reason = ""
+    _status_since: float | None = None
+    """Unix time of the last transition (``None``: still ``initializing``)."""
+
+    @handler
+    def on_status_state(self, event: RunnerStateChanged) -> None:
+        """Remembers why and when the current state was entered."""
+        self._status_reason = event.message or event.reason
+        self._status_since = time.time()
+
+    @handler
+    def on_status_query(self, event: StatusQuery) -> RunnerStatus:
+        return RunnerStatus(vm=None if self.config is None else self.config.vm.name,
+                            state=self.state, reason=self._status_reason,
+                            since=self._status_since)

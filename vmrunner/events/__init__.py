@@ -5,7 +5,8 @@
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
 * :mod:`.guest`: the QEMU guest agent;
 * :mod:`.changes`: outcomes of live changes (RAM, vCPUs, reset, CD-ROM, display password);
-* :mod:`.config`: the reload plan of an accepted configuration change.
+* :mod:`.config`: the reload plan of an accepted configuration change;
+* :mod:`.status`: the status query the components answer (``GET /status``).
 
 Components never call each other; they fire and handle these (docs/architecture.md).
 An event typed ``Event[R]`` may be completed with a result of type ``R``.
@@ -75,17 +76,35 @@ from vmrunner.events.qmp import (
     QmpUnknownEvent,
     QmpVserportChange,
 )
+from vmrunner.events.status import (
+    CdromDriveStatus,
+    CdromStatus,
+    ConfigStatus,
+    CpuStatus,
+    GuestAgentStatus,
+    ProcessStatus,
+    RamStatus,
+    RunnerStatus,
+    ShutdownStatus,
+    StatusPart,
+    StatusQuery,
+)
 
 __all__ = [
+    "CdromDriveStatus",
     "CdromEjectedByGuest",
     "CdromMediumChange",
+    "CdromStatus",
+    "ConfigStatus",
     "ConfigureQemu",
     "CpuChange",
+    "CpuStatus",
     "DisplayPasswordChange",
     "EscalateShutdown",
     "ExecuteQmp",
     "GuestAgentConnected",
     "GuestAgentDisconnected",
+    "GuestAgentStatus",
     "GuestShutdown",
     "MonitorClosed",
     "MonitorReady",
@@ -97,6 +116,7 @@ __all__ = [
     "ProcessFailed",
     "ProcessRole",
     "ProcessStarted",
+    "ProcessStatus",
     "QemuStarted",
     "QmpAcpiDeviceOst",
     "QmpBalloonChange",
@@ -117,15 +137,20 @@ __all__ = [
     "QmpUnknownEvent",
     "QmpVserportChange",
     "RamChange",
+    "RamStatus",
     "ReloadPlan",
     "ResetChange",
     "RunState",
     "Rung",
     "RunnerStateChanged",
+    "RunnerStatus",
     "ShutdownRung",
+    "ShutdownStatus",
     "StartFailed",
     "StartProcess",
     "StartQemu",
+    "StatusPart",
+    "StatusQuery",
     "SwtpmReady",
     "TerminateProcess",
     "TerminationSignal",

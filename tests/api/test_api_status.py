@@ -1,0 +1,276 @@
+"""``GET /status`` asked from the components (``StatusQuery``), without a VM: what each
+component answers, and the assembled document (the shape ``vmrunner status`` and the tests
+in this directory rely on) through a whole run: booted, a live change, the shutdown ladder,
+stopped.
+
+FAKE: ``FakeQemu`` answers the QMP commands the controllers send (no QEMU); the "QEMU"
+process is ``sleep``; the launch plan is a stand-in with the fields the components read.
+The bus, the Runner, the controllers, the ladder, the ProcessManager and the API are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from vmrunner.api.client import format_status, get_json
+from vmrunner.api.eventlog import EventLog
+from vmrunner.api.metrics import render
+from vmrunner.api.server import ApiServer
+from vmrunner.api.status import Status, ask
+from vmrunner.components.base import BusComponent
+from vmrunner.components.cdrom import CdromController
+from vmrunner.components.cpus import CpuController
+from vmrunner.components.guest_agent import GuestAgent
+from vmrunner.components.powerdown import PowerdownHandler
+from vmrunner.components.processes import ProcessManager
+from vmrunner.components.ram import RamController
+from vmrunner.components.reload_planner import ReloadPlanner
+from vmrunner.components.runner import Runner
+from vmrunner.config.model import RunnerConfig
+from vmrunner.core import Stop, handler, run
+from vmrunner.core.recorder import EventRecorder
+from vmrunner.events import (
+    CdromMediumChange,
+    CdromStatus,
+    ConfigStatus,
+    ConfigureQemu,
+    CpuChange,
+    CpuStatus,
+    ExecuteQmp,
+    GuestAgentStatus,
+    MonitorReady,
+    OsInfo,
+    Outcome,
+    ProcessStatus,
+    QmpReply,
+    RamChange,
+    RamStatus,
+    ReloadPlan,
+    Rung,
+    RunnerStateChanged,
+    RunnerStatus,
+    RunState,
+    ShutdownRung,
+    ShutdownStatus,
+    StartProcess,
+    VmPrepared,
+)
+from vmrunner.vmtypes.state import VmPaths
+
+MIB = 2**20
+OS_INFO = {"id": "fake", "pretty-name": "Fake OS", "kernel-release": "6.1"}
+
+
+class FakeQemu(BusComponent):
+    """FAKE: answers the controllers' QMP commands like a QEMU whose guest complies at once
+    (except that it never opens a CD tray)."""
+
+    def __init__(self, cd: Path) -> None:
+        super().__init__()
+        self.cd = cd
+        self.balloon = 256 * MIB
+
+    @handler
+    def on_execute(self, event: ExecuteQmp) -> QmpReply:
+        command = event.command
+        if command.name == "balloon":
+            self.balloon = int(command.value)  # type: ignore[attr-defined]
+        answers: dict[str, Any] = {
+            "query-balloon": {"actual": self.balloon},
+            "query-hotpluggable-cpus": [
+                {"type": "cpu", "props": {"socket-id": 0, "core-id": 1, "thread-id": 0}},
+                {"type": "cpu", "props": {"socket-id": 0, "core-id": 0, "thread-id": 0},
+                 "qom-path": "/machine/unattached/device[0]"}],
+            "query-block": [{"qdev": "cd0", "tray_open": False,
+                             "inserted": {"file": str(self.cd)}}],
+        }
+        return QmpReply(value=answers.get(command.name, {}))
+
+
+def _config(cd: Path, ram: str = "192 MiB", cpus: int = 2) -> RunnerConfig:
+    return RunnerConfig.model_validate({"vm": {
+        "name": "t", "maximumRam": "256 MiB", "currentRam": ram, "maximumCpus": cpus,
+        "currentCpus": 1, "powerdownTimeout": 1,
+        "drives": [{"type": "ide-cd", "file": str(cd)}]}})
+
+
+def _tree(tmp_path: Path) -> tuple[Runner, EventRecorder, ApiServer, Path]:
+    cd = tmp_path / "a.iso"
+    cd.write_bytes(b"A")
+    config = _config(cd)
+    plan: Any = SimpleNamespace(  # FAKE: the fields the components read
+        config=config, paths=VmPaths(data_dir=tmp_path, runtime_dir=tmp_path), swtpm=None,
+        guest_agent_channel=None)
+    root = Runner(config, preparer=lambda _c: plan)
+    for child in (ProcessManager(), FakeQemu(cd), RamController(), CpuController(),
+                  GuestAgent(), PowerdownHandler(repeat_interval=5, kill_grace=1),
+                  CdromController(open_window=0.05, retry_initial=5), ReloadPlanner()):
+        root.attach(child)
+    api = root.attach(ApiServer())
+    recorder = root.attach(EventRecorder())
+    return root, recorder, api, cd
+
+
+async def _boot(root: Runner, recorder: EventRecorder) -> int:
+    """Up to BOOTED: the "QEMU" process, the monitor, the initial configuration, cont."""
+    await recorder.wait_for(RunnerStateChanged, lambda e: e.new is RunState.STARTING, 5)
+    pid = await root.fire(StartProcess(name="qemu", argv=("sleep", "60")))
+    assert pid is not None
+    root.fire(MonitorReady(version=None))
+    await recorder.wait_for(RunnerStateChanged, lambda e: e.new is RunState.BOOTING, 5)
+    root.fire(OsInfo(info=OS_INFO))
+    await recorder.wait_for(RunnerStateChanged, lambda e: e.new is RunState.BOOTED, 5)
+    await recorder.wait_for(RamChange, lambda e: e.outcome is Outcome.APPLIED, 5)
+    await recorder.wait_for(CpuChange, lambda e: e.outcome is Outcome.APPLIED, 5)
+    return pid
+
+
+async def test_each_component_answers_for_what_it_owns(tmp_path: Path) -> None:
+    root, recorder, api, cd = _tree(tmp_path)
+    task = asyncio.ensure_future(run(root))
+    try:
+        # before QEMU runs: what the prepared configuration says
+        await recorder.wait_for(VmPrepared, None, 5)
+        early = Status(await ask(root), api.log)
+        assert early.state is RunState.STARTING and early.processes.pids == ()
+        assert early.ram == RamStatus(maximum=256 * MIB, requested=192 * MIB)
+        assert early.cpus == CpuStatus(maximum=2, requested=1)
+        assert [(d.drive, d.medium) for d in early.cdrom.drives] == [("cd0", cd)]
+        pid = await _boot(root, recorder)
+        seq = api.log.seq
+        parts = await ask(root)
+        assert api.log.seq == seq  # the query itself is not logged
+        by_type = {type(p): p for p in parts}
+        assert len(by_type) == len(parts) == 8
+        runner = by_type[RunnerStatus]
+        assert isinstance(runner, RunnerStatus)
+        assert (runner.vm, runner.state, runner.reason) == ("t", RunState.BOOTED,
+                                                            "the guest agent answered")
+        assert runner.since is not None and abs(runner.since - time.time()) < 10
+        assert by_type[ProcessStatus] == ProcessStatus(pids=(("qemu", pid),))
+        assert by_type[RamStatus] == RamStatus(maximum=256 * MIB, requested=192 * MIB,
+                                               actual=192 * MIB, outcome=Outcome.APPLIED)
+        assert by_type[CpuStatus] == CpuStatus(maximum=2, requested=1, present=1,
+                                               outcome=Outcome.APPLIED)
+        cdrom = by_type[CdromStatus]
+        assert isinstance(cdrom, CdromStatus)
+        assert [(d.drive, d.medium, d.tray_open, d.pending) for d in cdrom.drives] == [
+            ("cd0", cd, False, None)]
+        assert by_type[GuestAgentStatus] == GuestAgentStatus(connected=False, os_info=OS_INFO)
+        assert by_type[ShutdownStatus] == ShutdownStatus()
+        assert by_type[ConfigStatus] == ConfigStatus()
+    finally:
+        root.fire(Stop())
+        await asyncio.wait_for(task, 10)
+
+
+async def test_document_through_a_run(tmp_path: Path) -> None:
+    root, recorder, api, cd = _tree(tmp_path)
+    sock = tmp_path / "api.sock"
+    task = asyncio.ensure_future(run(root))
+    try:
+        pid = await _boot(root, recorder)
+        doc = await get_json(sock, "/status")
+        since = doc["stateSince"]
+        assert abs(since - time.time()) < 10
+        cd0 = {"drive": "cd0", "key": "/Runner/vm/drives/0", "medium": str(cd),
+               "trayOpen": False, "pending": None, "pendingSince": None,
+               "lastOutcome": None, "message": ""}
+        no_shutdown: dict[str, Any] = {"rung": None, "rungs": [], "detail": "",
+                                       "deadline": None, "remaining": None, "duration": None}
+        assert doc == {
+            "vm": "t", "state": "booted", "stateReason": "the guest agent answered",
+            "stateSince": since, "qemuPid": pid, "shutdown": no_shutdown,
+            "ram": {"maximum": 256 * MIB, "requested": 192 * MIB, "actual": 192 * MIB,
+                    "outcome": "applied"},
+            "cpus": {"maximum": 2, "requested": 1, "present": 1, "outcome": "applied"},
+            "cdroms": [cd0],
+            "guestAgent": {"connected": False, "osInfo": OS_INFO},
+            "config": {"generation": 0, "lastPlan": None, "restartPending": [],
+                       "rejections": 0},
+            "errors": [], "eventSeq": doc["eventSeq"]}
+        assert doc["eventSeq"] == api.log.seq > 0
+        assert format_status(doc).startswith("VM t: booted for ")
+
+        # a live change: a new balloon target, a CD change the guest holds up, maximumCpus
+        other = tmp_path / "b.iso"
+        other.write_bytes(b"B")
+        new = _config(other, ram="160 MiB", cpus=3)
+        root.fire(ConfigureQemu(config=new, state=RunState.BOOTED, initial=False))
+        await recorder.wait_for(RamChange, lambda e: e.requested == 160 * MIB
+                                and e.outcome is Outcome.APPLIED, 5)
+        await recorder.wait_for(CdromMediumChange, lambda e: e.outcome is Outcome.PENDING, 5)
+        doc = await get_json(sock, "/status")
+        assert doc["ram"] == {"maximum": 256 * MIB, "requested": 160 * MIB,
+                              "actual": 160 * MIB, "outcome": "applied"}
+        assert doc["cpus"]["maximum"] == 3
+        pending = doc["cdroms"][0]
+        assert pending == {**cd0, "pending": str(other), "pendingSince": pending["pendingSince"],
+                           "lastOutcome": "pending", "message": pending["message"]}
+        assert abs(pending["pendingSince"] - time.time()) < 10
+        assert "keeps the tray closed" in pending["message"]
+        plan = recorder.of_type(ReloadPlan)[-1]
+        assert doc["config"] == {
+            "generation": 1, "lastPlan": doc["config"]["lastPlan"],
+            "restartPending": ["/Runner/vm/maximumCpus"], "rejections": 0}
+        assert doc["config"]["lastPlan"]["generation"] == plan.generation == 1
+        assert [e["path"] for e in doc["config"]["lastPlan"]["entries"]] == [
+            e.path for e in plan.entries]
+        text = format_status(doc)
+        assert f"change to {other} pending for " in text
+        assert "restart needed for: /Runner/vm/maximumCpus" in text
+
+        text = render(await api.status()).decode()
+        metrics = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for f in text_string_to_metric_families(text) for s in f.samples}
+        assert metrics[("vmrunner_state", (("state", "booted"),))] == 1.0
+        assert metrics[("vmrunner_ram_bytes", (("kind", "requested"),))] == 160 * MIB
+        assert metrics[("vmrunner_vcpus", (("kind", "present"),))] == 1.0
+        assert metrics[("vmrunner_cdrom_pending", (("drive", "cd0"),))] == 1.0
+        assert metrics[("vmrunner_config_reloads_total", ())] == 1.0
+        assert metrics[("vmrunner_qmp_commands_total", (("command", "cont"),))] == 1.0
+        assert metrics[("vmrunner_shutdown_rung", (("rung", "powerdown"),))] == 0.0
+
+        # the shutdown ladder: the ACPI rung with its budget, then the forced stop
+        root.fire(Stop())
+        await recorder.wait_for(ShutdownRung, lambda e: e.rung is Rung.POWERDOWN, 5)
+        doc = await get_json(sock, "/status")
+        assert doc["state"] == "terminating"
+        assert doc["stateReason"] == "the VM is being shut down"
+        shutdown = doc["shutdown"]
+        assert (shutdown["rung"], shutdown["rungs"]) == ("powerdown", ["powerdown"])
+        assert shutdown["detail"] == "system_powerdown (ACPI power button)"
+        assert 0 < shutdown["remaining"] <= 1
+        assert abs(shutdown["deadline"] - time.time() - shutdown["remaining"]) < 0.2
+        assert shutdown["duration"] is None
+        assert "shutdown:     powerdown, " in format_status(doc)
+
+        # stopped: the query is still answered while the tree winds down
+        await recorder.wait_for(RunnerStateChanged, lambda e: e.new is RunState.STOPPED, 10)
+        status = await api.status()
+        doc = status.document()
+        assert doc["state"] == "stopped" and doc["qemuPid"] is None
+        assert doc["shutdown"]["rungs"] == ["powerdown", "terminate", "cleanup"]
+        assert doc["shutdown"]["remaining"] is None and doc["shutdown"]["deadline"] is None
+        assert doc["shutdown"]["duration"] > 0.9
+        assert doc["errors"] == []
+    finally:
+        root.fire(Stop())
+        await asyncio.wait_for(task, 10)
+
+
+def test_missing_components_leave_defaults() -> None:
+    log = EventLog()
+    doc = Status([], log).document()
+    assert doc["state"] == "initializing" and doc["vm"] is None and doc["qemuPid"] is None
+    assert doc["stateSince"] == round(log.created, 3)
+    assert doc["cdroms"] == [] and doc["guestAgent"] == {"connected": False, "osInfo": None}
+    assert doc["ram"] == {"maximum": None, "requested": None, "actual": None, "outcome": None}
+    assert doc["config"] == {"generation": 0, "lastPlan": None, "restartPending": [],
+                             "rejections": 0}
