@@ -7,6 +7,7 @@
 - :mod:`.watcher`: :class:`ConfigWatcher` (the store: initial delivery, live updates).
 - :data:`CONFIG_ERROR_EXIT`: the exit code of a rejected initial configuration (2).
 - :mod:`.watch`, :mod:`.loader`, :mod:`.validation`: inotify, file reading, error messages.
+- :mod:`.inotify`: :func:`~.inotify.close_soon` (close an inotify instance off the loop).
 """
 
 from __future__ import annotations
