@@ -82,7 +82,7 @@ class ComponentTree:
         """Create a handle for ``event`` and route it (see module docstring)."""
         cur = current_handle.get()
         if cur is not None and cur.tree is self and not cur.done:
-            cur._open += 1
+            cur.open_count += 1
             handle: EventHandle[Any] = EventHandle(event, channels, self, cur)
             target = pipeline or cur.pipeline
         else:
@@ -109,7 +109,7 @@ class ComponentTree:
         """Queue a completion event of ``completed`` on its pipeline and channels."""
         cause = completed.cause
         if cause is not None:
-            cause._open += 1
+            cause.open_count += 1
         handle = EventHandle(event, completed.channels, self, cause)
         target = completed.pipeline or self._main
         if target is None:
