@@ -92,7 +92,7 @@ class ComponentTree:
         if completed_by is not None:
             handle.add_completion_event(completed_by(completed=event))
             if isinstance(event, Start) and not self.started:
-                target = target or self._start_main()
+                target = target or self.start_main()
             elif isinstance(event, Stop):
                 handle.on_completion(self._on_stop_completed)
         if target is None:
@@ -117,7 +117,13 @@ class ComponentTree:
         else:
             target.enqueue(handle)
 
-    def _start_main(self) -> Pipeline:
+    def take_buffered(self) -> list[EventHandle[Any]]:
+        """Remove and return the pre-``Start`` buffer (the tree is being merged)."""
+        buffered, self._buffer = self._buffer, []
+        return buffered
+
+    def start_main(self) -> Pipeline:
+        """Mark the tree started; create the main pipeline and flush the buffer into it."""
         self.started = True
         self._main = main = Pipeline(self, "main")
         buffered, self._buffer = self._buffer, []
@@ -127,21 +133,19 @@ class ComponentTree:
 
     def adopt(self, other: ComponentTree) -> None:
         """Take over the buffered events and owned tasks of a tree attached to this one."""
-        for handle in other._buffer:
+        for handle in other.take_buffered():
             handle.tree = self
             if self._main is None:
                 self._buffer.append(handle)
             else:
                 self._main.enqueue(handle)
-        other._buffer = []
-        other.tasks.move_to(self.tasks, set(other.tasks.tasks.values())
-                            | {t._owner for t in other.tasks.timers})
+        other.tasks.move_to(self.tasks, other.tasks.owners())
         self._cache.clear()
 
     def split(self, node: Component, members: set[Component]) -> ComponentTree:
         """A new, started tree for the detached subtree ``node``."""
         tree = ComponentTree(node)
-        tree._start_main()
+        tree.start_main()
         self.tasks.move_to(tree.tasks, members)
         self._cache.clear()
         return tree
