@@ -126,8 +126,7 @@ class ComponentTree:
         """Mark the tree started; create the main pipeline and flush the buffer into it."""
         self.started = True
         self._main = main = Pipeline(self, "main")
-        buffered, self._buffer = self._buffer, []
-        for handle in buffered:
+        for handle in self.take_buffered():
             main.enqueue(handle)
         return main
 
