@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ._internal import TreeMember
 from .channel import Channel
 from .errors import StateError
 from .events import Attached, Detached, Event, Start
@@ -31,7 +32,7 @@ T = TypeVar("T")
 C = TypeVar("C", bound="Component")
 
 
-class Component(Channel):
+class Component(TreeMember, Channel):
     """Base class of all components.
 
     Args:
@@ -54,7 +55,7 @@ class Component(Channel):
         self._name = name
         self._parent: Component | None = None
         self._children: list[Component] = []
-        self._tree = ComponentTree(self)
+        self.component_tree = ComponentTree(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.component_path}>"
@@ -84,7 +85,7 @@ class Component(Channel):
     @property
     def root(self) -> Component:
         """The root of this component's tree."""
-        return self._tree.root
+        return self.component_tree.root
 
     @property
     def component_path(self) -> str:
@@ -93,7 +94,7 @@ class Component(Channel):
         node: Component | None = self
         while node is not None:
             names.append(node.name)
-            node = node._parent
+            node = node.parent
         return "/" + "/".join(reversed(names))
 
     def walk(self) -> Iterator[Component]:
@@ -104,18 +105,18 @@ class Component(Channel):
 
     def attach(self, child: C) -> C:
         """Attach a parentless, not started component (and its subtree) as last child."""
-        if child._parent is not None or child is self.root:
+        if child.parent is not None or child is self.root:
             raise StateError(f"{child!r} already has a parent (or is this tree's root)")
-        if child._tree.started:
+        if child.component_tree.started:
             raise StateError(f"cannot attach {child!r}: its tree has already been started")
-        tree = self._tree
-        old = child._tree
+        tree = self.component_tree
+        old = child.component_tree
         self._children.append(child)
         child._parent = self
         for node in child.walk():
-            node._tree = tree
+            node.component_tree = tree
         tree.adopt(old)
-        self.fire(Attached(node=child, parent=self), *_distinct(self._channel, child._channel))
+        self.fire(Attached(node=child, parent=self), *_distinct(self._channel, child.channel))
         if tree.started:
             self.fire(Start(), *child.walk())
         return child
@@ -125,7 +126,7 @@ class Component(Channel):
         parent = self._parent
         if parent is None:
             return
-        tree = self._tree
+        tree = self.component_tree
         if not tree.started:
             raise StateError(f"cannot detach {self!r} before the tree has been started")
         parent._children.remove(self)
@@ -133,8 +134,8 @@ class Component(Channel):
         members = set(self.walk())
         new = tree.split(self, members)
         for node in members:
-            node._tree = new
-        tree.fire(Detached(node=self, parent=parent), (parent._channel,))
+            node.component_tree = new
+        tree.fire(Detached(node=self, parent=parent), (parent.channel,))
         self.fire(Detached(node=self, parent=parent), self._channel)
 
     # -- events --------------------------------------------------------------------------
@@ -142,12 +143,12 @@ class Component(Channel):
     def fire(self, event: Event[R], *channels: Channel) -> EventHandle[R]:
         """Fire ``event`` on ``channels`` (default: the event's ``default_channels``, else
         this component's channel). Inside a handler it joins the handler's pipeline."""
-        return self._tree.fire(
+        return self.component_tree.fire(
             event, channels or type(event).default_channels or self._own_channels)
 
     async def call(self, event: Event[R], *channels: Channel) -> R | None:
         """Fire ``event`` on a fresh pipeline, wait for completion, return the first result."""
-        tree = self._tree
+        tree = self.component_tree
         return await tree.fire(
             event, channels or type(event).default_channels or self._own_channels,
             tree.new_pipeline())
@@ -159,33 +160,31 @@ class Component(Channel):
         The task starts in a fresh context (no handler state); its failure is fired as an
         ``Error`` on this component's channel; ``run()`` cancels it when the tree stops.
         """
-        return self._tree.tasks.spawn(self, coro, name)
+        return self.component_tree.tasks.spawn(self, coro, name)
 
     def schedule(self, delay: float, callback: Callable[[], object]) -> Timer:
         """Call ``callback`` after ``delay`` seconds (a coroutine result is spawned)."""
-        timer = Timer(self, delay, callback)
-        self._tree.tasks.timers.add(timer)
-        return timer
+        return self.component_tree.tasks.schedule(self, delay, callback)
 
     def set_exit_code(self, code: int, *, force: bool = False) -> None:
         """Record the exit code ``run()`` returns; the first non-zero code wins."""
-        tree = self._tree
+        tree = self.component_tree
         if force or tree.exit_code == 0:
             tree.exit_code = int(code)
 
     async def wait_idle(self) -> None:
         """Wait until no pipeline of this tree runs and no event is suspended."""
-        await self._tree.wait_idle()
+        await self.component_tree.wait_idle()
 
     @property
     def exit_code(self) -> int:
         """The exit code recorded on this tree so far."""
-        return self._tree.exit_code
+        return self.component_tree.exit_code
 
     @property
     def observers(self) -> Observers:
         """The tree's pyee observer facade (see :mod:`vmrunner.core.observe`)."""
-        return self._tree.observers
+        return self.component_tree.observers
 
 
 def _distinct(*channels: Channel) -> tuple[Channel, ...]:

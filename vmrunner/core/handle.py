@@ -22,6 +22,7 @@ import contextvars
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._internal import HandleState, Suspension
 from .channel import Channel
 from .errors import DeadlockError, StateError
 from .events import Event
@@ -47,25 +48,17 @@ class CompletionAction(Event[None], frozen=True, kw_only=True):
     observable = False
 
 
-class _Suspension:
-    __slots__ = ("handlers", "index", "on_resume", "parked")
-
-    def __init__(self, on_resume: Callable[[], object] | None) -> None:
-        self.on_resume = on_resume
-        self.parked = False
-        self.handlers: tuple[Any, ...] = ()
-        self.index = 0
-
-
-class EventHandle(Generic[R]):
+class EventHandle(HandleState, Generic[R]):
     """One firing of an event: channels, cause, results and completion.
 
-    Awaiting it waits for completion and returns the first result (or ``None``).
+    Awaiting it waits for completion and returns the first result (or ``None``). The
+    dispatch state the core's other modules drive is inherited from
+    :class:`~vmrunner.core._internal.HandleState` (internal).
     """
 
     __slots__ = (
-        "_cancelled", "_completion", "_needs_result", "_open", "_results", "_stopped",
-        "_suspension", "_waiters", "cause", "channels", "done", "event", "pipeline", "tree",
+        "_cancelled", "_completion", "_needs_result", "_results", "cause", "channels", "done",
+        "event", "pipeline", "tree",
     )
 
     def __init__(self, event: Event[R], channels: tuple[Channel, ...], tree: ComponentTree,
@@ -76,17 +69,17 @@ class EventHandle(Generic[R]):
         self.cause = cause
         self.pipeline: Pipeline | None = None
         self.done = False
-        self._open = 1
+        self.open_count = 1
         self._results: list[R] | None = None
         self._completion: list[Event[Any]] | None = None
-        self._waiters: list[asyncio.Future[None]] | None = None
-        self._stopped = False
+        self.waiters = None
+        self.stopped = False
         self._cancelled = False
         self._needs_result = False
-        self._suspension: _Suspension | None = None
+        self.suspension = None
 
     def __repr__(self) -> str:
-        state = "done" if self.done else f"open={self._open}"
+        state = "done" if self.done else f"open={self.open_count}"
         return f"<EventHandle {self.event!r} {state}>"
 
     # -- results -------------------------------------------------------------------------
@@ -103,7 +96,7 @@ class EventHandle(Generic[R]):
             self._results.append(value)
         if self._needs_result:
             self._needs_result = False
-            self._release()
+            self.release()
 
     def require_result(self) -> None:
         """Keep the event open until a result has been set (JGrapes ``setRequiresResult``)."""
@@ -111,7 +104,7 @@ class EventHandle(Generic[R]):
             raise StateError(f"{self.event!r} is already complete")
         if not self._needs_result and self._results is None:
             self._needs_result = True
-            self._open += 1
+            self.open_count += 1
 
     def __await__(self) -> Generator[Any, None, R | None]:
         if not self.done:
@@ -132,10 +125,10 @@ class EventHandle(Generic[R]):
                 "pipeline would deadlock: it runs only after this handler returns; use "
                 "'await self.call(event)' or ctx.suspend()/handle.on_completion() instead")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = [fut]
+        if self.waiters is None:
+            self.waiters = [fut]
         else:
-            self._waiters.append(fut)
+            self.waiters.append(fut)
         await fut
 
     # -- completion ----------------------------------------------------------------------
@@ -155,11 +148,11 @@ class EventHandle(Generic[R]):
 
     def stop(self) -> None:
         """Skip the remaining handlers (completion still happens)."""
-        self._stopped = True
+        self.stopped = True
 
     def cancel(self) -> None:
         """Skip the remaining handlers and suppress the completion events."""
-        self._stopped = True
+        self.stopped = True
         self._cancelled = True
 
     @property
@@ -171,18 +164,11 @@ class EventHandle(Generic[R]):
         """Keep the event from completing until the lock is released (or ``timeout`` s)."""
         return CompletionLock(self, timeout)
 
-    def _release(self) -> None:
-        self._open -= 1
-        if self._open == 0:
-            self._complete()
-        elif self._open < 0:
-            raise AssertionError(f"open count of {self!r} dropped below zero")
-
     def _complete(self) -> None:
         self.done = True
-        waiters = self._waiters
+        waiters = self.waiters
         if waiters is not None:
-            self._waiters = None
+            self.waiters = None
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
@@ -194,13 +180,7 @@ class EventHandle(Generic[R]):
             tree.notify_observers(self.event)
         cause = self.cause
         if cause is not None:
-            cause._release()
-
-    def _cancel_waiters(self) -> None:
-        waiters = self._waiters
-        self._waiters = None
-        for fut in waiters or ():
-            fut.cancel()
+            cause.release()
 
 
 class CompletionLock:
@@ -216,7 +196,7 @@ class CompletionLock:
             raise StateError(f"{handle.event!r} is already complete")
         self._handle = handle
         self._released = False
-        handle._open += 1
+        handle.open_count += 1
         self._timer: asyncio.TimerHandle | None = None
         if timeout is not None:
             self._timer = asyncio.get_running_loop().call_later(
@@ -234,7 +214,7 @@ class CompletionLock:
         self._released = True
         if self._timer is not None:
             self._timer.cancel()
-        self._handle._release()
+        self._handle.release()
 
     def __enter__(self) -> CompletionLock:
         return self
@@ -262,10 +242,10 @@ class Resumer:
     def resume(self) -> None:
         """Queue the rest of the handlers; resumed events run before queued ones."""
         handle = self._handle
-        suspension = handle._suspension
+        suspension = handle.suspension
         if suspension is None:
             return
-        handle._suspension = None
+        handle.suspension = None
         if suspension.parked and handle.pipeline is not None:
             handle.pipeline.resume(handle, suspension)
 
@@ -313,7 +293,7 @@ class HandlerContext(Generic[R]):
         handle = self.handle
         if handle.done or current_handle.get() is not handle:
             raise StateError("suspend() must be called by a running handler of the event")
-        if handle._suspension is not None:
+        if handle.suspension is not None:
             raise StateError(f"{handle.event!r} is already suspended")
-        handle._suspension = _Suspension(on_resume)
+        handle.suspension = Suspension(on_resume)
         return Resumer(handle)

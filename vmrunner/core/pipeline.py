@@ -25,8 +25,9 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ._internal import Suspension
 from .events import Error, HandlingError
-from .handle import EventHandle, HandlerContext, _Suspension, current_handle
+from .handle import EventHandle, HandlerContext, current_handle
 
 if TYPE_CHECKING:
     from .tree import ComponentTree, Entry, HandlerList
@@ -44,7 +45,7 @@ class Pipeline:
         self.tree = tree
         self.name = name
         self._queue: deque[EventHandle[Any]] = deque()
-        self._resumed: deque[tuple[EventHandle[Any], _Suspension]] = deque()
+        self._resumed: deque[tuple[EventHandle[Any], Suspension]] = deque()
         self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -62,7 +63,7 @@ class Pipeline:
         if self._task is None:
             self._start()
 
-    def resume(self, handle: EventHandle[Any], suspension: _Suspension) -> None:
+    def resume(self, handle: EventHandle[Any], suspension: Suspension) -> None:
         """Queue a suspended handle for resumption (ahead of the normal queue)."""
         self._resumed.append((handle, suspension))
         suspension.parked = False
@@ -98,8 +99,8 @@ class Pipeline:
                     handle = queue.popleft()
                     hlist = lookup(type(handle.event), handle.channels)
                     current_handle.set(handle)
-                    if handle._stopped:
-                        handle._release()
+                    if handle.stopped:
+                        handle.release()
                     elif hlist.all_sync:
                         self._dispatch_sync(handle, hlist)
                     else:
@@ -123,7 +124,7 @@ class Pipeline:
         if not entries:
             if isinstance(event, Error):
                 self._unhandled(event)
-            handle._release()
+            handle.release()
             return
         for index, entry in enumerate(entries):
             try:
@@ -140,12 +141,12 @@ class Pipeline:
             except asyncio.CancelledError:
                 self._cancelled(handle, entry)
                 break
-            if handle._suspension is not None:
+            if handle.suspension is not None:
                 self._park(handle, entries, index + 1)
                 return
-            if handle._stopped:
+            if handle.stopped:
                 break
-        handle._release()
+        handle.release()
 
     async def _dispatch(self, handle: EventHandle[Any], entries: tuple[Entry, ...],
                         start: int) -> None:
@@ -154,7 +155,7 @@ class Pipeline:
         if not entries and isinstance(event, Error):
             self._unhandled(event)
         index = start
-        while index < len(entries) and not handle._stopped:
+        while index < len(entries) and not handle.stopped:
             entry = entries[index]
             index += 1
             try:
@@ -173,13 +174,13 @@ class Pipeline:
             except asyncio.CancelledError:
                 self._cancelled(handle, entry)
                 break
-            if handle._suspension is not None:
+            if handle.suspension is not None:
                 self._park(handle, entries, index)
                 return
-        handle._release()
+        handle.release()
 
     def _park(self, handle: EventHandle[Any], entries: tuple[Entry, ...], index: int) -> None:
-        suspension = handle._suspension
+        suspension = handle.suspension
         assert suspension is not None
         suspension.handlers = entries
         suspension.index = index
@@ -196,7 +197,7 @@ class Pipeline:
         _log.warning("handler %s raised CancelledError; %r is cancelled",
                      entry.name, handle.event)
         handle.cancel()
-        handle._cancel_waiters()
+        handle.cancel_waiters()
 
     def _failed(self, handle: EventHandle[Any], entry: Entry, exc: Exception) -> None:
         event = handle.event

@@ -16,7 +16,7 @@ async def run(root: Component) -> int:
     lambda: root.fire(Stop()))``). If ``run`` itself is cancelled, the tree's pipelines
     and tasks are cancelled and ``CancelledError`` propagates.
     """
-    tree = root._tree
+    tree = root.component_tree
     if root.parent is not None:
         raise StateError(f"run() needs the root of a tree, {root!r} has a parent")
     if tree.started:

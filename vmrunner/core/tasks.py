@@ -24,7 +24,10 @@ T = TypeVar("T")
 
 
 class Timer:
-    """A scheduled callback (``Component.schedule``); :meth:`cancel` before it runs."""
+    """A scheduled callback (``Component.schedule``); :meth:`cancel` before it runs.
+
+    While pending it is registered with its owner's current tree (``OwnedTasks.timers``).
+    """
 
     __slots__ = ("_callback", "_handle", "_owner", "done")
 
@@ -40,28 +43,28 @@ class Timer:
         if not self.done:
             self.done = True
             self._handle.cancel()
-            self._owner._tree.tasks.timers.discard(self)
+            self._owner.component_tree.tasks.timers.pop(self, None)
 
     def _run(self) -> None:
         self.done = True
         owner = self._owner
-        owner._tree.tasks.timers.discard(self)
+        owner.component_tree.tasks.timers.pop(self, None)
         try:
             result = self._callback()
             if inspect.iscoroutine(result):
                 owner.spawn(result, name=f"timer-callback-{self._callback!r}")
         except Exception as exc:
-            owner._tree.tasks.report(owner, f"timer callback {self._callback!r} failed", exc)
+            OwnedTasks.report(owner, f"timer callback {self._callback!r} failed", exc)
 
 
 class OwnedTasks:
-    """The tree's registry of owned background tasks and timers."""
+    """The tree's registry of owned background tasks and pending timers, each with its owner."""
 
     __slots__ = ("tasks", "timers")
 
     def __init__(self) -> None:
         self.tasks: dict[asyncio.Task[Any], Component] = {}
-        self.timers: set[Timer] = set()
+        self.timers: dict[Timer, Component] = {}
 
     def spawn(self, owner: Component, coro: Coroutine[Any, Any, T], name: str | None
               ) -> asyncio.Task[T]:
@@ -70,11 +73,23 @@ class OwnedTasks:
             coro, name=name or f"{owner.component_path}:{getattr(coro, '__qualname__', coro)}",
             context=contextvars.Context())
         self.tasks[task] = owner
-        task.add_done_callback(lambda t: owner._tree.tasks._done(t, owner),
+        task.add_done_callback(lambda t: owner.component_tree.tasks.task_done(t, owner),
                                context=contextvars.Context())
         return task
 
-    def _done(self, task: asyncio.Task[Any], owner: Component) -> None:
+    def schedule(self, owner: Component, delay: float, callback: Callable[[], object]
+                 ) -> Timer:
+        """Create a timer owned by ``owner`` (its callback runs in a fresh context)."""
+        timer = Timer(owner, delay, callback)
+        self.timers[timer] = owner
+        return timer
+
+    def owners(self) -> set[Component]:
+        """The components that own a registered task or timer."""
+        return {*self.tasks.values(), *self.timers.values()}
+
+    def task_done(self, task: asyncio.Task[Any], owner: Component) -> None:
+        """Unregister a finished task (of the owner's current tree); report its failure."""
         self.tasks.pop(task, None)
         if task.cancelled():
             return
@@ -92,10 +107,9 @@ class OwnedTasks:
         for task, owner in list(self.tasks.items()):
             if owner in owners:
                 other.tasks[task] = self.tasks.pop(task)
-        for timer in list(self.timers):
-            if timer._owner in owners:
-                self.timers.discard(timer)
-                other.timers.add(timer)
+        for timer, owner in list(self.timers.items()):
+            if owner in owners:
+                other.timers[timer] = self.timers.pop(timer)
 
     async def shutdown(self) -> None:
         """Cancel all timers and tasks and wait for the tasks to end."""

@@ -82,7 +82,7 @@ class ComponentTree:
         """Create a handle for ``event`` and route it (see module docstring)."""
         cur = current_handle.get()
         if cur is not None and cur.tree is self and not cur.done:
-            cur._open += 1
+            cur.open_count += 1
             handle: EventHandle[Any] = EventHandle(event, channels, self, cur)
             target = pipeline or cur.pipeline
         else:
@@ -92,7 +92,7 @@ class ComponentTree:
         if completed_by is not None:
             handle.add_completion_event(completed_by(completed=event))
             if isinstance(event, Start) and not self.started:
-                target = target or self._start_main()
+                target = target or self.start_main()
             elif isinstance(event, Stop):
                 handle.on_completion(self._on_stop_completed)
         if target is None:
@@ -109,7 +109,7 @@ class ComponentTree:
         """Queue a completion event of ``completed`` on its pipeline and channels."""
         cause = completed.cause
         if cause is not None:
-            cause._open += 1
+            cause.open_count += 1
         handle = EventHandle(event, completed.channels, self, cause)
         target = completed.pipeline or self._main
         if target is None:
@@ -117,31 +117,34 @@ class ComponentTree:
         else:
             target.enqueue(handle)
 
-    def _start_main(self) -> Pipeline:
+    def take_buffered(self) -> list[EventHandle[Any]]:
+        """Remove and return the pre-``Start`` buffer (the tree is being merged)."""
+        buffered, self._buffer = self._buffer, []
+        return buffered
+
+    def start_main(self) -> Pipeline:
+        """Mark the tree started; create the main pipeline and flush the buffer into it."""
         self.started = True
         self._main = main = Pipeline(self, "main")
-        buffered, self._buffer = self._buffer, []
-        for handle in buffered:
+        for handle in self.take_buffered():
             main.enqueue(handle)
         return main
 
     def adopt(self, other: ComponentTree) -> None:
         """Take over the buffered events and owned tasks of a tree attached to this one."""
-        for handle in other._buffer:
+        for handle in other.take_buffered():
             handle.tree = self
             if self._main is None:
                 self._buffer.append(handle)
             else:
                 self._main.enqueue(handle)
-        other._buffer = []
-        other.tasks.move_to(self.tasks, set(other.tasks.tasks.values())
-                            | {t._owner for t in other.tasks.timers})
+        other.tasks.move_to(self.tasks, other.tasks.owners())
         self._cache.clear()
 
     def split(self, node: Component, members: set[Component]) -> ComponentTree:
         """A new, started tree for the detached subtree ``node``."""
         tree = ComponentTree(node)
-        tree._start_main()
+        tree.start_main()
         self.tasks.move_to(tree.tasks, members)
         self._cache.clear()
         return tree

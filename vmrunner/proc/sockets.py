@@ -56,7 +56,7 @@ async def wait_for_socket(
         return
     from asyncinotify import Inotify, Mask
 
-    from vmrunner.inotify_close import close_soon
+    from vmrunner.core.config.inotify import close_soon
 
     inotify = Inotify()
     try:

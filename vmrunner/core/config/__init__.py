@@ -5,12 +5,15 @@
   :class:`ConfigurationRejected`.
 - :mod:`.configurable`: :class:`Configurable` (validate a section with a pydantic model).
 - :mod:`.watcher`: :class:`ConfigWatcher` (the store: initial delivery, live updates).
+- :data:`CONFIG_ERROR_EXIT`: the exit code of a rejected initial configuration (2).
 - :mod:`.watch`, :mod:`.loader`, :mod:`.validation`: inotify, file reading, error messages.
+- :mod:`.inotify`: :func:`~.inotify.close_soon` (close an inotify instance off the loop).
 """
 
 from __future__ import annotations
 
 from .configurable import Configurable as Configurable
+from .errors import CONFIG_ERROR_EXIT as CONFIG_ERROR_EXIT
 from .errors import ConfigError as ConfigError
 from .errors import ConfigFileError as ConfigFileError
 from .errors import ConfigFormatError as ConfigFormatError
@@ -26,6 +29,7 @@ from .validation import validate as validate
 from .watcher import ConfigWatcher as ConfigWatcher
 
 __all__ = [
+    "CONFIG_ERROR_EXIT",
     "ROOT",
     "ConfigError",
     "ConfigFileError",

@@ -18,7 +18,7 @@ Rules:
    equal to the current one does not call ``on_config``.
 3. Unknown keys are logged as warnings (see :mod:`~vmrunner.core.config.validation`).
 4. Invalid initial section: each error is logged, the tree's exit code becomes
-   ``ExitCode.CONFIG_ERROR``, :class:`ConfigurationRejected` (``initial=True``) is fired and
+   ``CONFIG_ERROR_EXIT`` (2), :class:`ConfigurationRejected` (``initial=True``) is fired and
    returned as result, and a ``Stop`` is fired (only by the first component to fail, so the
    tree gets one ``Stop``; a :class:`ConfigWatcher` also skips the ordinary ``Start``
    handlers then).
@@ -42,6 +42,7 @@ from typing import Any, ClassVar, Generic, cast
 from pydantic import BaseModel
 
 from vmrunner.core.component import Component
+from vmrunner.core.config.errors import CONFIG_ERROR_EXIT
 from vmrunner.core.config.events import (
     ConfigurationRejected,
     ConfigurationUpdate,
@@ -50,7 +51,6 @@ from vmrunner.core.config.events import (
 from vmrunner.core.config.validation import ModelT, Validated, validate
 from vmrunner.core.events import Stop
 from vmrunner.core.handler import handler
-from vmrunner.daemon.exit_codes import ExitCode
 
 _log = logging.getLogger("vmrunner.core.config")
 
@@ -136,8 +136,8 @@ class Configurable(Component, Generic[ModelT]):
         self.fire(rejected)
         if initial:
             _log.error("%s: invalid initial configuration; stopping", path)
-            if self.exit_code != ExitCode.CONFIG_ERROR:
-                self.set_exit_code(ExitCode.CONFIG_ERROR)
+            if self.exit_code != CONFIG_ERROR_EXIT:
+                self.set_exit_code(CONFIG_ERROR_EXIT)
                 self.fire(Stop())
         else:
             _log.error("%s: configuration update rejected; keeping the last good one", path)

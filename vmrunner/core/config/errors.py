@@ -1,5 +1,6 @@
-"""Exceptions of the configuration package.
+"""Exceptions of the configuration package, and the exit code of a configuration failure.
 
+- :data:`CONFIG_ERROR_EXIT`: the tree's exit code when its configuration is rejected.
 - :class:`ConfigError`: base; ``messages`` are complete ``<path>: <message>`` lines.
   - :class:`ConfigFormatError`: the document's node structure is malformed.
   - :class:`ConfigFileError`: the file cannot be read or is not valid YAML (names file and line).
@@ -8,6 +9,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
+
+CONFIG_ERROR_EXIT: Final = 2
+"""The exit code ``run()`` returns when the initial configuration is rejected.
+
+Invariant: :class:`~vmrunner.core.config.Configurable` and
+:class:`~vmrunner.core.config.ConfigWatcher` set it (first non-zero code wins) and fire ``Stop``
+only if the tree's exit code is not this value yet, so one tree gets one ``Stop`` however many
+components fail. Nothing else should set it. An application's own "configuration error" code
+must equal it (vmrunner's ``ExitCode.CONFIG_ERROR`` does).
+"""
 
 
 class ConfigError(Exception):

@@ -25,7 +25,7 @@ from types import TracebackType
 
 from asyncinotify import Event, Inotify, Mask, Watch
 
-from vmrunner.inotify_close import close_soon
+from vmrunner.core.config.inotify import close_soon
 
 _log = logging.getLogger(__name__)
 

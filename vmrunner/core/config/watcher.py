@@ -5,7 +5,7 @@
    awaited, so every component has its configuration before any ordinary ``Start`` handler
    runs. (A subtree attached later gets its own ``Start`` and therefore its own initial
    configuration.) If the file is unreadable or invalid, or a component rejects its section,
-   the error is logged, the exit code is ``ExitCode.CONFIG_ERROR``, ``Stop`` is fired and the
+   the error is logged, the exit code is ``CONFIG_ERROR_EXIT`` (2), ``Stop`` is fired and the
    ``Start`` event is cancelled: no ordinary ``Start`` handler runs and ``Started`` is not
    fired.
 2. **Watching.** A task owned by the watcher (``spawn``) follows the file with
@@ -32,7 +32,7 @@ from types import MappingProxyType
 
 from vmrunner.core.channel import BROADCAST, Channel
 from vmrunner.core.component import Component
-from vmrunner.core.config.errors import ConfigError
+from vmrunner.core.config.errors import CONFIG_ERROR_EXIT, ConfigError
 from vmrunner.core.config.events import (
     ConfigurationRejected,
     ConfigurationUpdate,
@@ -44,7 +44,6 @@ from vmrunner.core.config.watch import FileWatch
 from vmrunner.core.events import Start, Stop, Stopped
 from vmrunner.core.handle import HandlerContext
 from vmrunner.core.handler import handler
-from vmrunner.daemon.exit_codes import ExitCode
 
 _log = logging.getLogger("vmrunner.core.config")
 
@@ -120,8 +119,8 @@ class ConfigWatcher(Component):
             _log.error("%s", message)
         _log.error("%s: cannot load the configuration; stopping", self.path)
         self.fire(ConfigurationRejected(path=ROOT, errors=messages, initial=True))
-        if self.exit_code != ExitCode.CONFIG_ERROR:
-            self.set_exit_code(ExitCode.CONFIG_ERROR)
+        if self.exit_code != CONFIG_ERROR_EXIT:
+            self.set_exit_code(CONFIG_ERROR_EXIT)
             self.fire(Stop())
         ctx.handle.cancel()
 

@@ -1,0 +1,75 @@
+"""The package map of docs/architecture.md holds: each package imports (at run time) only the
+packages below it. Imports under ``if TYPE_CHECKING:`` name types for annotations and are not
+counted."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "vmrunner"
+
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "events": {"core"},
+    "proc": {"core"},
+    "protocols": {"core", "events", "proc"},
+    "config": {"core", "events"},
+    "vmtypes": {"core", "config"},
+    "components": {"core", "events", "proc", "protocols", "config", "vmtypes"},
+    "api": {"core", "events", "proc", "protocols", "config", "vmtypes", "components"},
+    "daemon": {"core", "events", "proc", "protocols", "config", "vmtypes", "components", "api"},
+    "testing": {"core", "events", "proc", "protocols", "config", "vmtypes", "components", "api",
+                "daemon"},
+}
+
+
+def _type_checking_block(node: ast.AST) -> bool:
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Name)
+            and node.test.id == "TYPE_CHECKING")
+
+
+def runtime_imports(source: str) -> set[str]:
+    """The ``vmrunner.X`` packages a module imports outside ``if TYPE_CHECKING:`` blocks."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if _type_checking_block(node):
+            return
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "vmrunner" and len(parts) > 1:
+                found.add(parts[1])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(source))
+    return found
+
+
+def test_every_package_is_on_the_map() -> None:
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert packages == set(ALLOWED)
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert modules == {"__init__", "__main__"}, "loose modules at the top of vmrunner/"
+
+
+def test_packages_import_only_downwards() -> None:
+    wrong = []
+    for package, allowed in ALLOWED.items():
+        for module in sorted((PACKAGE / package).rglob("*.py")):
+            for target in runtime_imports(module.read_text()) - allowed - {package}:
+                wrong.append(f"{module.relative_to(PACKAGE.parent)} imports vmrunner.{target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_check_sees_imports() -> None:
+    source = ("from vmrunner.core import Event\nimport vmrunner.api.server\n"
+              "def f():\n    from vmrunner.daemon import run\n"
+              "if TYPE_CHECKING:\n    from vmrunner.vmtypes import launch\n")
+    assert runtime_imports(source) == {"core", "api", "daemon"}
