@@ -44,10 +44,10 @@ P = TypeVar("P", bound=StatusPart)
 async def ask(component: Component) -> list[StatusPart]:
     """Every component's answer to a :class:`StatusQuery` fired by ``component``.
 
-    For tasks only (e.g. an API connection): the query runs on the main pipeline, between
-    two events, and a handler awaiting it there would deadlock (``DeadlockError``).
+    The query runs on a fresh pipeline, so it is answered while the main pipeline is busy
+    (e.g. a handler waiting for QEMU); the answering handlers only read their own state.
     """
-    return await component.fire(StatusQuery()).wait()
+    return await component.call_all(StatusQuery())
 
 
 def _first(parts: Iterable[StatusPart], kind: type[P], default: P) -> P:

@@ -153,6 +153,13 @@ class Component(TreeMember, Channel):
             event, channels or type(event).default_channels or self._own_channels,
             tree.new_pipeline())
 
+    async def call_all(self, event: Event[R], *channels: Channel) -> list[R]:
+        """Like :meth:`call`, but return every result the handlers contributed (a query)."""
+        tree = self.component_tree
+        return await tree.fire(
+            event, channels or type(event).default_channels or self._own_channels,
+            tree.new_pipeline()).wait()
+
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None
               ) -> asyncio.Task[T]:
         """Run ``coro`` as a background task owned by this component and its tree.
