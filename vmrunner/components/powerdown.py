@@ -59,12 +59,10 @@ from vmrunner.events import (
     VmContinued,
     VmPrepared,
 )
+from vmrunner.events.lifecycle import StopPhase
 from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
-
-STOP_PRIORITY = 100
-"""After the Runner's TERMINATING transition, before the ProcessManager's final clean-up."""
 
 
 class PowerdownConfig(BaseModel):
@@ -168,7 +166,7 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
 
     # -- the ladder ----------------------------------------------------------------------
 
-    @handler(priority=STOP_PRIORITY)
+    @handler(priority=StopPhase.SHUTDOWN_GUEST)
     def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
         if self.in_progress:
             self._resumers.append(ctx.suspend())

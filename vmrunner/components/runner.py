@@ -55,6 +55,7 @@ from vmrunner.events import (
     VmContinued,
     VmPrepared,
 )
+from vmrunner.events.lifecycle import StopPhase
 from vmrunner.protocols.qmp import commands
 from vmrunner.vmtypes.launch import LaunchPlan, prepare
 
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 START_PRIORITY = 1000
-STOP_PRIORITY = 10000
 ESCALATE_WINDOW = 3.0
 """A third termination signal within this many seconds of the second escalates."""
 
@@ -231,7 +231,7 @@ class Runner(Configurable[RunnerConfig], BusComponent):
 
     # -- stopping ----------------------------------------------------------------------------
 
-    @handler(priority=STOP_PRIORITY)
+    @handler(priority=StopPhase.ANNOUNCE)
     def on_stop(self, event: Stop) -> None:
         if not self.stopping:
             self._enter(RunState.TERMINATING, "VmTerminating", "the VM is being shut down")
