@@ -31,13 +31,13 @@ counts the passwords QEMU accepted. Without SPICE in the configuration nothing h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from vmrunner.components.base import BusComponent
+from vmrunner.components.waiting import first_of
 from vmrunner.core import Channel, HandlerContext, handler
 from vmrunner.core.config.watch import FileWatch
 from vmrunner.events import (
@@ -117,16 +117,7 @@ class DisplayController(BusComponent):
                 if not ready.done():
                     ready.set_result(None)
             while True:
-                waits = [asyncio.ensure_future(password.changed()),
-                         asyncio.ensure_future(expiry.changed())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for waiting in waits:
-                        waiting.cancel()
-                    for waiting in waits:
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await waiting
+                await first_of(password.changed(), expiry.changed())
                 password.refresh()
                 expiry.refresh()
                 await self.sync()

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from vmrunner.components.base import BusComponent
+from vmrunner.components.waiting import first_of
 from vmrunner.core import (
     Channel,
     Configurable,
@@ -219,26 +220,14 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
         self._agent_asked = True
         self._rung(Rung.GUEST_AGENT, "guest-shutdown to qemu-ga")
         request = self.fire(GuestShutdown())
-        gone = asyncio.ensure_future(self._gone.wait())
-        try:
-            await asyncio.wait({gone, asyncio.ensure_future(request.wait())},
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
+        await first_of(request.wait(), self._gone.wait())
         return request.done and request.results() == [True]
 
     async def _answered(self, request: EventHandle[Any], deadline: float) -> bool:
         """Wait for ``request`` to complete, but not past ``deadline``, QEMU's exit or a
         wake-up (escalation): a hanging QEMU must not stop the ladder."""
-        done = asyncio.ensure_future(request.wait())
-        others = {asyncio.ensure_future(self._gone.wait()),
-                  asyncio.ensure_future(self._wake.wait())}
-        try:
-            await asyncio.wait({done, *others}, timeout=max(0.0, deadline - time.monotonic()),
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (done, *others):
-                waiter.cancel()
+        await first_of(request.wait(), self._gone.wait(), self._wake.wait(),
+                       timeout=deadline - time.monotonic())
         return request.done
 
     async def _graceful(self) -> None:
@@ -275,11 +264,5 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
                               presses, deadline - time.monotonic())
                 next_press = time.monotonic() + self.repeat_interval
                 continue
-            gone = asyncio.ensure_future(self._gone.wait())
-            wake = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({gone, wake}, timeout=min(next_press, deadline) - now,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                gone.cancel()
-                wake.cancel()
+            await first_of(self._gone.wait(), self._wake.wait(),
+                           timeout=min(next_press, deadline) - now)
