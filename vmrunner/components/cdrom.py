@@ -41,11 +41,9 @@ from vmrunner.events import (
     CdromEjectedByGuest,
     CdromMediumChange,
     ConfigureQemu,
-    ExecuteQmp,
     MonitorClosed,
     Outcome,
     QmpDeviceTrayMoved,
-    QmpReply,
 )
 from vmrunner.protocols.qmp import QmpError, commands
 
@@ -200,13 +198,9 @@ class CdromController(BusComponent):
             drive.busy = True  # from now on tray events belong to this change
             drive.task = self.spawn(self._converge(drive), name=f"cdrom-{drive.id}")
 
-    async def _qmp(self, command: commands.QmpCommand) -> Any:
-        reply = await self.fire(ExecuteQmp(command=command))
-        return (reply or QmpReply()).unwrap()
-
     async def _learn_trays(self) -> None:
         try:
-            blocks: list[dict[str, Any]] = await self._qmp(commands.QueryBlock())
+            blocks: list[dict[str, Any]] = (await self.execute(commands.QueryBlock())).unwrap()
         except QmpError as exc:
             _log.warning("query-block failed, assuming closed trays: %s", exc)
             return
@@ -242,7 +236,8 @@ class CdromController(BusComponent):
                     force = (drive.force_after is not None
                              and time.monotonic() - started >= drive.force_after)
                     drive.wake.clear()
-                    await self._qmp(commands.BlockdevOpenTray(id=drive.id, force=force))
+                    opening = commands.BlockdevOpenTray(id=drive.id, force=force)
+                    (await self.execute(opening)).unwrap()
                     forced = forced or force
                     wait = self.open_window if attempts == 0 else min(
                         self.retry_initial * 2 ** (attempts - 1), self.retry_max)
@@ -288,11 +283,12 @@ class CdromController(BusComponent):
     async def _insert(self, drive: _Drive, target: Path | None) -> None:
         """With the tray open: put ``target`` in (or empty the drive) and confirm it."""
         if target is None:
-            await self._qmp(commands.BlockdevRemoveMedium(id=drive.id))
-            await self._qmp(commands.BlockdevCloseTray(id=drive.id))
+            (await self.execute(commands.BlockdevRemoveMedium(id=drive.id))).unwrap()
+            (await self.execute(commands.BlockdevCloseTray(id=drive.id))).unwrap()
         else:
-            await self._qmp(commands.BlockdevChangeMedium(id=drive.id, filename=str(target)))
-        blocks: list[dict[str, Any]] = await self._qmp(commands.QueryBlock())
+            change = commands.BlockdevChangeMedium(id=drive.id, filename=str(target))
+            (await self.execute(change)).unwrap()
+        blocks: list[dict[str, Any]] = (await self.execute(commands.QueryBlock())).unwrap()
         for block in blocks:
             if block.get("qdev") != drive.id:
                 continue

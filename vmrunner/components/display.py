@@ -34,7 +34,6 @@ import asyncio
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 from vmrunner.components.base import BusComponent
 from vmrunner.components.waiting import first_of
@@ -43,10 +42,8 @@ from vmrunner.core.config.watch import FileWatch
 from vmrunner.events import (
     ConfigureQemu,
     DisplayPasswordChange,
-    ExecuteQmp,
     MonitorClosed,
     Outcome,
-    QmpReply,
 )
 from vmrunner.protocols.qmp import QmpError, commands
 
@@ -136,10 +133,6 @@ class DisplayController(BusComponent):
                                         serial=self.serial, password_changed=changed,
                                         expiry=expiry, message=message))
 
-    async def _qmp(self, command: commands.QmpCommand) -> Any:
-        reply = await self.fire(ExecuteQmp(command=command))
-        return (reply or QmpReply()).unwrap()
-
     async def sync(self) -> None:
         """Read both files and send what differs from what QEMU has (idempotent)."""
         protocol = self._protocol
@@ -169,10 +162,11 @@ class DisplayController(BusComponent):
             return
         try:
             if changed:
-                await self._qmp(commands.SetPassword(protocol=protocol, password=password))
+                setting = commands.SetPassword(protocol=protocol, password=password)
+                (await self.execute(setting)).unwrap()
                 self._password = password
                 self.serial += 1
-            await self._qmp(commands.ExpirePassword(protocol=protocol, time=expiry))
+            (await self.execute(commands.ExpirePassword(protocol=protocol, time=expiry))).unwrap()
             self._expiry = expiry
         except QmpError as exc:
             self._report(Outcome.FAILED, f"display password not applied: {exc}",

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -37,7 +36,6 @@ from vmrunner.components.waiting import first_of
 from vmrunner.core import (
     Channel,
     Configurable,
-    EventHandle,
     HandlerContext,
     Resumer,
     Stop,
@@ -47,13 +45,13 @@ from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
     ConfigureQemu,
     EscalateShutdown,
-    ExecuteQmp,
     GuestAgentConnected,
     GuestAgentDisconnected,
     GuestShutdown,
     ProcessExited,
     ProcessRole,
     ProcessStarted,
+    QmpReply,
     Rung,
     ShutdownRung,
     TerminateProcess,
@@ -223,12 +221,13 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
         await first_of(request.wait(), self._gone.wait())
         return request.done and request.results() == [True]
 
-    async def _answered(self, request: EventHandle[Any], deadline: float) -> bool:
-        """Wait for ``request`` to complete, but not past ``deadline``, QEMU's exit or a
-        wake-up (escalation): a hanging QEMU must not stop the ladder."""
-        await first_of(request.wait(), self._gone.wait(), self._wake.wait(),
-                       timeout=deadline - time.monotonic())
-        return request.done
+    async def _answered(self, command: commands.QmpCommand, deadline: float) -> QmpReply | None:
+        """Run ``command`` and return its reply; ``None`` when ``deadline``, QEMU's exit or a
+        wake-up (escalation) came first: a hanging QEMU must not stop the ladder."""
+        answer = asyncio.ensure_future(self.execute(command))
+        done = await first_of(answer, self._gone.wait(), self._wake.wait(),
+                              timeout=deadline - time.monotonic())
+        return answer.result() if answer in done else None
 
     async def _graceful(self) -> None:
         presses = 0
@@ -247,16 +246,15 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
                 return
             if now >= next_press:
                 presses += 1
-                request = self.fire(ExecuteQmp(command=commands.SystemPowerdown()))
-                if not await self._answered(request, deadline):
+                reply = await self._answered(commands.SystemPowerdown(), deadline)
+                if reply is None:
                     next_press = time.monotonic() + self.repeat_interval
                     if time.monotonic() >= deadline:
                         _log.warning("system_powerdown not answered before the deadline "
                                      "(QEMU does not respond)")
                     continue  # the deadline passed, or escalation / QEMU's exit woke us
-                replies = request.results()
-                if replies and replies[0].error is not None:
-                    _log.warning("system_powerdown failed: %s", replies[0].error)
+                if reply.error is not None:
+                    _log.warning("system_powerdown failed: %s", reply.error)
                 if presses == 1:
                     self._rung(Rung.POWERDOWN, "system_powerdown (ACPI power button)")
                 else:

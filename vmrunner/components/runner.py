@@ -38,7 +38,6 @@ from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
     ConfigureQemu,
     EscalateShutdown,
-    ExecuteQmp,
     MonitorReady,
     OsInfo,
     ProcessExited,
@@ -186,13 +185,11 @@ class Runner(Configurable[RunnerConfig], BusComponent):
     def _cont(self) -> None:
         if self.state is not RunState.STARTING:
             return
-        handle = self.fire(ExecuteQmp(command=commands.Cont()))
-        handle.on_completion(lambda h: self._continued(h.results()))
+        self.execute_then(commands.Cont(), self._continued)
 
-    def _continued(self, results: list[QmpReply]) -> None:
-        error = results[0].error if results else None
-        if error is not None:
-            self._fail(ExitCode.START_FAILED, f"start failed at cont: {error}")
+    def _continued(self, reply: QmpReply) -> None:
+        if reply.error is not None:
+            self._fail(ExitCode.START_FAILED, f"start failed at cont: {reply.error}")
             return
         if self.state is RunState.STARTING:
             self.fire(VmContinued())
