@@ -88,17 +88,27 @@ def cdrom_drives(config: RunnerConfig) -> list[CdromDrive]:
     return found
 
 
-class _Drive(msgspec.Struct):
-    id: str
-    key: str
-    medium: Path | None
-    target: Path | None
-    force_after: float | None = None
-    tray_open: bool = False
-    busy: bool = False
-    pending_since: float | None = None
-    wake: asyncio.Event = msgspec.field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
+class _Drive:
+    """The controller's mutable view of one drive, with its wake-up and its change task."""
+
+    __slots__ = ("busy", "force_after", "id", "key", "medium", "pending_since", "target",
+                 "task", "tray_open", "wake")
+
+    def __init__(self, *, id: str, key: str, medium: Path | None, target: Path | None,
+                 force_after: float | None = None) -> None:
+        self.id = id
+        self.key = key
+        self.medium = medium
+        """The medium QEMU has (confirmed)."""
+        self.target = target
+        """The medium the configuration wants."""
+        self.force_after = force_after
+        self.tray_open = False
+        self.busy = False
+        """A change task owns the tray events."""
+        self.pending_since: float | None = None
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
 
     def status(self) -> DriveStatus:
         pending = self.target != self.medium
