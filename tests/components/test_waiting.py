@@ -140,3 +140,21 @@ async def test_no_awaitables_is_an_error_and_a_bad_one_leaks_nothing() -> None:
         await first_of(asyncio.sleep(10), 42, coroutine)  # type: ignore[arg-type]
     assert coroutine.cr_frame is None  # closed, never started
     assert not sleeper.started
+
+
+async def test_caller_cancelled_while_the_losers_clean_up_still_gets_cancelled() -> None:
+    cleaning = asyncio.Event()
+
+    async def slow_cleanup() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cleaning.set()
+            await asyncio.sleep(0.05)
+            raise
+
+    racing = asyncio.ensure_future(first_of(slow_cleanup(), asyncio.sleep(0.01)))
+    await cleaning.wait()  # the winner is in, the loser is being cancelled
+    racing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await racing
