@@ -41,11 +41,9 @@ from vmrunner.events import (
     CdromEjectedByGuest,
     CdromMediumChange,
     ConfigureQemu,
-    ExecuteQmp,
     MonitorClosed,
     Outcome,
     QmpDeviceTrayMoved,
-    QmpReply,
 )
 from vmrunner.events.lifecycle import VmPrepared
 from vmrunner.events.status import CdromDriveStatus, CdromStatus, StatusQuery
@@ -92,17 +90,27 @@ def cdrom_drives(config: RunnerConfig) -> list[CdromDrive]:
     return found
 
 
-class _Drive(msgspec.Struct):
-    id: str
-    key: str
-    medium: Path | None
-    target: Path | None
-    force_after: float | None = None
-    tray_open: bool = False
-    busy: bool = False
-    pending_since: float | None = None
-    wake: asyncio.Event = msgspec.field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
+class _Drive:
+    """The controller's mutable view of one drive, with its wake-up and its change task."""
+
+    __slots__ = ("busy", "force_after", "id", "key", "medium", "pending_since", "target",
+                 "task", "tray_open", "wake")
+
+    def __init__(self, *, id: str, key: str, medium: Path | None, target: Path | None,
+                 force_after: float | None = None) -> None:
+        self.id = id
+        self.key = key
+        self.medium = medium
+        """The medium QEMU has (confirmed)."""
+        self.target = target
+        """The medium the configuration wants."""
+        self.force_after = force_after
+        self.tray_open = False
+        self.busy = False
+        """A change task owns the tray events."""
+        self.pending_since: float | None = None
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
 
     def status(self) -> DriveStatus:
         pending = self.target != self.medium
@@ -202,13 +210,9 @@ class CdromController(BusComponent):
             drive.busy = True  # from now on tray events belong to this change
             drive.task = self.spawn(self._converge(drive), name=f"cdrom-{drive.id}")
 
-    async def _qmp(self, command: commands.QmpCommand) -> Any:
-        reply = await self.fire(ExecuteQmp(command=command))
-        return (reply or QmpReply()).unwrap()
-
     async def _learn_trays(self) -> None:
         try:
-            blocks: list[dict[str, Any]] = await self._qmp(commands.QueryBlock())
+            blocks: list[dict[str, Any]] = (await self.execute(commands.QueryBlock())).unwrap()
         except QmpError as exc:
             _log.warning("query-block failed, assuming closed trays: %s", exc)
             return
@@ -244,7 +248,8 @@ class CdromController(BusComponent):
                     force = (drive.force_after is not None
                              and time.monotonic() - started >= drive.force_after)
                     drive.wake.clear()
-                    await self._qmp(commands.BlockdevOpenTray(id=drive.id, force=force))
+                    opening = commands.BlockdevOpenTray(id=drive.id, force=force)
+                    (await self.execute(opening)).unwrap()
                     forced = forced or force
                     wait = self.open_window if attempts == 0 else min(
                         self.retry_initial * 2 ** (attempts - 1), self.retry_max)
@@ -290,11 +295,12 @@ class CdromController(BusComponent):
     async def _insert(self, drive: _Drive, target: Path | None) -> None:
         """With the tray open: put ``target`` in (or empty the drive) and confirm it."""
         if target is None:
-            await self._qmp(commands.BlockdevRemoveMedium(id=drive.id))
-            await self._qmp(commands.BlockdevCloseTray(id=drive.id))
+            (await self.execute(commands.BlockdevRemoveMedium(id=drive.id))).unwrap()
+            (await self.execute(commands.BlockdevCloseTray(id=drive.id))).unwrap()
         else:
-            await self._qmp(commands.BlockdevChangeMedium(id=drive.id, filename=str(target)))
-        blocks: list[dict[str, Any]] = await self._qmp(commands.QueryBlock())
+            change = commands.BlockdevChangeMedium(id=drive.id, filename=str(target))
+            (await self.execute(change)).unwrap()
+        blocks: list[dict[str, Any]] = (await self.execute(commands.QueryBlock())).unwrap()
         for block in blocks:
             if block.get("qdev") != drive.id:
                 continue

@@ -31,22 +31,19 @@ counts the passwords QEMU accepted. Without SPICE in the configuration nothing h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 from vmrunner.components.base import BusComponent
+from vmrunner.components.waiting import first_of
 from vmrunner.core import Channel, HandlerContext, handler
 from vmrunner.core.config.watch import FileWatch
 from vmrunner.events import (
     ConfigureQemu,
     DisplayPasswordChange,
-    ExecuteQmp,
     MonitorClosed,
     Outcome,
-    QmpReply,
 )
 from vmrunner.protocols.qmp import QmpError, commands
 
@@ -117,16 +114,7 @@ class DisplayController(BusComponent):
                 if not ready.done():
                     ready.set_result(None)
             while True:
-                waits = [asyncio.ensure_future(password.changed()),
-                         asyncio.ensure_future(expiry.changed())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for waiting in waits:
-                        waiting.cancel()
-                    for waiting in waits:
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await waiting
+                await first_of(password.changed(), expiry.changed())
                 password.refresh()
                 expiry.refresh()
                 await self.sync()
@@ -144,10 +132,6 @@ class DisplayController(BusComponent):
         self.fire(DisplayPasswordChange(protocol=self._protocol, outcome=outcome,
                                         serial=self.serial, password_changed=changed,
                                         expiry=expiry, message=message))
-
-    async def _qmp(self, command: commands.QmpCommand) -> Any:
-        reply = await self.fire(ExecuteQmp(command=command))
-        return (reply or QmpReply()).unwrap()
 
     async def sync(self) -> None:
         """Read both files and send what differs from what QEMU has (idempotent)."""
@@ -178,10 +162,11 @@ class DisplayController(BusComponent):
             return
         try:
             if changed:
-                await self._qmp(commands.SetPassword(protocol=protocol, password=password))
+                setting = commands.SetPassword(protocol=protocol, password=password)
+                (await self.execute(setting)).unwrap()
                 self._password = password
                 self.serial += 1
-            await self._qmp(commands.ExpirePassword(protocol=protocol, time=expiry))
+            (await self.execute(commands.ExpirePassword(protocol=protocol, time=expiry))).unwrap()
             self._expiry = expiry
         except QmpError as exc:
             self._report(Outcome.FAILED, f"display password not applied: {exc}",

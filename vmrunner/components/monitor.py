@@ -12,12 +12,11 @@ QMP traffic is logged on ``vmrunner.protocols.qmp.traffic`` at DEBUG.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from vmrunner.components.base import BusComponent
+from vmrunner.components.waiting import first_of
 from vmrunner.core import Channel, HandlerContext, Stopped, handler
 from vmrunner.events import (
     ExecuteQmp,
@@ -81,15 +80,11 @@ class QemuMonitor(BusComponent):
         client = QmpClient("qemu", connect_timeout=self.connect_timeout,
                            command_timeout=self.command_timeout)
         connecting: asyncio.Future[None] = asyncio.ensure_future(client.connect(socket))
-        waiting: set[asyncio.Future[Any]] = {connecting, self._exited}
-        try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not connecting.done():
-                connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, QmpError):
-                await connecting
-        if self._exited.done() or connecting.cancelled() or connecting.exception() is not None:
+        await first_of(connecting, asyncio.shield(self._exited))
+        error = None if connecting.cancelled() else connecting.exception()
+        if error is not None and not isinstance(error, QmpError):
+            raise error  # a bug, not a failed start
+        if self._exited.done() or connecting.cancelled() or error is not None:
             await client.disconnect()
             if self._exited.done():
                 exited = self._exited.result()
@@ -97,7 +92,7 @@ class QemuMonitor(BusComponent):
                 if exited.stderr_tail:
                     reason += f"; its stderr:\n{exited.stderr_tail}"
             else:
-                reason = str(connecting.exception())
+                reason = str(error)
             self.fire(StartFailed(step="qmp", reason=reason))
             return
         self._client = client

@@ -27,16 +27,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from vmrunner.components.base import BusComponent
+from vmrunner.components.waiting import first_of
 from vmrunner.core import (
     Channel,
     Configurable,
-    EventHandle,
     HandlerContext,
     Resumer,
     Stop,
@@ -46,26 +45,24 @@ from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
     ConfigureQemu,
     EscalateShutdown,
-    ExecuteQmp,
     GuestAgentConnected,
     GuestAgentDisconnected,
     GuestShutdown,
     ProcessExited,
     ProcessRole,
     ProcessStarted,
+    QmpReply,
     Rung,
     ShutdownRung,
     TerminateProcess,
     VmContinued,
     VmPrepared,
 )
+from vmrunner.events.lifecycle import StopPhase
 from vmrunner.events.status import ShutdownStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
-
-STOP_PRIORITY = 100
-"""After the Runner's TERMINATING transition, before the ProcessManager's final clean-up."""
 
 
 class PowerdownConfig(BaseModel):
@@ -169,7 +166,7 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
 
     # -- the ladder ----------------------------------------------------------------------
 
-    @handler(priority=STOP_PRIORITY)
+    @handler(priority=StopPhase.SHUTDOWN_GUEST)
     def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
         if self.in_progress:
             self._resumers.append(ctx.suspend())
@@ -222,27 +219,16 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
         self._agent_asked = True
         self._rung(Rung.GUEST_AGENT, "guest-shutdown to qemu-ga")
         request = self.fire(GuestShutdown())
-        gone = asyncio.ensure_future(self._gone.wait())
-        try:
-            await asyncio.wait({gone, asyncio.ensure_future(request.wait())},
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
+        await first_of(request.wait(), self._gone.wait())
         return request.done and request.results() == [True]
 
-    async def _answered(self, request: EventHandle[Any], deadline: float) -> bool:
-        """Wait for ``request`` to complete, but not past ``deadline``, QEMU's exit or a
-        wake-up (escalation): a hanging QEMU must not stop the ladder."""
-        done = asyncio.ensure_future(request.wait())
-        others = {asyncio.ensure_future(self._gone.wait()),
-                  asyncio.ensure_future(self._wake.wait())}
-        try:
-            await asyncio.wait({done, *others}, timeout=max(0.0, deadline - time.monotonic()),
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (done, *others):
-                waiter.cancel()
-        return request.done
+    async def _answered(self, command: commands.QmpCommand, deadline: float) -> QmpReply | None:
+        """Run ``command`` and return its reply; ``None`` when ``deadline``, QEMU's exit or a
+        wake-up (escalation) came first: a hanging QEMU must not stop the ladder."""
+        answer = asyncio.ensure_future(self.execute(command))
+        done = await first_of(answer, self._gone.wait(), self._wake.wait(),
+                              timeout=deadline - time.monotonic())
+        return answer.result() if answer in done else None
 
     async def _graceful(self) -> None:
         presses = 0
@@ -261,16 +247,15 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
                 return
             if now >= next_press:
                 presses += 1
-                request = self.fire(ExecuteQmp(command=commands.SystemPowerdown()))
-                if not await self._answered(request, deadline):
+                reply = await self._answered(commands.SystemPowerdown(), deadline)
+                if reply is None:
                     next_press = time.monotonic() + self.repeat_interval
                     if time.monotonic() >= deadline:
                         _log.warning("system_powerdown not answered before the deadline "
                                      "(QEMU does not respond)")
                     continue  # the deadline passed, or escalation / QEMU's exit woke us
-                replies = request.results()
-                if replies and replies[0].error is not None:
-                    _log.warning("system_powerdown failed: %s", replies[0].error)
+                if reply.error is not None:
+                    _log.warning("system_powerdown failed: %s", reply.error)
                 if presses == 1:
                     self._rung(Rung.POWERDOWN, "system_powerdown (ACPI power button)")
                 else:
@@ -278,14 +263,8 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
                               presses, deadline - time.monotonic())
                 next_press = time.monotonic() + self.repeat_interval
                 continue
-            gone = asyncio.ensure_future(self._gone.wait())
-            wake = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({gone, wake}, timeout=min(next_press, deadline) - now,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                gone.cancel()
-                wake.cancel()
+            await first_of(self._gone.wait(), self._wake.wait(),
+                           timeout=min(next_press, deadline) - now)
 
     # -- status (GET /status) ----------------------------------------------------------------
 

@@ -8,9 +8,9 @@
   gets it instead of a new spawn; one with another argv gets it terminated first.
 * Every child is waited for by an owned task that fires ``ProcessExited``.
 * ``TerminateProcess`` → SIGTERM, SIGKILL after the grace time, reap; completes when gone.
-* Once a ``Stop`` is seen no new child is started (``ProcessFailed``); on the final ``Stop``
-  handler (low priority, after the shutdown ladder) everything still alive is terminated and
-  reaped before the Stop completes.
+* Once a ``Stop`` is seen (``StopPhase.CLOSE``) no new child is started (``ProcessFailed``);
+  in the final phase (``StopPhase.STOP_PROCESSES``, after the shutdown ladder) everything
+  still alive is terminated and reaped before the Stop completes.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from vmrunner.events import (
     StartProcess,
     TerminateProcess,
 )
+from vmrunner.events.lifecycle import StopPhase
 from vmrunner.events.status import ProcessStatus, StatusQuery
 from vmrunner.proc.child import ChildProcess, spawn
 from vmrunner.proc.errors import ProcessStartError
@@ -34,10 +35,6 @@ from vmrunner.proc.sockets import remove_stale_socket
 
 _log = logging.getLogger(__name__)
 
-STOP_PRIORITY = -1000
-"""After the shutdown ladder (PowerdownHandler) and everything else."""
-CLOSE_PRIORITY = 100000
-"""Before everything else: refuse new children once a Stop is seen."""
 FINAL_GRACE = 3.0
 
 
@@ -115,12 +112,12 @@ class ProcessManager(BusComponent):
         task = self.spawn(child.terminate(grace=event.grace), name=f"terminate-{event.name}")
         task.add_done_callback(lambda _t: lock.release())
 
-    @handler(priority=CLOSE_PRIORITY)
+    @handler(priority=StopPhase.CLOSE)
     def on_stop_first(self, event: Stop) -> None:
         """From now on no new child is started (a start step racing the Stop)."""
         self._closing = True
 
-    @handler(priority=STOP_PRIORITY)
+    @handler(priority=StopPhase.STOP_PROCESSES)
     def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
         alive = [c for c in (*self._procs.values(), *self._adopted.values()) if c.running]
         self._adopted.clear()

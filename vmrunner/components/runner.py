@@ -38,7 +38,6 @@ from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
     ConfigureQemu,
     EscalateShutdown,
-    ExecuteQmp,
     MonitorReady,
     OsInfo,
     ProcessExited,
@@ -55,6 +54,7 @@ from vmrunner.events import (
     VmContinued,
     VmPrepared,
 )
+from vmrunner.events.lifecycle import StopPhase
 from vmrunner.events.status import RunnerStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 from vmrunner.vmtypes.launch import LaunchPlan, prepare
@@ -65,7 +65,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 START_PRIORITY = 1000
-STOP_PRIORITY = 10000
 ESCALATE_WINDOW = 3.0
 """A third termination signal within this many seconds of the second escalates."""
 
@@ -187,13 +186,11 @@ class Runner(Configurable[RunnerConfig], BusComponent):
     def _cont(self) -> None:
         if self.state is not RunState.STARTING:
             return
-        handle = self.fire(ExecuteQmp(command=commands.Cont()))
-        handle.on_completion(lambda h: self._continued(h.results()))
+        self.execute_then(commands.Cont(), self._continued)
 
-    def _continued(self, results: list[QmpReply]) -> None:
-        error = results[0].error if results else None
-        if error is not None:
-            self._fail(ExitCode.START_FAILED, f"start failed at cont: {error}")
+    def _continued(self, reply: QmpReply) -> None:
+        if reply.error is not None:
+            self._fail(ExitCode.START_FAILED, f"start failed at cont: {reply.error}")
             return
         if self.state is RunState.STARTING:
             self.fire(VmContinued())
@@ -232,7 +229,7 @@ class Runner(Configurable[RunnerConfig], BusComponent):
 
     # -- stopping ----------------------------------------------------------------------------
 
-    @handler(priority=STOP_PRIORITY)
+    @handler(priority=StopPhase.ANNOUNCE)
     def on_stop(self, event: Stop) -> None:
         if not self.stopping:
             self._enter(RunState.TERMINATING, "VmTerminating", "the VM is being shut down")

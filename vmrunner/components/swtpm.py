@@ -9,12 +9,11 @@ wait (inotify) for the socket, racing swtpm's exit and a timeout → ``SwtpmRead
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from vmrunner.components.base import BusComponent
+from vmrunner.components.waiting import first_of
 from vmrunner.core import Channel, Stop, handler
 from vmrunner.events import (
     ProcessExited,
@@ -28,6 +27,7 @@ from vmrunner.events import (
     TerminateProcess,
     VmPrepared,
 )
+from vmrunner.events.lifecycle import StopPhase
 from vmrunner.proc.sockets import remove_stale_socket, wait_for_socket
 
 _log = logging.getLogger(__name__)
@@ -71,15 +71,11 @@ class SwtpmManager(BusComponent):
     async def _await_socket(self, socket: Path) -> None:
         assert self._exited is not None
         waiter: asyncio.Future[None] = asyncio.ensure_future(wait_for_socket(socket))
-        waiting: set[asyncio.Future[Any]] = {waiter, self._exited}
-        try:
-            done, _ = await asyncio.wait(waiting, timeout=self.ready_timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await waiter
-        if waiter in done and waiter.exception() is None:
+        done = await first_of(waiter, asyncio.shield(self._exited), timeout=self.ready_timeout)
+        error = waiter.exception() if waiter in done else None
+        if error is not None and not isinstance(error, OSError):
+            raise error  # a bug, not a failed start
+        if waiter in done and error is None:
             self._ready = True
             _log.info("swtpm ready: %s", socket)
             self.fire(SwtpmReady(socket=str(socket)))
@@ -90,7 +86,7 @@ class SwtpmManager(BusComponent):
             if exited.stderr_tail:
                 reason += f"; its stderr:\n{exited.stderr_tail}"
         elif waiter in done:
-            reason = f"cannot watch for {socket}: {waiter.exception()}"
+            reason = f"cannot watch for {socket}: {error}"
         else:
             reason = f"no control socket {socket} within {self.ready_timeout:g} s"
         self.fire(StartFailed(step=ProcessRole.SWTPM, reason=reason))
@@ -105,7 +101,7 @@ class SwtpmManager(BusComponent):
     def on_shutdown(self, event: QmpShutdown) -> None:
         self._qemu_exited = True
 
-    @handler
+    @handler(priority=StopPhase.ANNOUNCE)
     def on_stop(self, event: Stop) -> None:
         self._qemu_exited = True  # the runner stops: swtpm is stopped with QEMU (or without)
 

@@ -111,6 +111,29 @@ class ShutdownRung(Event[None], frozen=True, kw_only=True):
     detail: str = ""
 
 
+class StopPhase(enum.IntEnum):
+    """The phases of ``Stop``: the ``@handler`` priorities of the components' Stop handlers.
+
+    Handlers of a higher phase run first (the bus orders handlers by priority, descending).
+    The PowerdownHandler's ``SHUTDOWN_GUEST`` handler suspends the ``Stop`` until QEMU is gone
+    (every ``Stop`` fired meanwhile too), so each handler of a lower phase, the final kill
+    (``STOP_PROCESSES``) included, runs only after QEMU has exited or when it never ran. A
+    ``Stop`` handler of your own without a priority runs at ``DEFAULT``: after the guest's
+    shutdown, while swtpm and the other children still run.
+    """
+
+    CLOSE = 100_000
+    """Refuse new work: the ProcessManager starts no more children."""
+    ANNOUNCE = 10_000
+    """The Runner enters TERMINATING (``RunnerStateChanged``)."""
+    SHUTDOWN_GUEST = 100
+    """The shutdown ladder (PowerdownHandler); holds the ``Stop`` until QEMU has exited."""
+    DEFAULT = 0
+    """Handlers without a priority: QEMU is gone, the other children may still run."""
+    STOP_PROCESSES = -1000
+    """The ProcessManager terminates and reaps every child still alive."""
+
+
 class TerminationSignal(Event[None], frozen=True, kw_only=True):
     """The process received ``signal`` (SIGTERM/SIGINT). The first one fires ``Stop``;
     docs/runner.md describes repeats."""

@@ -12,11 +12,11 @@ import os
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -55,13 +55,12 @@ class TemplateOutput(BaseModel):
     swtpm: CommandDefinition | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(msgspec.Struct, frozen=True):
     """A resolved program invocation."""
 
     executable: str
     arguments: tuple[str, ...]
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def argv(self) -> list[str]:
@@ -69,8 +68,7 @@ class Command:
         return [self.executable, *self.arguments]
 
 
-@dataclass(frozen=True, slots=True)
-class RenderedVm:
+class RenderedVm(msgspec.Struct, frozen=True):
     """What a start would run: swtpm (if the VM has a TPM) and QEMU."""
 
     template: Path
@@ -78,8 +76,7 @@ class RenderedVm:
     swtpm: Command | None
 
 
-@dataclass(frozen=True, slots=True)
-class RenderInputs:
+class RenderInputs(msgspec.Struct, frozen=True):
     """Everything a template may use besides the configuration itself."""
 
     config: RunnerConfig
