@@ -36,9 +36,9 @@ import re
 from pathlib import Path
 
 from vmrunner.components.base import BusComponent
-from vmrunner.components.waiting import first_of
 from vmrunner.core import Channel, HandlerContext, handler
 from vmrunner.core.config.watch import FileWatch
+from vmrunner.core.waiting import first_of
 from vmrunner.events import (
     ConfigureQemu,
     DisplayPasswordChange,

@@ -16,8 +16,8 @@ import logging
 from pathlib import Path
 
 from vmrunner.components.base import BusComponent
-from vmrunner.components.waiting import first_of
 from vmrunner.core import Channel, HandlerContext, Stopped, handler
+from vmrunner.core.waiting import first_of
 from vmrunner.events import (
     ExecuteQmp,
     MonitorClosed,

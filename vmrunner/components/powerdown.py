@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from vmrunner.components.base import BusComponent
-from vmrunner.components.waiting import first_of
 from vmrunner.core import (
     Channel,
     Configurable,
@@ -41,6 +40,7 @@ from vmrunner.core import (
     Stop,
     handler,
 )
+from vmrunner.core.waiting import first_of
 from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
     ConfigureQemu,

@@ -34,6 +34,7 @@ from .handler import handler as handler
 from .observe import Observers as Observers
 from .run import run as run
 from .tasks import Timer as Timer
+from .waiting import first_of as first_of
 
 __all__ = [
     "BROADCAST",
@@ -65,6 +66,7 @@ __all__ = [
     "Stop",
     "Stopped",
     "Timer",
+    "first_of",
     "handler",
     "run",
 ]

@@ -56,6 +56,7 @@ async def wait_for_socket(
         return
     from asyncinotify import Inotify, Mask
 
+    from vmrunner.core import first_of
     from vmrunner.core.config.inotify import close_soon
 
     inotify = Inotify()
@@ -63,21 +64,14 @@ async def wait_for_socket(
         inotify.add_watch(target.parent, Mask.CREATE | Mask.MOVED_TO | Mask.ONLYDIR)
         if is_socket(target):  # created before the watch existed
             return
-        exited: asyncio.Task[object] | None = None
+        exited: asyncio.Future[Any] | None = None
         if process is not None:
-            exited = asyncio.create_task(process.wait(), name=f"{process.name}-exit-watch")
+            exited = asyncio.ensure_future(process.wait())
         try:
             while True:
                 event = asyncio.ensure_future(inotify.get())
-                waiting: set[asyncio.Future[Any]] = {event}
-                if exited is not None:
-                    waiting.add(exited)
-                try:
-                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    if not event.done():
-                        event.cancel()  # and let it unregister the descriptor before the close
-                        await asyncio.wait({event})
+                # first_of cancels a pending inotify read (so it unregisters before the close)
+                await first_of(event, *(() if exited is None else (asyncio.shield(exited),)))
                 if event.done() and not event.cancelled() and event.result().name == Path(
                     target.name
                 ) and is_socket(target):
@@ -89,9 +83,7 @@ async def wait_for_socket(
                     raise ProcessExitedError(
                         process.name, str(exited.result()), process.stderr_excerpt())
         finally:
-            if exited is not None and not exited.done():
-                exited.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await exited
+            if exited is not None:
+                await first_of(exited, timeout=0)  # cancels and awaits it unless done
     finally:
         close_soon(inotify)  # the kernel's close can take ~100 ms: not on the loop

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from vmrunner.components.waiting import first_of
+from vmrunner.core.waiting import first_of
 
 
 class _Sleeper:
@@ -99,7 +99,7 @@ async def test_a_loser_failing_while_cancelled_is_dropped(caplog: pytest.LogCapt
         except asyncio.CancelledError:
             raise RuntimeError("cleanup failed") from None
 
-    with caplog.at_level(logging.DEBUG, logger="vmrunner.components.waiting"):
+    with caplog.at_level(logging.DEBUG, logger="vmrunner.core.waiting"):
         done = await first_of(fails_on_cancel(), asyncio.sleep(0.01))
     assert len(done) == 1
     assert "cleanup failed" in caplog.text

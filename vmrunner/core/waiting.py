@@ -1,7 +1,7 @@
 """Waiting for the first of several things, with a timeout: :func:`first_of`.
 
-The components often race one wait against others: QMP's connection against QEMU's exit,
-a reply against the deadline, an escalation and QEMU's exit. ``asyncio.wait`` leaves the
+Components often race one wait against others (QMP's connection against QEMU's exit,
+a reply against a deadline, a socket against its process's exit). ``asyncio.wait`` leaves the
 losers running; :func:`first_of` cancels them and waits until they have ended.
 """
 
