@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import msgspec
 
 Accel = Literal["kvm", "tcg"]
 HW_KVM_MODULES = ("kvm_intel", "kvm_amd")
@@ -23,8 +24,7 @@ DEV_KVM = Path("/dev/kvm")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
-@dataclass(frozen=True)
-class AccelVerdict:
+class AccelVerdict(msgspec.Struct, frozen=True):
     """The accelerator to use and why."""
 
     accel: Accel

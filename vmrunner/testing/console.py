@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+import msgspec
 
 READY = re.compile(r"^TG-READY (.*)$")
 _KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\]")
@@ -29,8 +30,7 @@ class ConsoleClosed(EOFError):
     """The console connection ended (QEMU exited) before the expected line came."""
 
 
-@dataclass(frozen=True)
-class CommandResult:
+class CommandResult(msgspec.Struct, frozen=True):
     """Exit code and output lines of a guest command."""
 
     rc: int

@@ -18,11 +18,11 @@ import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, TypeVar
 
+import msgspec
 from qemu.qmp import EventListener, Message, QMPClient
 
 from .accel import AccelVerdict
@@ -38,8 +38,7 @@ class GuestStartError(RuntimeError):
     """QEMU exited or stalled before the guest was up."""
 
 
-@dataclass(frozen=True)
-class GuestSpec:
+class GuestSpec(msgspec.Struct, frozen=True):
     """What to boot.  ``disks`` become virtio-blk ``vda``, ``vdb``... (raw images)."""
 
     image: GuestImage
@@ -55,7 +54,7 @@ class GuestSpec:
     qga: bool = False                    # virtio-serial port org.qemu.guest_agent.0
     balloon: bool = True
     reboot: bool = False                 # False: -no-reboot (a guest reset ends QEMU)
-    extra_args: tuple[str, ...] = field(default=())
+    extra_args: tuple[str, ...] = ()
 
 
 class GuestVM:

@@ -26,10 +26,11 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+
+import msgspec
 
 Flavor = Literal["cloud", "generic"]
 FLAVORS: tuple[Flavor, ...] = ("cloud", "generic")
@@ -62,8 +63,7 @@ class GuestBuildError(RuntimeError):
     """The guest could not be built (apt, dpkg-deb or a missing module)."""
 
 
-@dataclass(frozen=True)
-class GuestImage:
+class GuestImage(msgspec.Struct, frozen=True):
     """A finished guest in the cache (treat the files as read-only)."""
 
     directory: Path
@@ -71,7 +71,7 @@ class GuestImage:
     flavor: Flavor
     with_qga: bool
     kernel_version: str
-    packages: tuple[str, ...] = field(default=())
+    packages: tuple[str, ...] = ()
 
     @property
     def kernel(self) -> Path:
