@@ -135,6 +135,10 @@ class CdromController(BusComponent):
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self._drives: dict[str, _Drive] = {}
+        self._status_planned: tuple[CdromDrive, ...] = ()
+        """The drives of the prepared configuration (until the initial ``ConfigureQemu``)."""
+        self._status_last: dict[str, tuple[Outcome, str]] | None = None
+        """Per drive: the outcome and message of its last :class:`CdromMediumChange`."""
 
     def status(self) -> list[DriveStatus]:
         """The known state of every drive, in id order."""
@@ -313,11 +317,6 @@ class CdromController(BusComponent):
         raise QmpError(f"query-block does not list {drive.id}")
 
     # -- status (GET /status) ----------------------------------------------------------------
-
-    _status_planned: tuple[CdromDrive, ...] = ()
-    """The drives of the prepared configuration (until the initial ``ConfigureQemu``)."""
-    _status_last: dict[str, tuple[Outcome, str]] | None = None
-    """Per drive: the outcome and message of its last :class:`CdromMediumChange`."""
 
     @handler
     def on_status_prepared(self, event: VmPrepared) -> None:

@@ -98,6 +98,10 @@ class CpuController(BusComponent):
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._refusals: list[str] = []
+        self._status_maximum: int | None = None
+        self._status_target: int | None = None
+        """``currentCpus`` of the configuration, until a change has been made."""
+        self._status_outcome: Outcome | None = None
 
     @handler
     def on_configure(self, event: ConfigureQemu, ctx: HandlerContext[None]) -> None:
@@ -246,11 +250,6 @@ class CpuController(BusComponent):
             task.cancel()
 
     # -- status (GET /status) ----------------------------------------------------------------
-
-    _status_maximum: int | None = None
-    _status_target: int | None = None
-    """``currentCpus`` of the configuration, until a change has been made."""
-    _status_outcome: Outcome | None = None
 
     @handler
     def on_status_config(self, event: VmPrepared | ConfigureQemu) -> None:

@@ -46,6 +46,8 @@ class GuestAgent(BusComponent):
         self._port: str | None = None
         self._client: QgaClient | None = None
         self._session: asyncio.Task[None] | None = None
+        self._status_os_info: dict[str, object] | None = None
+        """The last ``guest-get-osinfo`` answer (kept after a disconnect)."""
 
     @property
     def connected(self) -> bool:
@@ -135,9 +137,6 @@ class GuestAgent(BusComponent):
         self._drop()
 
     # -- status (GET /status) ----------------------------------------------------------------
-
-    _status_os_info: dict[str, object] | None = None
-    """The last ``guest-get-osinfo`` answer (kept after a disconnect)."""
 
     @handler
     def on_status_osinfo(self, event: OsInfo) -> None:

@@ -102,6 +102,9 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
         self._gone = asyncio.Event()
         self._resumers: list[Resumer] = []
         self._ladder: asyncio.Task[None] | None = None
+        self.rungs: tuple[Rung, ...] = ()
+        """The rungs this ladder has reached, in order."""
+        self._rung_detail = ""
 
     def on_config(self, config: PowerdownConfig, initial: bool) -> None:
         """Keys given in the file override the constructor's arguments."""
@@ -194,6 +197,8 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
         remaining = self.remaining
         left = "" if remaining is None else f" ({max(0.0, remaining):.1f} s to the deadline)"
         _log.info("shutdown rung %s: %s%s", rung.value, detail, left)
+        self.rungs = (*self.rungs, rung)
+        self._rung_detail = detail
         self.fire(ShutdownRung(rung=rung, deadline=self.deadline, detail=detail))
 
     async def _run_ladder(self) -> None:
@@ -268,18 +273,9 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
 
     # -- status (GET /status) ----------------------------------------------------------------
 
-    _status_rungs: tuple[Rung, ...] = ()
-    _status_detail = ""
-
-    @handler
-    def on_status_rung(self, event: ShutdownRung) -> None:
-        """Remembers the rungs this ladder has reached."""
-        self._status_rungs = (*self._status_rungs, event.rung)
-        self._status_detail = event.detail
-
     @handler
     def on_status_query(self, event: StatusQuery) -> ShutdownStatus:
-        rungs = self._status_rungs
+        rungs = self.rungs
         return ShutdownStatus(rung=rungs[-1] if rungs else None, rungs=rungs,
-                              detail=self._status_detail, deadline=self.deadline,
+                              detail=self._rung_detail, deadline=self.deadline,
                               remaining=self.remaining)

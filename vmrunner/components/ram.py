@@ -81,6 +81,12 @@ class RamController(BusComponent):
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._late = False
+        self._status_maximum: int | None = None
+        self._status_target: int | None = None
+        """``currentRam`` of the configuration, until a balloon target has been set."""
+        self._status_outcome: Outcome | None = None
+        self._status_reported = False
+        """Whether QEMU has reported a size (before that, :attr:`actual` is only assumed)."""
 
     @handler
     def on_configure(self, event: ConfigureQemu, ctx: HandlerContext[None]) -> None:
@@ -171,13 +177,6 @@ class RamController(BusComponent):
             task.cancel()
 
     # -- status (GET /status) ----------------------------------------------------------------
-
-    _status_maximum: int | None = None
-    _status_target: int | None = None
-    """``currentRam`` of the configuration, until a balloon target has been set."""
-    _status_outcome: Outcome | None = None
-    _status_reported = False
-    """Whether QEMU has reported a size (before that, :attr:`actual` is only assumed)."""
 
     @handler
     def on_status_config(self, event: VmPrepared | ConfigureQemu) -> None:
