@@ -15,7 +15,8 @@ In one run, on the tiny test guest (TCG unless KVM really works), median of ``--
 * runner CPU: user + system CPU time of the runner process only (not QEMU, not swtpm: those
   are its children and, still running, are not counted in its times) from exec until one
   second after the guest's ready line, read from ``/proc/<pid>/stat`` (``utime + stime``, in
-  clock ticks) at that moment;
+  clock ticks) at that moment; the bare launcher's, measured the same way, is printed too
+  (what the interpreter, asyncio and QMP cost on the machine);
 * stop overhead: SIGTERM → runner exit, minus the guest's own power-off time (bare:
   ``system_powerdown`` → QEMU exit). Both use the ACPI button (the guest agent is off), so
   the difference is the runner's own shutdown work.
@@ -119,8 +120,9 @@ async def _qmp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
             return
 
 
-async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
-    """(exec → cont done, system_powerdown → QEMU exit) for ``bare_launcher.py``, seconds."""
+async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float, float]:
+    """(exec → cont done, system_powerdown → QEMU exit) for ``bare_launcher.py``, seconds,
+    and its CPU time (ms) until the guest's ready line + 1 s, as for the runner."""
     base = short_dir("vl")
     try:
         argv, paths = _prepared(base, image, accel)
@@ -139,6 +141,8 @@ async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
             con_r, con_w = await _open(paths.console_socket)
             console = GuestConsole(con_r, con_w)
             await console.wait_ready(BOOT)
+            await asyncio.sleep(1.0)
+            cpu = _cpu_ms(proc.pid)
             proc.stdin.write(b"powerdown\n")
             await proc.stdin.drain()
             line = (await asyncio.wait_for(proc.stdout.readline(), 60)).split()
@@ -146,7 +150,7 @@ async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
                 raise RuntimeError(f"bare launcher failed: {line!r}")
             await console.close()
             await asyncio.wait_for(proc.wait(), 10)
-            return start, float(line[1])
+            return start, float(line[1]), cpu
         finally:
             if proc.returncode is None:
                 proc.kill()
@@ -235,20 +239,22 @@ async def main() -> int:
     accel = "kvm" if kvm_usable() else "tcg"
     image = build_guest("cloud")
     compileall.compile_dir(Path(vmrunner.__file__).parent, quiet=1)
-    bare_start, bare_stop, inproc_start = [], [], []
+    bare_start, bare_stop, bare_cpu, inproc_start = [], [], [], []
     rounds: list[RunnerRound] = []
     for index in range(args.rounds):
-        b_start, b_stop = await launcher_round(image, accel)
+        b_start, b_stop, b_cpu = await launcher_round(image, accel)
         i_start, _ = await inprocess_round(image, accel)
         r = await runner_round(image, accel)
         bare_start.append(b_start)
         bare_stop.append(b_stop)
+        bare_cpu.append(b_cpu)
         inproc_start.append(i_start)
         rounds.append(r)
         print(f"round {index + 1}: start bare launcher {b_start * 1000:.0f} ms / in-process "
               f"{i_start * 1000:.0f} ms / runner {r.start * 1000:.0f} ms; stop bare "
               f"{b_stop * 1000:.0f} ms / runner {r.stop * 1000:.0f} ms; rss {r.rss:.1f} MiB, "
-              f"pss {r.pss:.1f} MiB, uss {r.uss:.1f} MiB; cpu {r.cpu:.0f} ms", flush=True)
+              f"pss {r.pss:.1f} MiB, uss {r.uss:.1f} MiB; cpu bare {b_cpu:.0f} ms / runner "
+              f"{r.cpu:.0f} ms", flush=True)
 
     def median(field: str) -> float:
         return float(statistics.median(getattr(r, field) for r in rounds))
@@ -260,6 +266,8 @@ async def main() -> int:
           f", pid {os.getpid()}")
     print(f"start overhead against the launcher's steps inside this process (no interpreter "
           f"start): {inproc_overhead:.0f} ms")
+    print(f"cpu of the bare launcher until ready + 1 s (interpreter, asyncio, QMP): "
+          f"{statistics.median(bare_cpu):.0f} ms")
     print(f"lifecycle: start overhead {start_overhead:.0f} ms, rss {median('rss'):.1f} MiB, "
           f"pss {median('pss'):.1f} MiB, uss {median('uss'):.1f} MiB, cpu {median('cpu'):.0f} "
           f"ms, stop overhead {stop_overhead:.0f} ms")
