@@ -8,7 +8,15 @@ In one run, on the tiny test guest (TCG unless KVM really works), median of ``--
   the interpreter's start; the difference is what vmrunner adds (configuration, template,
   components, bus). For comparison a line also gives the overhead against the same steps
   run inside this already started process (no interpreter start at all);
-* RSS of the runner process while the VM runs (after the guest's ``TG-READY``);
+* memory of the runner process while the VM runs (after the guest's ``TG-READY``): RSS
+  (``VmRSS``), PSS (``Pss`` of ``/proc/<pid>/smaps_rollup``: shared pages divided among the
+  processes mapping them) and USS (``Private_Clean + Private_Dirty``: what ending the runner
+  would give back);
+* runner CPU: user + system CPU time of the runner process only (not QEMU, not swtpm: those
+  are its children and, still running, are not counted in its times) from exec until one
+  second after the guest's ready line, read from ``/proc/<pid>/stat`` (``utime + stime``, in
+  clock ticks) at that moment; the bare launcher's, measured the same way, is printed too
+  (what the interpreter, asyncio and QMP cost on the machine);
 * stop overhead: SIGTERM → runner exit, minus the guest's own power-off time (bare:
   ``system_powerdown`` → QEMU exit). Both use the ACPI button (the guest agent is off), so
   the difference is the runner's own shutdown work.
@@ -16,7 +24,8 @@ In one run, on the tiny test guest (TCG unless KVM really works), median of ``--
 vmrunner's modules are byte-compiled first, as an installed package's are (an editable
 install under ``PYTHONDONTWRITEBYTECODE`` would otherwise compile them at every start).
 
-The last line is ``lifecycle: start overhead <ms> ms, rss <MiB> MiB, stop overhead <ms> ms``.
+The last line is ``lifecycle: start overhead <ms> ms, rss <MiB> MiB, pss <MiB> MiB, uss <MiB>
+MiB, cpu <ms> ms, stop overhead <ms> ms``.
 """
 
 from __future__ import annotations
@@ -24,15 +33,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import compileall
+import dataclasses
 import json
 import os
 import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import vmrunner
 from vmrunner.config.validate import load_config
@@ -70,6 +82,23 @@ def _rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def _pss_uss_mib(pid: int) -> tuple[float, float]:
+    """(PSS, USS) of ``pid`` in MiB from ``/proc/<pid>/smaps_rollup``."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        fields[name] = int(rest.split()[0])
+    return fields["Pss"] / 1024, (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024
+
+
+def _cpu_ms(pid: int) -> float:
+    """User + system CPU time of ``pid`` itself (``/proc/<pid>/stat`` utime + stime), ms."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def _prepared(base: Path, image: GuestImage, accel: str) -> tuple[list[str], VmPaths]:
     """The test guest's VM prepared in ``base`` as the runner would: QEMU's argv, its paths."""
     validation = load_config(guest_config(base, image, accel=accel, knobs=KNOBS))
@@ -93,8 +122,9 @@ async def _qmp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
             return
 
 
-async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
-    """(exec → cont done, system_powerdown → QEMU exit) for ``bare_launcher.py``, seconds."""
+async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float, float]:
+    """(exec → cont done, system_powerdown → QEMU exit) for ``bare_launcher.py``, seconds,
+    and its CPU time (ms) until the guest's ready line + 1 s, as for the runner."""
     base = short_dir("vl")
     try:
         argv, paths = _prepared(base, image, accel)
@@ -113,6 +143,8 @@ async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
             con_r, con_w = await _open(paths.console_socket)
             console = GuestConsole(con_r, con_w)
             await console.wait_ready(BOOT)
+            await asyncio.sleep(1.0)
+            cpu = _cpu_ms(proc.pid)
             proc.stdin.write(b"powerdown\n")
             await proc.stdin.drain()
             line = (await asyncio.wait_for(proc.stdout.readline(), 60)).split()
@@ -120,7 +152,7 @@ async def launcher_round(image: GuestImage, accel: str) -> tuple[float, float]:
                 raise RuntimeError(f"bare launcher failed: {line!r}")
             await console.close()
             await asyncio.wait_for(proc.wait(), 10)
-            return start, float(line[1])
+            return start, float(line[1]), cpu
         finally:
             if proc.returncode is None:
                 proc.kill()
@@ -164,8 +196,19 @@ async def inprocess_round(image: GuestImage, accel: str) -> tuple[float, float]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-async def runner_round(image: GuestImage, accel: str) -> tuple[float, float, float]:
-    """(exec → cont done, RSS MiB while running, SIGTERM → runner exit) for vmrunner."""
+class RunnerRound(NamedTuple):
+    """One runner round: seconds, MiB, CPU ms."""
+
+    start: float
+    rss: float
+    pss: float
+    uss: float
+    cpu: float
+    stop: float
+
+
+async def runner_round(image: GuestImage, accel: str) -> RunnerRound:
+    """Exec → cont done, memory while running, CPU until ready + 1 s, SIGTERM → exit."""
     base = short_dir("vr")
     runner = RunnerProcess(guest_config(base, image, accel=accel, knobs=KNOBS),
                            log_level="INFO")
@@ -175,6 +218,9 @@ async def runner_round(image: GuestImage, accel: str) -> tuple[float, float, flo
         await runner.wait_ready(BOOT)
         assert runner.proc is not None
         rss = _rss_mib(runner.proc.pid)
+        pss, uss = _pss_uss_mib(runner.proc.pid)
+        await asyncio.sleep(1.0)
+        cpu = _cpu_ms(runner.proc.pid)
         t0 = time.monotonic()
         runner.signal(signal.SIGTERM)
         code = await runner.wait(60)
@@ -182,7 +228,7 @@ async def runner_round(image: GuestImage, accel: str) -> tuple[float, float, flo
         if code != 0:
             raise RuntimeError(f"runner exited with {code}:\n{runner.log_tail()}")
         start = _log_time(runner.log_text(), "state starting → booting") - started
-        return start, rss, stop
+        return RunnerRound(start, rss, pss, uss, cpu, stop)
     finally:
         await runner.close()
         shutil.rmtree(base, ignore_errors=True)
@@ -193,32 +239,47 @@ async def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     accel = "kvm" if kvm_usable() else "tcg"
+    # A private copy: other programs sharing the cache may replace its images meanwhile.
+    private = Path(tempfile.mkdtemp(prefix="vmrunner-bench-"))
     image = build_guest("cloud")
-    compileall.compile_dir(Path(vmrunner.__file__).parent, quiet=1)
-    bare_start, bare_stop, run_start, run_rss, run_stop, inproc_start = [], [], [], [], [], []
-    for index in range(args.rounds):
-        b_start, b_stop = await launcher_round(image, accel)
-        i_start, _ = await inprocess_round(image, accel)
-        r_start, rss, r_stop = await runner_round(image, accel)
-        bare_start.append(b_start)
-        bare_stop.append(b_stop)
-        inproc_start.append(i_start)
-        run_start.append(r_start)
-        run_rss.append(rss)
-        run_stop.append(r_stop)
-        print(f"round {index + 1}: start bare launcher {b_start * 1000:.0f} ms / in-process "
-              f"{i_start * 1000:.0f} ms / runner {r_start * 1000:.0f} ms; stop bare "
-              f"{b_stop * 1000:.0f} ms / runner {r_stop * 1000:.0f} ms; rss {rss:.1f} MiB",
-              flush=True)
-    start_overhead = (statistics.median(run_start) - statistics.median(bare_start)) * 1000
-    stop_overhead = (statistics.median(run_stop) - statistics.median(bare_stop)) * 1000
-    inproc_overhead = (statistics.median(run_start) - statistics.median(inproc_start)) * 1000
-    print(f"accelerator {accel}, {args.rounds} rounds, medians; python {sys.version.split()[0]}"
-          f", pid {os.getpid()}")
-    print(f"start overhead against the launcher's steps inside this process (no interpreter "
-          f"start): {inproc_overhead:.0f} ms")
-    print(f"lifecycle: start overhead {start_overhead:.0f} ms, rss "
-          f"{statistics.median(run_rss):.1f} MiB, stop overhead {stop_overhead:.0f} ms")
+    shutil.copytree(image.directory, private / "guest")
+    image = dataclasses.replace(image, directory=private / "guest")
+    try:
+        compileall.compile_dir(Path(vmrunner.__file__).parent, quiet=1)
+        bare_start, bare_stop, bare_cpu, inproc_start = [], [], [], []
+        rounds: list[RunnerRound] = []
+        for index in range(args.rounds):
+            b_start, b_stop, b_cpu = await launcher_round(image, accel)
+            i_start, _ = await inprocess_round(image, accel)
+            r = await runner_round(image, accel)
+            bare_start.append(b_start)
+            bare_stop.append(b_stop)
+            bare_cpu.append(b_cpu)
+            inproc_start.append(i_start)
+            rounds.append(r)
+            print(f"round {index + 1}: start bare launcher {b_start * 1000:.0f} ms / in-process "
+                  f"{i_start * 1000:.0f} ms / runner {r.start * 1000:.0f} ms; stop bare "
+                  f"{b_stop * 1000:.0f} ms / runner {r.stop * 1000:.0f} ms; rss {r.rss:.1f} MiB, "
+                  f"pss {r.pss:.1f} MiB, uss {r.uss:.1f} MiB; cpu bare {b_cpu:.0f} ms / runner "
+                  f"{r.cpu:.0f} ms", flush=True)
+
+        def median(field: str) -> float:
+            return float(statistics.median(getattr(r, field) for r in rounds))
+
+        start_overhead = (median("start") - statistics.median(bare_start)) * 1000
+        stop_overhead = (median("stop") - statistics.median(bare_stop)) * 1000
+        inproc_overhead = (median("start") - statistics.median(inproc_start)) * 1000
+        print(f"accelerator {accel}, {args.rounds} rounds, medians; python {sys.version.split()[0]}"
+              f", pid {os.getpid()}")
+        print(f"start overhead against the launcher's steps inside this process (no interpreter "
+              f"start): {inproc_overhead:.0f} ms")
+        print(f"cpu of the bare launcher until ready + 1 s (interpreter, asyncio, QMP): "
+              f"{statistics.median(bare_cpu):.0f} ms")
+        print(f"lifecycle: start overhead {start_overhead:.0f} ms, rss {median('rss'):.1f} MiB, "
+              f"pss {median('pss'):.1f} MiB, uss {median('uss'):.1f} MiB, cpu {median('cpu'):.0f} "
+              f"ms, stop overhead {stop_overhead:.0f} ms")
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return 0
 
 

@@ -13,7 +13,6 @@ rung reached), ``shutdown_remaining_seconds``, ``shutdown_duration_seconds``,
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -109,33 +108,9 @@ class _Collector:
         return families(self.status)
 
 
-def _import_prometheus_client() -> None:
-    """Import prometheus-client, also under ``vmrunner run``'s ``ssl`` stub
-    (:func:`vmrunner.daemon.run.slim_imports`): its HTTPS helpers name ``ssl`` attributes at
-    import time, so the stub answers any name with a placeholder class while it is imported
-    (TLS is never used here; the real ``ssl`` would cost ~4 MiB)."""
-    if "prometheus_client" in sys.modules:
-        return
-    stub = sys.modules.get("ssl")
-    if stub is None or hasattr(stub, "TLSVersion"):
-        import prometheus_client
-        return
-
-    def placeholder(name: str) -> type:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return type(name, (), {})
-
-    stub.__getattr__ = placeholder  # type: ignore[method-assign]
-    try:
-        import prometheus_client  # noqa: F401
-    finally:
-        del stub.__getattr__
-
-
 def render(status: Status) -> bytes:
-    """The Prometheus text exposition of ``status``."""
-    _import_prometheus_client()
+    """The Prometheus text exposition of ``status`` (prometheus-client is imported at the
+    first request)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)

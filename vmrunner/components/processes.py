@@ -3,9 +3,6 @@
 * ``StartProcess`` → remove its stale sockets, spawn (own process group, PDEATHSIG=SIGKILL so
   children die with the runner even on ``kill -9``), output lines to ``vmrunner.proc.<name>``;
   fires ``ProcessStarted`` (result: the pid) or ``ProcessFailed``.
-* :meth:`ProcessManager.adopt` takes a child started before the tree (``vmrunner run``'s
-  early QEMU, :mod:`vmrunner.daemon.prelaunch`): the first ``StartProcess`` with its name and argv
-  gets it instead of a new spawn; one with another argv gets it terminated first.
 * Every child is waited for by an owned task that fires ``ProcessExited``.
 * ``TerminateProcess`` → SIGTERM, SIGKILL after the grace time, reap; completes when gone.
 * Once a ``Stop`` is seen (``StopPhase.CLOSE``) no new child is started (``ProcessFailed``);
@@ -44,12 +41,7 @@ class ProcessManager(BusComponent):
     def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
         super().__init__(channel, name)
         self._procs: dict[str, ChildProcess] = {}
-        self._adopted: dict[str, ChildProcess] = {}
         self._closing = False
-
-    def adopt(self, child: ChildProcess) -> None:
-        """Take ``child`` (started before the tree) for the first ``StartProcess`` of its name."""
-        self._adopted[child.name] = child
 
     def running(self, name: str) -> bool:
         """Whether child ``name`` runs (for diagnostics; components use the events)."""
@@ -69,33 +61,18 @@ class ProcessManager(BusComponent):
         if old is not None and old.running:
             self.fire(ProcessFailed(name=event.name, reason=f"{event.name} is already running"))
             return None
-        child = await self._claim(event)
-        if child is None:
-            try:
-                for socket in event.stale_sockets:
-                    remove_stale_socket(socket)
-                child = await spawn(event.name, event.argv, env=dict(event.env) or None)
-            except (ProcessStartError, OSError, ValueError, TypeError) as exc:
-                _log.error("%s", exc)
-                self.fire(ProcessFailed(name=event.name, reason=str(exc)))
-                return None
+        try:
+            for socket in event.stale_sockets:
+                remove_stale_socket(socket)
+            child = await spawn(event.name, event.argv, env=dict(event.env) or None)
+        except (ProcessStartError, OSError, ValueError, TypeError) as exc:
+            _log.error("%s", exc)
+            self.fire(ProcessFailed(name=event.name, reason=str(exc)))
+            return None
         self._procs[event.name] = child
         self.fire(ProcessStarted(name=event.name, pid=child.pid))
         self.spawn(self._watch(child), name=f"watch-{event.name}")
         return child.pid
-
-    async def _claim(self, event: StartProcess) -> ChildProcess | None:
-        """The adopted child for ``event``, if it matches; a mismatching one is terminated."""
-        child = self._adopted.pop(event.name, None)
-        if child is None:
-            return None
-        if child.argv == list(event.argv):  # the environment comes from the same render
-            _log.debug("%s (pid %d) was started before the tree: adopted", child.name, child.pid)
-            return child
-        _log.info("%s (pid %d) was started for another configuration: replacing it",
-                  child.name, child.pid)
-        await child.terminate(grace=FINAL_GRACE)
-        return None
 
     async def _watch(self, child: ChildProcess) -> None:
         status = await child.wait()
@@ -119,8 +96,7 @@ class ProcessManager(BusComponent):
 
     @handler(priority=StopPhase.STOP_PROCESSES)
     def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
-        alive = [c for c in (*self._procs.values(), *self._adopted.values()) if c.running]
-        self._adopted.clear()
+        alive = [c for c in self._procs.values() if c.running]
         if not alive:
             return
         lock = ctx.hold()

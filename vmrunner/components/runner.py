@@ -3,7 +3,7 @@
 It prepares the VM (directories, uuid, firmware vars, template copy, cloud-init image, argv)
 and drives the start sequence through events; everything else is done by its children::
 
-    Started → STARTING → VmPrepared → [swtpm: SwtpmReady] → StartQemu → MonitorReady
+    Start → STARTING → VmPrepared → [swtpm: SwtpmReady] → StartQemu → MonitorReady
       → ConfigureQemu(initial, held until applied) → ExecuteQmp(cont) → BOOTING
       → OsInfo (guest agent answered) → BOOTED
     Stop → TERMINATING → (shutdown ladder, children reaped) → Stopped → STOPPED
@@ -29,7 +29,7 @@ from vmrunner.core import (
     Channel,
     Configurable,
     HandlerContext,
-    Started,
+    Start,
     Stop,
     Stopped,
     handler,
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 START_PRIORITY = 1000
+"""Of the ``Start`` handler: below the ConfigWatcher's initial delivery, above the others."""
 ESCALATE_WINDOW = 3.0
 """A third termination signal within this many seconds of the second escalates."""
 
@@ -77,26 +78,23 @@ class Runner(Configurable[RunnerConfig], BusComponent):
     ``ConfigureQemu`` once it runs (and during the shutdown, for ``powerdownTimeout``).
 
     Args:
-        config: the already validated ``/Runner`` configuration, if any (the CLI validates
-            before building the tree); else the initial configuration event provides it.
+        config: the already validated ``/Runner`` configuration, if any (the builder
+            validates it and presets it with its section, so the initial configuration event
+            does not validate it again); else the initial configuration event provides it.
         preparer: turns the configuration into a :class:`LaunchPlan` (default
             :func:`prepare`; tests and embedders may substitute their own).
-        plan: an already prepared plan (``vmrunner run`` prepares before building the tree,
-            see :mod:`vmrunner.daemon.prelaunch`); used if the configuration at the start still
-            equals ``plan.config``, else the VM is prepared again.
     """
 
     config_model = RunnerConfig
 
     def __init__(self, config: RunnerConfig | None = None, channel: Channel | None = None, *,
                  preparer: Callable[[RunnerConfig], LaunchPlan] = prepare,
-                 plan: LaunchPlan | None = None, strict: bool = False) -> None:
+                 strict: bool = False) -> None:
         super().__init__(channel, "Runner")
         self.config = config
         self.strict = strict
         self.state = RunState.INITIALIZING
         self.plan: LaunchPlan | None = None
-        self._prepared = plan
         self._preparer = preparer
         self._signals: list[float] = []
         self._deadline: float | None = None
@@ -141,7 +139,12 @@ class Runner(Configurable[RunnerConfig], BusComponent):
     # -- start sequence ----------------------------------------------------------------------
 
     @handler(priority=START_PRIORITY)
-    def on_started(self, event: Started) -> None:
+    def on_start(self, event: Start) -> None:
+        """Prepare the VM and start it (swtpm first, else QEMU) as the tree's first start
+        work: after every component has its initial configuration (the ConfigWatcher's
+        ``Start`` handler runs before, and a rejected node cancels the ``Start``, so nothing
+        is started), before the ``Start`` handlers of lower priority and ``Started``, so
+        QEMU initialises while the rest of the start is handled."""
         if self.state is not RunState.INITIALIZING:
             return
         self._enter(RunState.STARTING, "RunnerStarted", "the runner has started")
@@ -151,9 +154,7 @@ class Runner(Configurable[RunnerConfig], BusComponent):
             self._fail(ExitCode.CONFIG_ERROR, "no configuration for /Runner")
             return
         try:
-            plan = (self._prepared if self._prepared is not None
-                    and self._prepared.config == self.config else self._preparer(self.config))
-            self._prepared = None
+            plan = self._preparer(self.config)
         except VmTypeError as exc:
             self._fail(ExitCode.CONFIG_ERROR, f"cannot prepare the VM: {exc}")
             return

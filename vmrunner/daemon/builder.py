@@ -21,9 +21,9 @@ vmrunner.api), SystemdNotifier, and ConfigWatcher (follows the file for live upd
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vmrunner.components.guest_agent import GuestAgent
 from vmrunner.components.monitor import QemuMonitor
@@ -33,12 +33,9 @@ from vmrunner.components.runner import Runner
 from vmrunner.components.swtpm import SwtpmManager
 from vmrunner.core import Component
 
-if TYPE_CHECKING:
-    from vmrunner.config.validate import Validation
-    from vmrunner.proc.child import ChildProcess
-    from vmrunner.vmtypes.launch import LaunchPlan
-
 _log = logging.getLogger(__name__)
+
+RUNNER_NODE = "/Runner"
 
 
 class ConfigInvalid(Exception):
@@ -98,50 +95,50 @@ class RunnerBuilder:
         del self.components[self._index(name)]
         return self
 
-    def build(self, *, runner_factory: Callable[..., Runner] = Runner,
-              validation: Validation | None = None, plan: LaunchPlan | None = None,
-              adopt: Sequence[ChildProcess] = ()) -> Runner:
-        """Validate the configuration and assemble the tree.
+    def build(self, *, runner_factory: Callable[..., Runner] = Runner) -> Runner:
+        """Read and validate the configuration file (once) and assemble the tree.
 
-        ``validation``: the file's validation if already done; ``plan``: the VM already
-        prepared for it, and ``adopt``: children already started for it (``vmrunner run``,
-        see :mod:`vmrunner.daemon.prelaunch`), handed to the ProcessManager.
+        The file is read and its ``/Runner`` node validated here, with ``vmrunner check``'s
+        messages; the warnings are logged. The Runner takes that configuration as already
+        validated and the ConfigWatcher the file's content as already read, so the initial
+        configuration is neither read nor validated again at the start (only the other
+        components' nodes are validated then, by their ``Configurable``).
 
         :raise ConfigInvalid: the file is unreadable or invalid (messages name key paths).
         """
-        from vmrunner.config.validate import load_config
+        from vmrunner.config.validate import runner_values, validate_values
+        from vmrunner.core.config import ConfigError, ConfigWatcher
 
-        if validation is None:
-            validation = load_config(self.config_file, strict=self.strict)
+        watcher = ConfigWatcher(self.config_file) if self.watch else None
+        try:
+            nodes = (watcher.load() if watcher is not None
+                     else _read_nodes(self.config_file))
+        except ConfigError as exc:
+            raise ConfigInvalid(list(exc.messages)) from None
+        values, problems = runner_values(
+            {RUNNER_NODE: nodes[RUNNER_NODE]} if RUNNER_NODE in nodes else {})
+        if values is None:
+            raise ConfigInvalid([str(p) for p in problems])
+        validation = validate_values(values, strict=self.strict,
+                                     base_dir=self.config_file.absolute().parent)
         self.warnings = [str(p) for p in validation.warnings]
-        if not self.watch:  # else the Runner reports them with its initial configuration
-            for warning in self.warnings:
-                _log.warning("%s", warning)
+        for warning in self.warnings:
+            _log.warning("%s", warning)
         if not validation.ok or validation.config is None:
             raise ConfigInvalid([str(p) for p in validation.errors])
-        options: dict[str, Any] = {"strict": self.strict}
-        if plan is not None:
-            options["plan"] = plan
-        runner = runner_factory(validation.config, **options)
+        runner = runner_factory(validation.config, strict=self.strict)
+        runner.preset_config(validation.config, values)
         for component in self.components:
             runner.attach(component)
-        if adopt:
-            manager = self.components[self._index("ProcessManager")]
-            if not isinstance(manager, ProcessManager):
-                raise TypeError("children to adopt need the standard ProcessManager")
-            for child in adopt:
-                manager.adopt(child)
-        if self.watch:
-            watcher = _config_watcher(self.config_file)
-            if watcher is not None:
-                runner.attach(watcher)
+        if watcher is not None:
+            runner.attach(watcher)
         return runner
 
 
-def _config_watcher(config_file: Path) -> Component | None:
-    from vmrunner.core import ConfigWatcher
+def _read_nodes(config_file: Path) -> dict[str, Any]:
+    from vmrunner.core.config.loader import parse, read_bytes
 
-    return ConfigWatcher(config_file)
+    return parse(config_file, read_bytes(config_file))
 
 
 def standard_components(config_file: str | Path, *, strict: bool = False) -> Runner:

@@ -30,13 +30,16 @@ Rules:
    directory, for relative paths).
 7. ``self.config`` is updated after ``on_config`` returns; if ``on_config`` raises, the bus
    reports a ``HandlingError`` and the config is not taken over. ``on_config`` may be async.
+8. :meth:`Configurable.preset_config` (before the start) takes a configuration the caller has
+   already validated from a section: an equal section (the :class:`InitialConfiguration`
+   read from the same file) is then skipped by rule 2, not validated a second time.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, ClassVar, Generic, cast
 
 from pydantic import BaseModel
@@ -71,6 +74,12 @@ class Configurable(Component, Generic[ModelT]):
     def on_config(self, config: ModelT, initial: bool) -> Awaitable[None] | None:
         """Called with each new valid configuration (``initial``: at start). Override."""
         return None
+
+    def preset_config(self, config: ModelT, section: Mapping[str, Any]) -> None:
+        """Take ``config``, validated by the caller from ``section`` (this path's values), as
+        the current configuration without calling ``on_config`` (rule 8)."""
+        self.config = config
+        self._config_section = dict(section)
 
     def config_context(self, event: ConfigurationUpdate) -> dict[str, Any] | None:
         """pydantic's validation context for this component's model (``info.context``).
