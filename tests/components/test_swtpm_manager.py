@@ -25,12 +25,12 @@ import msgspec
 import pytest
 
 from vmrunner.components import BUS
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.components.processes import ProcessManager
 from vmrunner.components.swtpm import SwtpmManager
 from vmrunner.config.validate import validate_values
 from vmrunner.core import Component, Event, Stop, handler, run
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
     ProcessExited,
     ProcessFailed,

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.core import (
     Component,
     Event,
@@ -18,7 +19,6 @@ from vmrunner.core import (
     run,
 )
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.daemon.exit_codes import ExitCode
 
 
 class Note(Event[None], frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vmrunner.daemon.exit_codes import ExitCode
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.logwait import wait_log
 from vmrunner.testing.runnerproc import RunnerProcess, guest_config, process_alive

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from vmrunner.daemon.exit_codes import ExitCode
+from vmrunner.components.exit_codes import ExitCode
 
 from .conftest import ImageBuild, Tools
 from .support import CHART, config_map, documents, helm, one, pod_spec, podman, render, values_file

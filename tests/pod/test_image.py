@@ -7,7 +7,7 @@ import json
 import pytest
 
 import vmrunner
-from vmrunner.daemon.exit_codes import ExitCode
+from vmrunner.components.exit_codes import ExitCode
 
 from .conftest import ImageBuild
 from .support import podman

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from vmrunner.daemon.exit_codes import ExitCode
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.testing.guest import GuestImage
 
 from .conftest import ImageBuild, Tools

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vmrunner.daemon.exit_codes import ExitCode
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.qemu import raw_disk
 from vmrunner.testing.runnerproc import (

@@ -17,6 +17,7 @@ import pytest
 
 from vmrunner.api.client import request
 from vmrunner.components import BUS
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.components.processes import ProcessManager
 from vmrunner.components.runner import Runner
 from vmrunner.config.model import RunnerConfig
@@ -24,7 +25,6 @@ from vmrunner.core import Component, Stop, run
 from vmrunner.core.config.validation import Validated
 from vmrunner.core.recorder import EventRecorder
 from vmrunner.daemon.builder import RunnerBuilder
-from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import RunnerStateChanged, RunState, StartProcess
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.runnerproc import (

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from vmrunner.components.base import BusComponent
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.core import (
     Channel,
     Configurable,
@@ -41,7 +42,6 @@ from vmrunner.core import (
     handler,
 )
 from vmrunner.core.waiting import first_of
-from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
     ConfigureQemu,
     EscalateShutdown,

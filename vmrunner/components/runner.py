@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vmrunner.components.base import BusComponent
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core import (
     Channel,
@@ -34,7 +35,6 @@ from vmrunner.core import (
     Stopped,
     handler,
 )
-from vmrunner.daemon.exit_codes import ExitCode
 from vmrunner.events import (
     ConfigureQemu,
     EscalateShutdown,

@@ -1,6 +1,6 @@
 """The ``vmrunner`` command: ``run`` (default), ``check``, ``render``, ``status``, ``events``.
 
-Exit codes are :class:`vmrunner.daemon.exit_codes.ExitCode`: 0 ok, 1 internal error, 2 invalid
+Exit codes are :class:`vmrunner.components.exit_codes.ExitCode`: 0 ok, 1 internal error, 2 invalid
 configuration or template, 3 forced stop, 4 QEMU died, 5 start failed.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from vmrunner import __version__
-from vmrunner.daemon.exit_codes import ExitCode
+from vmrunner.components.exit_codes import ExitCode
 
 DEFAULT_CONFIG = Path("/etc/opt/vmrunner/config.yaml")
 COMMANDS = ("run", "check", "render", "status", "events", "probe")

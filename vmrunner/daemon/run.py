@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from vmrunner.daemon.exit_codes import ExitCode
+from vmrunner.components.exit_codes import ExitCode
 
 _log = logging.getLogger("vmrunner.run")
 

@@ -81,8 +81,10 @@ class RunnerProcess:
     """``python -m vmrunner run -c CONFIG`` with its log in ``base/runner.log``."""
 
     def __init__(self, config: Path, *, log_level: str = "DEBUG",
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), python: str = sys.executable) -> None:
         self.config = config
+        self.python = python
+        """The interpreter that runs ``-m vmrunner`` (default: this one)."""
         self.base = config.parent
         self.log = self.base / "runner.log"
         self.log_level = log_level
@@ -96,7 +98,7 @@ class RunnerProcess:
 
     async def start(self, *, console: bool = True, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Start the runner; with ``console``, connect to the serial console socket."""
-        argv = [sys.executable, "-m", "vmrunner", "--log-level", self.log_level, "run",
+        argv = [self.python, "-m", "vmrunner", "--log-level", self.log_level, "run",
                 "-c", str(self.config), *self.args]
         with open(self.log, "ab") as log:  # noqa: ASYNC230 - tiny, local
             self.proc = await asyncio.create_subprocess_exec(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.core import Component, Start, Started, Stop, handler, run
 from vmrunner.core.config import (
     Configurable,
@@ -19,7 +20,6 @@ from vmrunner.core.config import (
     InitialConfiguration,
 )
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.daemon.exit_codes import ExitCode
 
 
 class VmModel(BaseModel):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from vmrunner.components.exit_codes import ExitCode
 from vmrunner.core import Component, Started, Stop, run
 from vmrunner.core.config import (
     Configurable,
@@ -26,7 +27,6 @@ from vmrunner.core.config import (
     InitialConfiguration,
 )
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.daemon.exit_codes import ExitCode
 
 TIMEOUT = 3.0
 

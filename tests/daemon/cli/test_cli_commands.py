@@ -136,3 +136,12 @@ def test_python_dash_m_and_help() -> None:
     result = vmrunner("--help")
     assert result.returncode == 0
     assert "Exit codes" in result.stdout
+
+
+def test_config_error_exit_code_is_cores() -> None:
+    """``vmrunner.core`` ends a tree on a bad configuration with its own code; the CLI's
+    documented code is the same number (and importing the exit codes stays cheap: no core)."""
+    from vmrunner.components.exit_codes import ExitCode
+    from vmrunner.core.config import CONFIG_ERROR_EXIT
+
+    assert ExitCode.CONFIG_ERROR == CONFIG_ERROR_EXIT

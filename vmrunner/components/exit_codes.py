@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from vmrunner.core.config import CONFIG_ERROR_EXIT
-
 
 class ExitCode(IntEnum):
     """Process exit codes of ``vmrunner``."""
@@ -17,7 +15,7 @@ class ExitCode(IntEnum):
     """The guest powered off (by itself or after a graceful shutdown request)."""
     INTERNAL_ERROR = 1
     """A bug or an unexpected exception in the runner itself."""
-    CONFIG_ERROR = CONFIG_ERROR_EXIT
+    CONFIG_ERROR = 2
     """The configuration (or a template) is invalid; nothing was started."""
     FORCED_STOP = 3
     """The guest did not power off within ``powerdownTimeout``; QEMU was terminated or killed."""
