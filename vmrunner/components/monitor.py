@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmrunner.components.base import BusComponent
 from vmrunner.core import Channel, HandlerContext, Stopped, handler
@@ -32,7 +33,10 @@ from vmrunner.events import (
     StartProcess,
     StartQemu,
 )
-from vmrunner.protocols.qmp import QmpClient, QmpDisconnected, QmpError
+from vmrunner.protocols.qmp import QmpDisconnected, QmpError
+
+if TYPE_CHECKING:
+    from vmrunner.protocols.qmp.client import QmpClient
 
 _log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class QemuMonitor(BusComponent):
         self.command_timeout = command_timeout
         self._socket: Path | None = None
         self._client: QmpClient | None = None
+        """The session (its module, with ``qemu.qmp``, is imported once QEMU runs)."""
         self._exited: asyncio.Future[ProcessExited] | None = None
 
     @property
@@ -76,6 +81,8 @@ class QemuMonitor(BusComponent):
             self.fire(StartFailed(step=ProcessRole.QEMU, reason=event.reason))
 
     async def _connect(self, socket: Path) -> None:
+        from vmrunner.protocols.qmp.client import QmpClient
+
         assert self._exited is not None
         client = QmpClient("qemu", connect_timeout=self.connect_timeout,
                            command_timeout=self.command_timeout)
