@@ -12,10 +12,10 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -26,8 +26,7 @@ NODE_PREFIXES = ("/", "_")
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(msgspec.Struct, frozen=True):
     """One finding, located by a key path such as ``/Runner/vm/drives/0/file``."""
 
     path: str
@@ -39,12 +38,11 @@ class Problem:
         return f"{prefix}{self.path}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
-class Validation:
+class Validation(msgspec.Struct, frozen=True):
     """The outcome of validating a configuration: the model if valid, and all problems."""
 
     config: RunnerConfig | None
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = msgspec.field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:

@@ -39,13 +39,18 @@ ChannelSpec = Channel | type[Channel] | str
 """What ``@handler(channels=...)`` accepts."""
 
 
-class HandlerSpec(msgspec.Struct):
-    """Raw ``@handler`` arguments stored on the decorated function."""
+class HandlerSpec:
+    """Raw ``@handler`` arguments stored on the decorated function; ``resolved`` caches the
+    event classes read from the annotation once a class using the function is created."""
 
-    priority: int
-    channels: tuple[ChannelSpec, ...] | None
-    events: tuple[type[Event[Any]], ...] | None
-    resolved: tuple[type[Event[Any]], ...] | None = None
+    __slots__ = ("channels", "events", "priority", "resolved")
+
+    def __init__(self, *, priority: int, channels: tuple[ChannelSpec, ...] | None,
+                 events: tuple[type[Event[Any]], ...] | None) -> None:
+        self.priority = priority
+        self.channels = channels
+        self.events = events
+        self.resolved: tuple[type[Event[Any]], ...] | None = None
 
 
 class HandlerInfo(msgspec.Struct, frozen=True):

@@ -33,7 +33,7 @@ _log = logging.getLogger("vmrunner.core")
 
 
 class Entry(NamedTuple):
-    """One handler in a dispatch list."""
+    """One handler in a dispatch list (a tuple: the dispatch loop unpacks it per event)."""
 
     method: Callable[..., Any]
     pass_ctx: bool
