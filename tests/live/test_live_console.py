@@ -32,7 +32,7 @@ from vmrunner.events import (
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
-from vmrunner.testing.prereq import require_tools
+from vmrunner.testing.prereq import in_ci, require_tools
 from vmrunner.testing.runnerproc import guest_config, scratch_dir
 from vmrunner.testing.viewer import (
     VIEWER_TOOLS,
@@ -57,7 +57,10 @@ def _tools() -> None:
     probe = subprocess.run(["qemu-system-x86_64", "-spice", "help"], capture_output=True,
                            check=False, timeout=30)
     if b"spice options" not in probe.stdout + probe.stderr:
-        pytest.skip("this QEMU has no SPICE support")
+        reason = "this QEMU has no SPICE support"
+        if in_ci():
+            pytest.fail(f"{reason}; CI is set, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(reason)
 
 
 @pytest.fixture
