@@ -14,6 +14,8 @@ if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
 # QEMU + swtpm + firmware for the VMs; the guest builder needs only apt-get and
 # dpkg-deb (always present on Debian): its cpio and depmod come from busybox-static.
 PKGS=(qemu-system-x86 qemu-utils swtpm swtpm-tools ovmf)
+# A real SPICE client for the console tests: remote-viewer on Xvfb, screenshots by imagemagick.
+PKGS+=(virt-viewer xvfb xauth imagemagick)
 externally_managed() {
   "$1" -c 'import pathlib, sys, sysconfig
 sys.exit(0 if pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists() else 1)'

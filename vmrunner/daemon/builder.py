@@ -15,7 +15,8 @@
 name: ProcessManager, SwtpmManager, QemuMonitor, RamController, CpuController,
 ResetController, GuestAgent, PowerdownHandler, CdromController, DisplayController,
 ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
-vmrunner.api), SystemdNotifier, and ConfigWatcher (follows the file for live updates).
+vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), and ConfigWatcher
+(follows the file for live updates).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.api.sdnotify import SystemdNotifier
     from vmrunner.api.server import ApiServer
     from vmrunner.components.cdrom import CdromController
+    from vmrunner.components.console import ConsoleTracker
     from vmrunner.components.cpus import CpuController
     from vmrunner.components.display import DisplayController
     from vmrunner.components.ram import RamController
@@ -59,7 +61,8 @@ def _standard(config_file: Path) -> list[Component]:
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
-            SystemdNotifier()]
+            SystemdNotifier(),
+            ConsoleTracker()]
 
 
 class RunnerBuilder:

@@ -4,6 +4,7 @@
 * :mod:`.processes`: child processes (QEMU, swtpm) and their roles;
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
 * :mod:`.guest`: the QEMU guest agent;
+* :mod:`.console`: the SPICE console client;
 * :mod:`.changes`: outcomes of live changes (RAM, vCPUs, reset, CD-ROM, display password);
 * :mod:`.config`: the reload plan of an accepted configuration change;
 * :mod:`.status`: the status query the components answer (``GET /status``).
@@ -24,6 +25,7 @@ from vmrunner.events.changes import (
     ResetChange,
 )
 from vmrunner.events.config import PlanClass, PlanEntry, ReloadPlan
+from vmrunner.events.console import ConsoleConnected, ConsoleDisconnected
 from vmrunner.events.guest import (
     GuestAgentConnected,
     GuestAgentDisconnected,
@@ -81,6 +83,8 @@ from vmrunner.events.status import (
     CdromDriveStatus,
     CdromStatus,
     ConfigStatus,
+    ConsoleClientStatus,
+    ConsoleStatus,
     CpuStatus,
     GuestAgentStatus,
     ProcessStatus,
@@ -98,6 +102,10 @@ __all__ = [
     "CdromStatus",
     "ConfigStatus",
     "ConfigureQemu",
+    "ConsoleClientStatus",
+    "ConsoleConnected",
+    "ConsoleDisconnected",
+    "ConsoleStatus",
     "CpuChange",
     "CpuStatus",
     "DisplayPasswordChange",

@@ -130,24 +130,41 @@ class QmpGuestPanicked(QmpEvent, frozen=True, kw_only=True):
 
 
 class QmpSpiceClientEvent(QmpEvent, frozen=True, kw_only=True):
-    """Base of the SPICE client events; ``host``/``port`` are the client's address."""
+    """Base of the SPICE client events: the address of one channel's connection.
+
+    ``host``/``port`` are the client's end of that channel's TCP connection (every channel
+    of a SPICE session has its own port), ``family`` is ``ipv4``, ``ipv6`` or ``unix``.
+    Only ``SPICE_INITIALIZED`` says which session (``connection_id``) and channel it is.
+    """
 
     host: str
     port: str
+    family: str = ""
 
 
 class QmpSpiceConnected(QmpSpiceClientEvent, frozen=True, kw_only=True):
-    """A SPICE client connected (``SPICE_CONNECTED``)."""
+    """A SPICE channel's TCP connection was accepted (``SPICE_CONNECTED``), before the
+    password check: a refused client is connected and disconnected, never initialised."""
 
 
 class QmpSpiceInitialized(QmpSpiceClientEvent, frozen=True, kw_only=True):
-    """A SPICE channel finished initialising (``SPICE_INITIALIZED``)."""
+    """A SPICE channel was linked, password accepted (``SPICE_INITIALIZED``).
+
+    ``connection_id`` is the session's id (QEMU's ``connection-id``, a signed 32-bit value)
+    shared by all its channels; ``channel_type`` is SPICE's (1 main, 2 display, 3 inputs,
+    4 cursor, ...), ``channel_id`` the instance of that type; ``tls`` whether it is encrypted.
+    """
 
     channel_type: int
+    connection_id: int
+    channel_id: int = 0
+    tls: bool = False
 
 
 class QmpSpiceDisconnected(QmpSpiceClientEvent, frozen=True, kw_only=True):
-    """A SPICE client disconnected (``SPICE_DISCONNECTED``)."""
+    """A SPICE channel's connection ended (``SPICE_DISCONNECTED``); one per channel, in no
+    fixed order, and without ``connection-id``: match ``host``/``port`` to its
+    :class:`QmpSpiceInitialized`."""
 
 
 class QmpUnknownEvent(QmpEvent, frozen=True, kw_only=True):

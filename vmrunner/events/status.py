@@ -114,3 +114,22 @@ class ConfigStatus(StatusPart, frozen=True, kw_only=True):
     generation: int = 0
     last_plan: ReloadPlan | None = None
     restart_pending: tuple[str, ...] = ()
+
+
+class ConsoleClientStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One connected SPICE session: its main channel's ``host``/``port``, QEMU's
+    ``connection_id``, and when its main channel was initialised (``since``)."""
+
+    host: str
+    port: str
+    connection_id: int
+    since: float
+
+
+class ConsoleStatus(StatusPart, frozen=True, kw_only=True):
+    """The ConsoleTracker: ``client`` is the console client's host (the most recently
+    connected session still connected; ``None``: nobody), ``clients`` every connected
+    session, oldest first."""
+
+    client: str | None = None
+    clients: tuple[ConsoleClientStatus, ...] = ()

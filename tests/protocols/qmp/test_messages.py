@@ -32,14 +32,52 @@ from vmrunner.protocols.qmp.wire import event_timestamp, parse_event
      m.QmpVserportChange(timestamp=1.5, id="channel0", open=True)),
     ("GUEST_PANICKED", {"action": "pause"}, m.QmpGuestPanicked(timestamp=1.5, action="pause",
                                                             info=None)),
-    ("SPICE_INITIALIZED", {"client": {"host": "127.0.0.1", "port": "4711",
-                                      "channel-type": 1}},
-     m.QmpSpiceInitialized(timestamp=1.5, host="127.0.0.1", port="4711", channel_type=1)),
     ("SPICE_DISCONNECTED", {"client": {"host": "::1", "port": "1"}},
      m.QmpSpiceDisconnected(timestamp=1.5, host="::1", port="1")),
 ])
 def test_known_events(name: str, data: dict[str, Any] | None, expected: m.QmpEvent) -> None:
     assert parse_event(name, data, 1.5) == expected
+
+
+# What QEMU 7.2 sent while remote-viewer connected (main channel) and went away.
+_SERVER = {"port": "5977", "family": "ipv4", "host": "127.0.0.1"}
+
+
+def test_spice_events_as_qemu_sends_them() -> None:
+    connected = {"server": _SERVER,
+                 "client": {"port": "36226", "family": "ipv4", "host": "127.0.0.1"}}
+    assert parse_event("SPICE_CONNECTED", connected, 1.5) == m.QmpSpiceConnected(
+        timestamp=1.5, host="127.0.0.1", port="36226", family="ipv4")
+    initialized = {"server": {"auth": "spice", **_SERVER}, "client": {
+        "port": "36226", "family": "ipv4", "channel-type": 1, "connection-id": -484278287,
+        "host": "127.0.0.1", "channel-id": 0, "tls": False}}
+    assert parse_event("SPICE_INITIALIZED", initialized, 1.5) == m.QmpSpiceInitialized(
+        timestamp=1.5, host="127.0.0.1", port="36226", family="ipv4", channel_type=1,
+        connection_id=-484278287, channel_id=0, tls=False)
+    # SPICE_DISCONNECTED has no connection-id (QAPI SpiceBasicInfo): host/port identify it
+    assert parse_event("SPICE_DISCONNECTED", connected, 1.5) == m.QmpSpiceDisconnected(
+        timestamp=1.5, host="127.0.0.1", port="36226", family="ipv4")
+
+
+def test_spice_initialized_of_a_second_display_over_tls_on_ipv6() -> None:
+    data = {"client": {"host": "::1", "port": "40000", "family": "ipv6", "channel-type": 2,
+                       "connection-id": 7, "channel-id": 1, "tls": True}}
+    assert parse_event("SPICE_INITIALIZED", data, 2.0) == m.QmpSpiceInitialized(
+        timestamp=2.0, host="::1", port="40000", family="ipv6", channel_type=2,
+        connection_id=7, channel_id=1, tls=True)
+
+
+@pytest.mark.parametrize("client", [
+    None,
+    {"host": "127.0.0.1", "port": "1", "channel-type": 1},  # no connection-id
+    {"host": "127.0.0.1", "port": "1", "connection-id": 3},  # no channel-type
+    {"host": "127.0.0.1", "port": "1", "channel-type": "main", "connection-id": 3},
+])
+def test_spice_initialized_without_its_channel_stays_visible(
+        client: dict[str, Any] | None) -> None:
+    data = {"client": client}
+    assert parse_event("SPICE_INITIALIZED", data, 2.0) == m.QmpUnknownEvent(
+        timestamp=2.0, name="SPICE_INITIALIZED", data=data)
 
 
 def test_unknown_and_malformed_events_stay_visible() -> None:

@@ -32,8 +32,20 @@ from vmrunner.events.qmp import (
 
 
 def _spice_client(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``client`` (QAPI ``SpiceBasicInfo``) as keyword arguments."""
     client = data.get("client") or {}
-    return {"host": str(client.get("host", "")), "port": str(client.get("port", ""))}
+    return {"host": str(client.get("host", "")), "port": str(client.get("port", "")),
+            "family": str(client.get("family", ""))}
+
+
+def _spice_channel(data: Mapping[str, Any], timestamp: float) -> QmpSpiceInitialized:
+    """``SPICE_INITIALIZED``: ``client`` is a QAPI ``SpiceChannel`` (``SpiceBasicInfo`` plus
+    ``connection-id``, ``channel-type``, ``channel-id``, ``tls``)."""
+    client = data["client"]
+    return QmpSpiceInitialized(
+        timestamp=timestamp, channel_type=int(client["channel-type"]),
+        connection_id=int(client["connection-id"]), channel_id=int(client.get("channel-id", 0)),
+        tls=bool(client.get("tls", False)), **_spice_client(data))
 
 
 _Parser = Callable[[Mapping[str, Any], float], QmpEvent]
@@ -68,10 +80,7 @@ _PARSERS: Mapping[str, _Parser] = {
         timestamp=t, action=str(d["action"]), info=d.get("info")
     ),
     "SPICE_CONNECTED": lambda d, t: QmpSpiceConnected(timestamp=t, **_spice_client(d)),
-    "SPICE_INITIALIZED": lambda d, t: QmpSpiceInitialized(
-        timestamp=t, channel_type=int((d.get("client") or {}).get("channel-type", 0)),
-        **_spice_client(d),
-    ),
+    "SPICE_INITIALIZED": _spice_channel,
     "SPICE_DISCONNECTED": lambda d, t: QmpSpiceDisconnected(timestamp=t, **_spice_client(d)),
 }
 
