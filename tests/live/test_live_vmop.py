@@ -4,8 +4,8 @@ guest's agent (``/sbin/vmop-agent``, knobs ``tg.vmop_*``), under TCG.
 Each change is made by rewriting the configuration file (``vm.display.loggedInUser``); the
 test awaits the typed events (``UserLoggedIn``, ``UserLoggedOut``, ``LoginFailed``,
 ``VmopAgentConnected``/``Disconnected``) and checks the guest's side: the user the agent
-recorded in ``/run/vmop-user`` and its ``TG-VMOP ...`` lines on the serial console (one per
-command it received).
+recorded in ``/run/vmop-user`` and its ``TG-EVENT vmop ...`` lines on the serial console
+(one per command it received).
 """
 
 from __future__ import annotations
@@ -84,12 +84,11 @@ class Vm:
 
     async def guest_user(self) -> str | None:
         out = await self.vm.console.run("cat /run/vmop-user", CMD)
-        lines = [line for line in out.output if not line.startswith("TG-VMOP")]
-        return lines[0] if out.rc == 0 and lines else None
+        return out.output[0] if out.rc == 0 and out.output else None
 
     def agent_lines(self, since: int = 0) -> list[str]:
-        return [line.split("TG-VMOP ", 1)[1] for line in self.vm.console.lines[since:]
-                if "TG-VMOP " in line]
+        return [line.split("TG-EVENT vmop ", 1)[1] for line in self.vm.console.lines[since:]
+                if line.startswith("TG-EVENT vmop ")]
 
     async def status(self) -> VmopAgentStatus:
         assert self.vm.runner is not None
@@ -107,7 +106,7 @@ async def test_login_switch_logout_refusals_and_junk(
         # login at the agent's start (the user was configured before the VM started)
         await t.wait(VmopAgentConnected, 0, timeout=BOOT)
         assert (await t.wait(UserLoggedIn, 0)).user == "alice"
-        await vm.console.wait_for(r"TG-VMOP login alice$", timeout=CMD)
+        await vm.console.wait_for(r"TG-EVENT vmop login alice$", timeout=CMD)
         assert await t.guest_user() == "alice"
         assert await t.status() == VmopAgentStatus(connected=True, logged_in_user="alice",
                                                    wanted_user="alice")
@@ -130,7 +129,7 @@ async def test_login_switch_logout_refusals_and_junk(
             else:
                 assert (await t.wait(UserLoggedIn, mark)).user == user
             assert await t.guest_user() == user
-        await vm.console.wait_for(r"TG-VMOP login bob$", timeout=CMD, count=2)
+        await vm.console.wait_for(r"TG-EVENT vmop login bob$", timeout=CMD, count=2)
         assert t.agent_lines() == ["started", "login alice", "login bob", "logout", "login bob"]
 
         # refusals: root is always refused (504); tg.vmop_fail=451 refuses everyone
@@ -185,7 +184,7 @@ async def test_storm_of_changes_converges_on_the_last(
         assert isinstance(last, UserLoggedIn) and last.user == "final"
         assert await t.guest_user() == "final"
         sent = t.agent_lines(console)
-        await vm.console.wait_for(r"TG-VMOP login final$", since=console, timeout=CMD)
+        await vm.console.wait_for(r"TG-EVENT vmop login final$", since=console, timeout=CMD)
         sent = t.agent_lines(console)
         assert sent[-1] == "login final"
         assert len(sent) < 60, sent  # far fewer commands than changes
@@ -209,7 +208,7 @@ async def test_agent_that_starts_after_the_change(
         assert (await t.status()).wanted_user == "bob"
         await t.wait(VmopAgentConnected, mark)
         assert (await t.wait(UserLoggedIn, mark)).user == "bob"
-        await vm.console.wait_for(r"TG-VMOP login bob$", timeout=CMD)
+        await vm.console.wait_for(r"TG-EVENT vmop login bob$", timeout=CMD)
         assert t.agent_lines() == ["starting in 6 s", "started", "login bob"]
         assert await t.guest_user() == "bob"
         assert await vm.stop() == 0
@@ -239,7 +238,7 @@ async def test_agent_that_dies_and_restarts(
         gone = await t.wait(VmopAgentDisconnected, mark)
         assert gone.reason == "the agent quit (240 Quit)"
         assert (await t.wait(UserLoggedIn, mark)).user == "bob"
-        await vm.console.wait_for(r"TG-VMOP login bob already$", timeout=CMD)
+        await vm.console.wait_for(r"TG-EVENT vmop login bob already$", timeout=CMD)
         assert t.agent_lines()[-2:] == ["started", "login bob already"]
         assert "bob is already logged in" in caplog.text
         assert len(t.since(0, VmopAgentConnected)) == 3
