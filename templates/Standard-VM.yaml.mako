@@ -6,7 +6,6 @@
 ## an option string from escaped values. See docs/templates.md.
 <%
     spice = vm.display.spice if vm.display else None
-    needs_virtio_serial = vm.guestAgent or spice
 %>\
 % if vm.useTpm:
 swtpm:
@@ -109,16 +108,19 @@ qemu:
     - -device
     - isa-serial,chardev=charserial0,id=serial0,index=0
 % endif
-% if needs_virtio_serial:
     - -device
     - virtio-serial-pci,id=virtio-serial0
-% endif
 % if vm.guestAgent:
     - -chardev
     - ${opt("socket", {"id": "guest-agent-socket", "path": guestAgentSocket, "server": True, "wait": False})}
     - -device
     - virtserialport,bus=virtio-serial0.0,id=channel0,name=org.qemu.guest_agent.0,chardev=guest-agent-socket
 % endif
+    ## the vmop agent (auto-login, vm.display.loggedInUser): a line protocol, see docs/live-changes.md
+    - -chardev
+    - ${opt("socket", {"id": "vmop-agent-socket", "path": vmopAgentSocket, "server": True, "wait": False})}
+    - -device
+    - virtserialport,bus=virtio-serial0.0,id=channel1,name=org.jdrupes.vmop_agent.0,chardev=vmop-agent-socket
 % if vm.useTpm:
     - -chardev
     - ${opt("socket", {"id": "chrtpm", "path": swtpmSocket})}

@@ -95,6 +95,26 @@ def test_structural_changes_are_one_entry_each() -> None:
     }
 
 
+def test_logged_in_user_is_live() -> None:
+    """Login, switch and logout go through the guest's vmop agent (issue 14); the rest of
+    the display stays a restart, and so does a display that appears with a user in it."""
+    alice = config(display={"loggedInUser": "alice"})
+    for old, new in ((config(display={}), alice),
+                     (alice, config(display={"loggedInUser": "bob"})),
+                     (alice, config(display={}))):
+        entry = only(classify(old, new))
+        assert entry.path == "/Runner/vm/display/loggedInUser"
+        assert entry.klass is PlanClass.LIVE and "vmop agent" in entry.reason
+    assert describe(only(classify(alice, config(display={})))).startswith(
+        "/Runner/vm/display/loggedInUser: 'alice' → (unset): live")
+    both = classify(alice, config(display={"loggedInUser": "bob", "outputs": 2}))
+    assert {e.path: e.klass for e in both} == {
+        "/Runner/vm/display/loggedInUser": PlanClass.LIVE,
+        "/Runner/vm/display/outputs": PlanClass.RESTART,
+    }
+    assert only(classify(config(), alice)).klass is PlanClass.RESTART  # the card is new
+
+
 def test_cloud_init_values_are_redacted() -> None:
     old = config(runner={"cloudInit": {"userData": {"password": "hunter2"}}})
     new = config(runner={"cloudInit": {"userData": {"password": "swordfish"}}})
@@ -134,6 +154,9 @@ def configs(draw: st.DrawFn) -> RunnerConfig:
         vm["currentCpus"] = draw(st.integers(1, maximum_cpus))
     if draw(st.booleans()):
         vm["display"] = {"spice": {"port": draw(st.sampled_from([5900, 5901]))}}
+        user = draw(st.sampled_from([None, "alice", "bob"]))
+        if user is not None:
+            vm["display"]["loggedInUser"] = user
     runner: dict[str, Any] = {}
     if draw(st.booleans()):
         runner["resetCounter"] = draw(st.integers(0, 3))
@@ -181,7 +204,8 @@ def test_classes_follow_the_rules(old: RunnerConfig, new: RunnerConfig) -> None:
         assert entry.klass is not PlanClass.NEXT_BOOT  # no key takes effect at next boot
         key = entry.path.rsplit("/", 1)[-1]
         if entry.path in ("/Runner/vm/currentRam", "/Runner/vm/currentCpus",
-                          "/Runner/vm/powerdownTimeout", "/Runner/resetCounter"):
+                          "/Runner/vm/powerdownTimeout", "/Runner/resetCounter",
+                          "/Runner/vm/display/loggedInUser"):
             assert entry.klass is PlanClass.LIVE
         elif entry.path.startswith("/Runner/vm/drives/") and key in ("file", "forceAfter"):
             index = int(entry.path.split("/")[4])

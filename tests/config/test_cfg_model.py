@@ -70,6 +70,26 @@ def test_errors_name_the_key(vm: dict[str, Any], path: str) -> None:
     assert [p.path for p in result.errors] == [path]
 
 
+@pytest.mark.parametrize("user", [
+    "alice bob", "alice\nlogout", "alice\r", "\tx", "bob\x00", "a\x1bb", "x\u2028y",
+    "a" * 65, "",
+])
+def test_logged_in_user_rejects_what_would_break_the_line_protocol(user: str) -> None:
+    """loggedInUser is sent as one line, ``login <user>``: no second command can be injected
+    (issue 14); the error names the key path."""
+    result = validate_values(minimal(display={"loggedInUser": user}))
+    assert not result.ok
+    assert [p.path for p in result.errors] == ["/Runner/vm/display/loggedInUser"], result.errors
+
+
+def test_logged_in_user_accepts_ordinary_names() -> None:
+    for user in ("alice", "a" * 64, "DOMAIN\\j.doe", "jürgen", "user@example.org"):
+        result = validate_values(minimal(display={"loggedInUser": user}))
+        assert result.ok, result.errors
+        assert result.config is not None and result.config.vm.display is not None
+        assert result.config.vm.display.logged_in_user == user
+
+
 def test_topology_product_must_match() -> None:
     ok = validate_values(minimal(sockets=2, coresPerDie=2, threadsPerCore=2, maximumCpus=8))
     assert ok.ok

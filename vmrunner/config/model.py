@@ -100,6 +100,26 @@ def _config_path(value: Path, info: ValidationInfo) -> Path:
     return value
 
 
+USER_NAME_MAX = 64
+"""Longest ``loggedInUser`` accepted (it goes onto the vmop agent's line protocol)."""
+
+
+def _user_name(value: str) -> str:
+    if not value:
+        raise PydanticCustomError("user_name", "an empty user name (remove the key to log out)")
+    if len(value) > USER_NAME_MAX:
+        raise PydanticCustomError(
+            "user_name", "a user name of {n} characters (at most {max})",
+            {"n": len(value), "max": USER_NAME_MAX})
+    bad = next((c for c in value if c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        raise PydanticCustomError(
+            "user_name", "the user name contains {char}: no whitespace or control characters "
+            "(it is sent to the guest's agent as one line, 'login <user>')",
+            {"char": repr(bad)})
+    return value
+
+
 Text = Annotated[str, AfterValidator(_no_nul)]
 """Free text handed to QEMU (no NUL characters)."""
 ConfigPath = Annotated[Path, AfterValidator(_config_path)]
@@ -214,6 +234,10 @@ class DisplayConfig(_Model):
     """Number of virtual monitors."""
     spice: SpiceConfig | None = None
     """SPICE access; unset = the card exists but nobody can see it."""
+    logged_in_user: Annotated[str, AfterValidator(_user_name)] | None = None
+    """The user the guest's vmop agent should log in on the console (auto-login, live);
+    unset = logged out. At most 64 characters, no whitespace or control characters. Needs an
+    agent in the guest on the virtio-serial port ``org.jdrupes.vmop_agent.0``."""
 
 
 class VmConfig(_Model):

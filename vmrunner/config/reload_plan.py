@@ -5,7 +5,8 @@ defaults included, camelCase key paths such as ``/Runner/vm/drives/1/file``) and
 changed leaf into one :class:`PlanClass`:
 
 * ``live``: a controller applies it to the running QEMU now (``currentRam``, ``currentCpus``,
-  ``powerdownTimeout``, ``resetCounter``, an ``ide-cd`` drive's ``file`` and ``forceAfter``);
+  ``powerdownTimeout``, ``resetCounter``, an ``ide-cd`` drive's ``file`` and ``forceAfter``,
+  ``vm.display.loggedInUser``);
 * ``next-boot``: takes effect when the guest reboots, without restarting QEMU. No key is in
   this class today: QEMU's command line is fixed for the life of the process, and the runner
   changes nothing at a guest reboot;
@@ -53,6 +54,8 @@ _LIVE_KEYS: Mapping[str, _Rule] = MappingProxyType({
     "/Runner/resetCounter": _Rule(PlanClass.LIVE, "an increment resets the VM, ResetController"),
     "/Runner/guestShutdownStops": _Rule(
         PlanClass.LIVE, "nothing to apply: kept for VM-Operator compatibility"),
+    "/Runner/vm/display/loggedInUser": _Rule(
+        PlanClass.LIVE, "login or logout through the guest's vmop agent, VmopAgent"),
 })
 
 _CD_LIVE: Mapping[str, _Rule] = MappingProxyType({

@@ -15,8 +15,8 @@
 name: ProcessManager, SwtpmManager, QemuMonitor, RamController, CpuController,
 ResetController, GuestAgent, PowerdownHandler, CdromController, DisplayController,
 ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
-vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), and ConfigWatcher
-(follows the file for live updates).
+vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopAgent
+(auto-login), and ConfigWatcher (follows the file for live updates).
 """
 
 from __future__ import annotations
@@ -57,12 +57,12 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.components.ram import RamController
     from vmrunner.components.reload_planner import ReloadPlanner
     from vmrunner.components.reset import ResetController
+    from vmrunner.components.vmop_agent import VmopAgent
 
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
-            SystemdNotifier(),
-            ConsoleTracker()]
+            SystemdNotifier(), ConsoleTracker(), VmopAgent()]
 
 
 class RunnerBuilder:

@@ -3,7 +3,7 @@
 * :mod:`.lifecycle`: the runner's states, the start sequence, the shutdown ladder;
 * :mod:`.processes`: child processes (QEMU, swtpm) and their roles;
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
-* :mod:`.guest`: the QEMU guest agent;
+* :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
 * :mod:`.console`: the SPICE console client;
 * :mod:`.changes`: outcomes of live changes (RAM, vCPUs, reset, CD-ROM, display password);
 * :mod:`.config`: the reload plan of an accepted configuration change;
@@ -30,7 +30,12 @@ from vmrunner.events.guest import (
     GuestAgentConnected,
     GuestAgentDisconnected,
     GuestShutdown,
+    LoginFailed,
     OsInfo,
+    UserLoggedIn,
+    UserLoggedOut,
+    VmopAgentConnected,
+    VmopAgentDisconnected,
 )
 from vmrunner.events.lifecycle import (
     ConfigureQemu,
@@ -93,6 +98,7 @@ from vmrunner.events.status import (
     ShutdownStatus,
     StatusPart,
     StatusQuery,
+    VmopAgentStatus,
 )
 
 __all__ = [
@@ -115,6 +121,7 @@ __all__ = [
     "GuestAgentDisconnected",
     "GuestAgentStatus",
     "GuestShutdown",
+    "LoginFailed",
     "MonitorClosed",
     "MonitorReady",
     "OsInfo",
@@ -164,6 +171,11 @@ __all__ = [
     "SwtpmReady",
     "TerminateProcess",
     "TerminationSignal",
+    "UserLoggedIn",
+    "UserLoggedOut",
     "VmContinued",
     "VmPrepared",
+    "VmopAgentConnected",
+    "VmopAgentDisconnected",
+    "VmopAgentStatus",
 ]

@@ -23,3 +23,34 @@ class OsInfo(Event[None], frozen=True, kw_only=True):
 
 class GuestShutdown(Event[bool], frozen=True, kw_only=True):
     """Ask qemu-ga to power the guest off. Result: whether the request was sent."""
+
+
+# -- the vmop agent (auto-login, vm.display.loggedInUser) -----------------------------------
+
+class VmopAgentConnected(Event[None], frozen=True, kw_only=True):
+    """The guest's vmop agent said it started (``220``); fired on every (re)start."""
+
+
+class VmopAgentDisconnected(Event[None], frozen=True, kw_only=True):
+    """The vmop agent is gone: it quit (``240``), the guest closed its port, or QEMU exited."""
+
+    reason: str = ""
+
+
+class UserLoggedIn(Event[None], frozen=True, kw_only=True):
+    """The vmop agent confirmed ``login <user>`` (``201``, also "already logged in")."""
+
+    user: str
+
+
+class UserLoggedOut(Event[None], frozen=True, kw_only=True):
+    """The vmop agent confirmed ``logout`` (``202``)."""
+
+
+class LoginFailed(Event[None], frozen=True, kw_only=True):
+    """The vmop agent refused a command (``4xx``/``5xx``): ``code`` and ``text`` as it said
+    them; ``user`` is the user of the failed ``login`` (``None``: a ``logout`` failed)."""
+
+    code: int
+    text: str
+    user: str | None = None

@@ -133,3 +133,14 @@ class ConsoleStatus(StatusPart, frozen=True, kw_only=True):
 
     client: str | None = None
     clients: tuple[ConsoleClientStatus, ...] = ()
+
+
+class VmopAgentStatus(StatusPart, frozen=True, kw_only=True):
+    """The VmopAgent (auto-login): whether the guest's agent runs (said ``220``), the user it
+    confirmed logged in, the user the configuration wants (``None``: logged out), and the last
+    error (a refusal or a missing answer), cleared by the next success."""
+
+    connected: bool = False
+    logged_in_user: str | None = None
+    wanted_user: str | None = None
+    last_error: str | None = None

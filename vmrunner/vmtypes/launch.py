@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 AGENT_PORT_NAME = "org.qemu.guest_agent.0"
 """The virtio-serial port name of qemu-ga."""
+VMOP_AGENT_PORT_NAME = "org.jdrupes.vmop_agent.0"
+"""The virtio-serial port name of the vmop agent (auto-login, VM-Operator's contract)."""
 
 
 class LaunchPlan(msgspec.Struct, frozen=True):
@@ -29,6 +31,8 @@ class LaunchPlan(msgspec.Struct, frozen=True):
     swtpm: Command | None
     guest_agent_channel: str | None
     """The qdev id of the virtserialport of qemu-ga (e.g. ``channel0``), if the VM has one."""
+    vmop_agent_channel: str | None = None
+    """The qdev id of the virtserialport of the vmop agent (e.g. ``channel1``), if any."""
 
 
 def prepare_vm(config: RunnerConfig) -> tuple[StartPlan, RenderedVm]:
@@ -67,22 +71,34 @@ def split_option(text: str) -> list[str]:
     return parts
 
 
-def guest_agent_channel(argv: list[str]) -> str | None:
-    """The qdev id of the virtserialport named ``org.qemu.guest_agent.0`` in QEMU's argv."""
+def serial_port_channel(argv: list[str], port_name: str) -> str | None:
+    """The qdev id of the virtserialport named ``port_name`` in QEMU's argv (``None`` if
+    there is none, or it has no id)."""
     for arg in argv:
         if not arg.startswith("virtserialport,"):
             continue
         options = dict(p.split("=", 1) for p in split_option(arg)[1:] if "=" in p)
-        if options.get("name") == AGENT_PORT_NAME and "id" in options:
+        if options.get("name") == port_name and "id" in options:
             return options["id"]
     return None
+
+
+def guest_agent_channel(argv: list[str]) -> str | None:
+    """The qdev id of the virtserialport named ``org.qemu.guest_agent.0`` in QEMU's argv."""
+    return serial_port_channel(argv, AGENT_PORT_NAME)
+
+
+def vmop_agent_channel(argv: list[str]) -> str | None:
+    """The qdev id of the virtserialport named ``org.jdrupes.vmop_agent.0`` in QEMU's argv."""
+    return serial_port_channel(argv, VMOP_AGENT_PORT_NAME)
 
 
 def launch_plan(config: RunnerConfig, plan: StartPlan, rendered: RenderedVm) -> LaunchPlan:
     """The :class:`LaunchPlan` of a prepared VM (see :func:`prepare_vm`)."""
     return LaunchPlan(config=config, paths=plan.inputs.paths, qemu=rendered.qemu,
                       swtpm=rendered.swtpm,
-                      guest_agent_channel=guest_agent_channel(rendered.qemu.argv))
+                      guest_agent_channel=guest_agent_channel(rendered.qemu.argv),
+                      vmop_agent_channel=vmop_agent_channel(rendered.qemu.argv))
 
 
 def prepare(config: RunnerConfig) -> LaunchPlan:

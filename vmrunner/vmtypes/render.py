@@ -147,6 +147,7 @@ def template_variables(inputs: RenderInputs) -> dict[str, Any]:
         "tpmStateDir": paths.tpm_state_dir,
         "consoleSocket": paths.console_socket,
         "guestAgentSocket": paths.guest_agent_socket,
+        "vmopAgentSocket": paths.vmop_agent_socket,
         "cloudInitImage": _optional(inputs.cloud_init_image, "cloudInitImage"),
         "disks": [d for d in wrap(drives, "/Runner/vm/drives") if d.type == "raw"],
         "cdroms": [d for d in wrap(drives, "/Runner/vm/drives") if d.type == "ide-cd"],

@@ -78,6 +78,11 @@ class VmPaths(msgspec.Struct, frozen=True):
         return self.runtime_dir / "org.qemu.guest_agent.0"
 
     @property
+    def vmop_agent_socket(self) -> Path:
+        """The vmop agent's virtio-serial channel socket (auto-login)."""
+        return self.runtime_dir / "org.jdrupes.vmop_agent.0"
+
+    @property
     def cloud_init_image(self) -> Path:
         """The cloud-init NoCloud image."""
         return self.runtime_dir / "cloud-init.img"
@@ -86,7 +91,7 @@ class VmPaths(msgspec.Struct, frozen=True):
     def sockets(self) -> tuple[Path, ...]:
         """All socket paths (for length checks and clean-up)."""
         return (self.monitor_socket, self.swtpm_socket, self.console_socket,
-                self.guest_agent_socket)
+                self.guest_agent_socket, self.vmop_agent_socket)
 
 
 def _user() -> str:
