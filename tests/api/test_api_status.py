@@ -18,13 +18,14 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from vmrunner.api.client import format_status, get_json
+from vmrunner.api.client import format_status, get_json, request
 from vmrunner.api.eventlog import EventLog
 from vmrunner.api.metrics import render
 from vmrunner.api.server import ApiServer
 from vmrunner.api.status import Status, ask
 from vmrunner.components.base import BusComponent
 from vmrunner.components.cdrom import CdromController
+from vmrunner.components.console import ConsoleTracker
 from vmrunner.components.cpus import CpuController
 from vmrunner.components.guest_agent import GuestAgent
 from vmrunner.components.powerdown import PowerdownHandler
@@ -32,6 +33,7 @@ from vmrunner.components.processes import ProcessManager
 from vmrunner.components.ram import RamController
 from vmrunner.components.reload_planner import ReloadPlanner
 from vmrunner.components.runner import Runner
+from vmrunner.components.vmop_agent import VmopAgent
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core import Stop, handler, run
 from vmrunner.core.recorder import EventRecorder
@@ -40,6 +42,8 @@ from vmrunner.events import (
     CdromStatus,
     ConfigStatus,
     ConfigureQemu,
+    ConsoleConnected,
+    ConsoleStatus,
     CpuChange,
     CpuStatus,
     ExecuteQmp,
@@ -49,6 +53,7 @@ from vmrunner.events import (
     Outcome,
     ProcessStatus,
     QmpReply,
+    QmpSpiceInitialized,
     RamChange,
     RamStatus,
     ReloadPlan,
@@ -59,6 +64,7 @@ from vmrunner.events import (
     ShutdownRung,
     ShutdownStatus,
     StartProcess,
+    VmopAgentStatus,
     VmPrepared,
 )
 from vmrunner.vmtypes.state import VmPaths
@@ -106,11 +112,12 @@ def _tree(tmp_path: Path) -> tuple[Runner, EventRecorder, ApiServer, Path]:
     config = _config(cd)
     plan: Any = SimpleNamespace(  # FAKE: the fields the components read
         config=config, paths=VmPaths(data_dir=tmp_path, runtime_dir=tmp_path), swtpm=None,
-        guest_agent_channel=None)
+        guest_agent_channel=None, vmop_agent_channel=None)
     root = Runner(config, preparer=lambda _c: plan)
     for child in (ProcessManager(), FakeQemu(cd), RamController(), CpuController(),
                   GuestAgent(), PowerdownHandler(repeat_interval=5, kill_grace=1),
-                  CdromController(open_window=0.05, retry_initial=5), ReloadPlanner()):
+                  CdromController(open_window=0.05, retry_initial=5), ReloadPlanner(),
+                  ConsoleTracker(), VmopAgent()):
         root.attach(child)
     api = root.attach(ApiServer())
     recorder = root.attach(EventRecorder())
@@ -147,7 +154,7 @@ async def test_each_component_answers_for_what_it_owns(tmp_path: Path) -> None:
         parts = await ask(root)
         assert api.log.seq == seq  # the query itself is not logged
         by_type = {type(p): p for p in parts}
-        assert len(by_type) == len(parts) == 8
+        assert len(by_type) == len(parts) == 10
         runner = by_type[RunnerStatus]
         assert isinstance(runner, RunnerStatus)
         assert (runner.vm, runner.state, runner.reason) == ("t", RunState.BOOTED,
@@ -165,6 +172,8 @@ async def test_each_component_answers_for_what_it_owns(tmp_path: Path) -> None:
         assert by_type[GuestAgentStatus] == GuestAgentStatus(connected=False, os_info=OS_INFO)
         assert by_type[ShutdownStatus] == ShutdownStatus()
         assert by_type[ConfigStatus] == ConfigStatus()
+        assert by_type[ConsoleStatus] == ConsoleStatus()
+        assert by_type[VmopAgentStatus] == VmopAgentStatus()
     finally:
         root.fire(Stop())
         await asyncio.wait_for(task, 10)
@@ -192,11 +201,28 @@ async def test_document_through_a_run(tmp_path: Path) -> None:
             "cpus": {"maximum": 2, "requested": 1, "present": 1, "outcome": "applied"},
             "cdroms": [cd0],
             "guestAgent": {"connected": False, "osInfo": OS_INFO},
+            "console": {"client": None, "clients": []},
+            "vmopAgent": {"connected": False, "loggedInUser": None, "wantedUser": None,
+                          "lastError": None},
             "config": {"generation": 0, "lastPlan": None, "restartPending": [],
                        "rejections": 0},
             "errors": [], "eventSeq": doc["eventSeq"]}
         assert doc["eventSeq"] == api.log.seq > 0
         assert format_status(doc).startswith("VM t: booted for ")
+
+        # a SPICE client's main channel: the console client (QEMU's event, as the monitor fires it)
+        root.fire(QmpSpiceInitialized(timestamp=time.time(), host="192.0.2.7", port="40001",
+                                      family="ipv4", channel_type=1, connection_id=-5))
+        await recorder.wait_for(ConsoleConnected, lambda e: e.host == "192.0.2.7", 5)
+        doc = await get_json(sock, "/status")
+        assert doc["console"]["client"] == "192.0.2.7"
+        assert [c["connectionId"] for c in doc["console"]["clients"]] == [-5]
+        assert "console:      192.0.2.7" in format_status(doc)
+        code, body = await request(sock, "GET", "/metrics")
+        metrics = body.decode()
+        assert code == 200
+        assert 'vmrunner_console_client_info{host="192.0.2.7"} 1.0' in metrics
+        assert "vmrunner_vmop_agent_connected 0.0" in metrics
 
         # a live change: a new balloon target, a CD change the guest holds up, maximumCpus
         other = tmp_path / "b.iso"

@@ -157,6 +157,19 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
     lines.append(f"  guest agent:  {'connected' if agent['connected'] else 'not connected'}"
                  + (f", {os_name}" if os_name else "")
                  + (f" (kernel {info['kernel-release']})" if info.get("kernel-release") else ""))
+    console = doc.get("console") or {}
+    sessions = len(console.get("clients") or [])
+    lines.append(f"  console:      {console.get('client') or 'nobody'}"
+                 + (f" ({sessions} SPICE sessions)" if sessions > 1 else ""))
+    vmop = doc.get("vmopAgent") or {}
+    login = (f"logged in: {vmop['loggedInUser']}" if vmop.get("loggedInUser")
+             else "nobody logged in")
+    wanted = vmop.get("wantedUser")
+    if wanted != vmop.get("loggedInUser"):
+        login += f" (wanted: {wanted or 'logged out'})"
+    agent_state = "connected" if vmop.get("connected") else "not connected"
+    lines.append(f"  auto-login:   agent {agent_state}, {login}"
+                 + (f"; last error: {vmop['lastError']}" if vmop.get("lastError") else ""))
     config = doc["config"]
     lines.append(f"  config:       generation {config['generation']}, "
                  f"{config['rejections']} rejected")

@@ -8,7 +8,9 @@ rung reached), ``shutdown_remaining_seconds``, ``shutdown_duration_seconds``,
 ``qmp_commands_total{command}``, ``qmp_errors_total{command}``,
 ``qmp_command_seconds_total{command}``, ``config_reloads_total``,
 ``config_rejections_total``, ``guest_agent_connected``, ``cdrom_pending{drive}``,
-``cdrom_tray_open{drive}``, ``errors`` (kept recent errors).
+``cdrom_tray_open{drive}``, ``errors`` (kept recent errors), ``console_connected`` and
+``console_client_info{host}`` (the SPICE console client), ``console_sessions``,
+``vmop_agent_connected`` and ``logged_in_user_info{user}`` (auto-login).
 """
 
 from __future__ import annotations
@@ -87,6 +89,24 @@ def families(status: Status) -> Iterator[Metric]:
                               value=float(counters.config_rejections))
     yield GaugeMetricFamily("vmrunner_guest_agent_connected", "qemu-ga answers (1) or not",
                             value=1.0 if status.guest_agent.connected else 0.0)
+    console = status.console
+    yield GaugeMetricFamily("vmrunner_console_connected", "A SPICE console client is connected",
+                            value=0.0 if console.client is None else 1.0)
+    client = GaugeMetricFamily("vmrunner_console_client_info", "The SPICE console client's host",
+                               labels=["host"])
+    if console.client is not None:
+        client.add_metric([console.client], 1.0)
+    yield client
+    yield GaugeMetricFamily("vmrunner_console_sessions", "Connected SPICE sessions",
+                            value=float(len(console.clients)))
+    yield GaugeMetricFamily("vmrunner_vmop_agent_connected",
+                            "The guest's auto-login agent runs (1) or not",
+                            value=1.0 if status.vmop.connected else 0.0)
+    user = GaugeMetricFamily("vmrunner_logged_in_user_info",
+                             "The user the guest's agent confirmed logged in", labels=["user"])
+    if status.vmop.logged_in_user is not None:
+        user.add_metric([status.vmop.logged_in_user], 1.0)
+    yield user
     pending = GaugeMetricFamily("vmrunner_cdrom_pending", "A CD change waits for the guest",
                                 labels=["drive"])
     tray = GaugeMetricFamily("vmrunner_cdrom_tray_open", "The CD tray is open",

@@ -2,10 +2,11 @@
 
 :func:`ask` fires the query and collects one :class:`~vmrunner.events.StatusPart` per
 answering component (the Runner, ProcessManager, PowerdownHandler, RamController,
-CpuController, CdromController, GuestAgent, ReloadPlanner); :class:`Status` puts them together
-with what the :class:`~vmrunner.api.eventlog.EventLog` keeps of its own (errors, counters,
-``eventSeq``) into the status document. A component that is missing from the tree (or fails
-to answer) leaves its part at the defaults: nothing known.
+CpuController, CdromController, GuestAgent, ReloadPlanner, ConsoleTracker, VmopAgent);
+:class:`Status` puts them together with what the :class:`~vmrunner.api.eventlog.EventLog`
+keeps of its own (errors, counters, ``eventSeq``) into the status document. A component
+that is missing from the tree (or fails to answer) leaves its part at the defaults: nothing
+known.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from vmrunner.events import (
     CdromStatus,
     ConfigStatus,
+    ConsoleStatus,
     CpuStatus,
     GuestAgentStatus,
     ProcessRole,
@@ -27,6 +29,7 @@ from vmrunner.events import (
     ShutdownStatus,
     StatusPart,
     StatusQuery,
+    VmopAgentStatus,
 )
 
 from .serialize import to_json
@@ -82,6 +85,8 @@ class Status:
         self.cdrom = _first(parts, CdromStatus, CdromStatus())
         self.guest_agent = _first(parts, GuestAgentStatus, GuestAgentStatus())
         self.config = _first(parts, ConfigStatus, ConfigStatus())
+        self.console = _first(parts, ConsoleStatus, ConsoleStatus())
+        self.vmop = _first(parts, VmopAgentStatus, VmopAgentStatus())
 
     @property
     def state(self) -> RunState:
@@ -132,6 +137,15 @@ class Status:
             "guestAgent": {"connected": self.guest_agent.connected,
                            "osInfo": (None if self.guest_agent.os_info is None
                                       else dict(self.guest_agent.os_info))},
+            "console": {"client": self.console.client,
+                        "clients": [{"host": c.host, "port": c.port,
+                                     "connectionId": c.connection_id,
+                                     "since": round(c.since, 3)}
+                                    for c in self.console.clients]},
+            "vmopAgent": {"connected": self.vmop.connected,
+                          "loggedInUser": self.vmop.logged_in_user,
+                          "wantedUser": self.vmop.wanted_user,
+                          "lastError": self.vmop.last_error},
             "config": {"generation": self.config.generation,
                        "lastPlan": None if last_plan is None else to_json(last_plan),
                        "restartPending": list(self.config.restart_pending),
