@@ -12,14 +12,20 @@ SIGTERM and SIGINT become ``TerminationSignal`` events (the Runner turns the fir
 ``PYDANTIC_DISABLE_PLUGINS=__all__`` is set for this process unless the environment says
 otherwise (pydantic's documented switch; looking for plugins reads the metadata of every
 installed distribution, and the runner's models have no use for them).
+
+The process ends through :func:`exit_without_teardown` once the event loop is closed: by
+then every child is reaped and every task ended, and the interpreter's own teardown
+(finalizing tens of thousands of start-up objects) would add ~40 ms to the stop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from vmrunner.components.exit_codes import ExitCode
 
@@ -72,8 +78,8 @@ async def run_file(config_file: Path, *, strict: bool = False,
             loop.remove_signal_handler(sig)
 
 
-def main(config_file: Path, *, strict: bool = False) -> int:
-    """The ``run`` subcommand.
+def main(config_file: Path, *, strict: bool = False) -> NoReturn:
+    """The ``run`` subcommand; ends the process (:func:`exit_without_teardown`).
 
     SIGTERM/SIGINT are caught from the first moment (recorded until the event loop takes
     over), so a signal during the imports ends the runner cleanly instead of killing it.
@@ -86,4 +92,16 @@ def main(config_file: Path, *, strict: bool = False) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     import asyncio
 
-    return asyncio.run(run_file(config_file, strict=strict, early_signals=early))
+    code = asyncio.run(run_file(config_file, strict=strict, early_signals=early))
+    exit_without_teardown(code)
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End the process with ``code`` after flushing the logs and standard streams, skipping
+    the interpreter's teardown (the one place vmrunner does this; for ``vmrunner run`` only,
+    after ``asyncio.run`` has closed the loop with every child reaped)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(int(code))
