@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vmrunner.components.base import BusComponent
+from vmrunner.config.model import RunnerConfig
 from vmrunner.core import Channel, CompletionLock, HandlerContext, handler
 from vmrunner.events import (
     ConfigureQemu,
@@ -252,10 +253,16 @@ class CpuController(BusComponent):
     # -- status (GET /status) ----------------------------------------------------------------
 
     @handler
-    def on_status_config(self, event: VmPrepared | ConfigureQemu) -> None:
-        vm = (event.plan.config if isinstance(event, VmPrepared) else event.config).vm
-        self._status_maximum = vm.maximum_cpus
-        self._status_target = vm.effective_current_cpus
+    def on_status_prepared(self, event: VmPrepared) -> None:
+        self._status_config(event.plan.config)
+
+    @handler
+    def on_status_configure(self, event: ConfigureQemu) -> None:
+        self._status_config(event.config)
+
+    def _status_config(self, config: RunnerConfig) -> None:
+        self._status_maximum = config.vm.maximum_cpus
+        self._status_target = config.vm.effective_current_cpus
 
     @handler
     def on_status_reported(self, event: CpuChange) -> None:

@@ -24,6 +24,7 @@ import contextlib
 import logging
 
 from vmrunner.components.base import BusComponent
+from vmrunner.config.model import RunnerConfig
 from vmrunner.core import Channel, CompletionLock, HandlerContext, handler
 from vmrunner.events import (
     ConfigureQemu,
@@ -179,16 +180,25 @@ class RamController(BusComponent):
     # -- status (GET /status) ----------------------------------------------------------------
 
     @handler
-    def on_status_config(self, event: VmPrepared | ConfigureQemu) -> None:
-        vm = (event.plan.config if isinstance(event, VmPrepared) else event.config).vm
-        self._status_maximum = vm.maximum_ram
-        self._status_target = vm.effective_current_ram
+    def on_status_prepared(self, event: VmPrepared) -> None:
+        self._status_config(event.plan.config)
 
     @handler
-    def on_status_reported(self, event: RamChange | QmpBalloonChange) -> None:
+    def on_status_configure(self, event: ConfigureQemu) -> None:
+        self._status_config(event.config)
+
+    def _status_config(self, config: RunnerConfig) -> None:
+        self._status_maximum = config.vm.maximum_ram
+        self._status_target = config.vm.effective_current_ram
+
+    @handler
+    def on_status_balloon(self, event: QmpBalloonChange) -> None:
         self._status_reported = True
-        if isinstance(event, RamChange):
-            self._status_outcome = event.outcome
+
+    @handler
+    def on_status_reported(self, event: RamChange) -> None:
+        self._status_reported = True
+        self._status_outcome = event.outcome
 
     @handler
     def on_status_query(self, event: StatusQuery) -> RamStatus:
