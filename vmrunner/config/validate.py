@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from vmrunner.config.model import RunnerConfig
+from vmrunner.core.config.errors import ConfigFileError
+from vmrunner.core.config.loader import load_document, read_bytes
 
 RUNNER_PATH = "/Runner"
 NODE_PREFIXES = ("/", "_")
@@ -174,20 +175,17 @@ def validate_values(
 
 
 def read_document(file: Path) -> tuple[object, list[Problem]]:
-    """Parse a YAML file; problems name the file (and line for syntax errors)."""
+    """Parse a YAML file; problems name the file (and line where known).
+
+    The same reader and limits as the running configuration store
+    (:mod:`vmrunner.core.config.loader`): a regular file of bounded size, bounded nesting
+    and alias expansion, no duplicate keys.
+    """
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        return None, [Problem(str(file), f"cannot read: {exc.strerror or exc}")]
-    except UnicodeDecodeError as exc:
-        return None, [Problem(str(file), f"not UTF-8 text: {exc.reason}")]
-    try:
-        return yaml.safe_load(text), []
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(where, f"invalid YAML: {reason}")]
+        return load_document(file, read_bytes(file)), []
+    except ConfigFileError as exc:
+        where = f"{file}:{exc.line}" if exc.line is not None else str(file)
+        return None, [Problem(where, exc.message)]
 
 
 def load_config(file: Path, *, strict: bool = False) -> Validation:

@@ -46,3 +46,4 @@ class ConfigFileError(ConfigError):
         super().__init__((f"{where}: {message}",))
         self.file = file
         self.line = line
+        self.message = message
