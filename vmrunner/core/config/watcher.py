@@ -13,9 +13,11 @@
    renames, Kubernetes ``..data`` symlink swaps, deletion). Each burst of events leads to one
    re-read through the symlinks; unchanged bytes (SHA-256) and unchanged content are skipped.
    A changed, valid file fires a :class:`ConfigurationUpdate` with the complete configuration
-   (removed paths map to ``None``) on BROADCAST. An unreadable or invalid file is logged
-   (once per content), answered with ``ConfigurationRejected(path="/")`` and otherwise
-   ignored: the last good configuration stays in force. A vanished file is logged once and
+   (removed paths map to ``None``) on BROADCAST. An unreadable or invalid file (including
+   one that breaks the limits of :mod:`~vmrunner.core.config.loader`, or any unexpected
+   failure while reading) is logged (once per distinct problem), answered with
+   ``ConfigurationRejected(path="/")`` and otherwise ignored: the last good configuration
+   stays in force and watching goes on. A vanished file is logged once and
    picked up again when it returns.
 3. **Stopping.** The task ends when ``Stop`` has completed (``Stopped``), so changes made
    during a graceful shutdown (e.g. a longer powerdown timeout) still apply.
@@ -107,6 +109,12 @@ class ConfigWatcher(Component):
             except ConfigError as exc:
                 self._fail_initial(exc.messages, ctx)
                 return
+            except Exception as exc:  # a configuration error, not a crash
+                _log.error("%s: unexpected error while loading", self.path, exc_info=True)
+                self._fail_initial(
+                    (f"{self.path}: cannot load: {type(exc).__name__}: {exc}",), ctx
+                )
+                return
         rejected = await self.call(InitialConfiguration.of(nodes, self.path), *ctx.channels)
         if rejected is not None:
             ctx.handle.cancel()
@@ -144,7 +152,20 @@ class ConfigWatcher(Component):
                 watch.refresh()
 
     def check(self) -> None:
-        """Re-read the file and fire an update if its content changed (see module docs)."""
+        """Re-read the file and fire an update if its content changed (see module docs).
+
+        Never raises: an unexpected failure is rejected like an invalid file (logged once
+        with its traceback), and the next change is read again.
+        """
+        try:
+            self._check()
+        except Exception as exc:  # the watch must go on
+            message = f"{self.path}: cannot load: {type(exc).__name__}: {exc}"
+            if (message,) != self._last_errors:
+                _log.error("%s: unexpected error while re-reading", self.path, exc_info=True)
+            self._reject((message,), None)
+
+    def _check(self) -> None:
         try:
             content = read_bytes(self.path)
         except ConfigFileMissingError:
