@@ -328,3 +328,98 @@ async def test_removed_node_is_delivered_as_none(
     [update] = tree.updates()
     assert update.structured("/Other") == {"a": 1}
     assert set(update.removed) == {"/Root", "/Root/App"}
+
+
+def billion_laughs() -> str:
+    lines = ['"/Root":', '  "/App":', f"    l0: &l0 [{', '.join(['lol'] * 9)}]"]
+    lines += [f"    l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    return "\n".join(lines) + "\n"
+
+
+async def _rejected_then_recovers(
+    tree: Tree, file: Path, break_it: Callable[[], None], expected: str, level: int
+) -> None:
+    """``break_it`` is rejected with ``expected`` (the loop stays responsive), then a valid
+    edit applies: the watch task survived."""
+    kept = tree.app.config
+    break_it()
+    rejected = await tree.recorder.wait_for(
+        ConfigurationRejected, lambda r: r.errors == (expected,), TIMEOUT)
+    assert rejected.path == "/" and not rejected.initial
+    await asyncio.sleep(0)  # the loop is not blocked
+    assert tree.app.config == kept
+    write_by_rename(file, rooted(level))  # replaces a FIFO or a symlink too
+    await tree.level_becomes(level)
+
+
+async def test_a_fifo_swapped_in_is_rejected_without_blocking(
+    tmp_path: Path, make_tree: Callable[..., asyncio.Future[Tree]]
+) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text(rooted(1))
+    tree = await make_tree(file)
+
+    def swap() -> None:
+        os.mkfifo(tmp_path / "f")
+        os.replace(tmp_path / "f", file)
+
+    await _rejected_then_recovers(tree, file, swap, f"{file}: not a regular file (a FIFO)", 2)
+
+
+async def test_a_symlink_to_dev_zero_is_rejected(
+    tmp_path: Path, make_tree: Callable[..., asyncio.Future[Tree]]
+) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text(rooted(1))
+    tree = await make_tree(file)
+
+    def swap() -> None:
+        os.symlink("/dev/zero", tmp_path / "link")
+        os.replace(tmp_path / "link", file)
+
+    await _rejected_then_recovers(
+        tree, file, swap, f"{file}: not a regular file (a character device)", 3)
+
+
+async def test_deep_nesting_and_billion_laughs_edits_are_rejected(
+    tmp_path: Path, make_tree: Callable[..., asyncio.Future[Tree]]
+) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text(rooted(1))
+    tree = await make_tree(file)
+    deep = '"/Root":\n  "/App":\n    level: ' + "[" * 990 + "]" * 990 + "\n"
+    await _rejected_then_recovers(
+        tree, file, lambda: write_in_place(file, deep),
+        f"{file}:3: nested deeper than 64 levels", 4)
+    await _rejected_then_recovers(
+        tree, file, lambda: write_in_place(file, billion_laughs()),
+        f"{file}:8: aliases expand to more than 100000 nodes", 5)
+
+
+async def test_an_unexpected_error_is_rejected_once_and_watching_goes_on(
+    tmp_path: Path, make_tree: Callable[..., asyncio.Future[Tree]],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import vmrunner.core.config.watcher as watcher_module
+
+    file = tmp_path / "config.yaml"
+    file.write_text(rooted(1))
+    tree = await make_tree(file)
+
+    def broken(path: Path) -> bytes:
+        raise MemoryError("boom")
+
+    monkeypatch.setattr(watcher_module, "read_bytes", broken)
+    with caplog.at_level(logging.ERROR, logger="vmrunner.core.config"):
+        write_in_place(file, rooted(7))
+        rejected = await tree.recorder.wait_for(ConfigurationRejected, timeout=TIMEOUT)
+        write_in_place(file, rooted(8))  # the same problem again: not logged again
+        await tree.watcher.next_check()
+    assert rejected.errors == (f"{file}: cannot load: MemoryError: boom",)
+    assert len(tree.recorder.of_type(ConfigurationRejected)) == 1
+    assert caplog.messages.count(rejected.errors[0]) == 1
+    assert any(r.exc_info for r in caplog.records)  # the traceback is logged
+    assert tree.app.config == AppModel(level=1)
+    monkeypatch.undo()
+    write_in_place(file, rooted(9))
+    await tree.level_becomes(9)
