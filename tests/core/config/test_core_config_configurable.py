@@ -152,6 +152,10 @@ async def test_missing_required_section_at_start_is_an_error(
         ('"/Runner":\n  vm: [unclosed\n', r"config\.yaml:3: invalid YAML: .*"),
         ('"/Runner": 7\n', r"^/Runner: a node must be a mapping, not int$"),
         (None, r"config\.yaml: file not found$"),
+        ('"/Runner":\n  vm: ' + "[" * 990 + "]" * 990 + "\n",
+         r"config\.yaml:2: nested deeper than 64 levels$"),
+        ('"/Runner":\n  a: 1\n  a: 2\n',
+         r"config\.yaml:3: invalid YAML: key 'a' is given more than once \(first on line 2\)$"),
     ],
 )
 async def test_unreadable_file_at_start_names_file_and_line(
@@ -256,3 +260,20 @@ async def test_validators_see_the_source_file_directory(tmp_path: Path) -> None:
     assert disk.config == DiskModel(disk=Path("other.img"))
     disk.fire(Stop())
     assert await asyncio.wait_for(task, 5) == ExitCode.OK
+
+
+async def test_an_unexpected_error_at_start_is_a_configuration_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vmrunner.core.config.watcher as watcher_module
+
+    def broken(path: Path) -> bytes:
+        raise RecursionError("too deep")
+
+    runner, _, watcher, recorder, journal = build(tmp_path, '"/Runner": {}\n')
+    monkeypatch.setattr(watcher_module, "read_bytes", broken)
+    with caplog.at_level(logging.ERROR):
+        assert await asyncio.wait_for(run(runner), 5) == ExitCode.CONFIG_ERROR
+    [rejected] = recorder.of_type(ConfigurationRejected)
+    assert rejected.errors == (f"{watcher.path}: cannot load: RecursionError: too deep",)
+    assert journal.lines == []
