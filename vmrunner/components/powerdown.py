@@ -5,7 +5,9 @@ The ladder (each rung is a ``ShutdownRung`` event and a log line):
 1. ``guest-agent``: ``guest-shutdown`` through qemu-ga, if it is connected and allowed
    (also when the agent only comes up while the button is being pressed);
 2. ``powerdown``: ``system_powerdown`` (ACPI power button), repeated every
-   ``repeat_interval`` s while waiting (a booting guest misses the first press);
+   ``repeat_interval`` s while waiting (a booting guest misses the first press). The rung
+   is published as the first press is sent, not when QEMU answers it; a QEMU that does not
+   answer within ``UNANSWERED_WARNING`` s gets a WARNING naming the time left (frozen QEMU);
 3. ``terminate``: at the deadline (Stop + ``powerdownTimeout``; moved when the value changes
    while waiting) SIGTERM to QEMU, exit code ``FORCED_STOP``;
 4. ``kill``: SIGKILL ``kill_grace`` s later (done by the ProcessManager's ladder);
@@ -63,6 +65,9 @@ from vmrunner.events.status import ShutdownStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
+
+UNANSWERED_WARNING = 2.0
+"""Seconds without QEMU's answer to ``system_powerdown`` before a WARNING says so."""
 
 
 class PowerdownConfig(BaseModel):
@@ -229,8 +234,27 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
 
     async def _answered(self, command: commands.QmpCommand, deadline: float) -> QmpReply | None:
         """Run ``command`` and return its reply; ``None`` when ``deadline``, QEMU's exit or a
-        wake-up (escalation) came first: a hanging QEMU must not stop the ladder."""
+        wake-up (escalation) came first: a hanging QEMU must not stop the ladder. Without an
+        answer after ``UNANSWERED_WARNING`` s, a WARNING says so (and the status detail)."""
+        sent = time.monotonic()
         answer = asyncio.ensure_future(self.execute(command))
+        warn_at = sent + UNANSWERED_WARNING
+        try:
+            done = await first_of(asyncio.shield(answer), self._gone.wait(), self._wake.wait(),
+                                  timeout=min(deadline, warn_at) - sent)
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
+        if answer.done():
+            return answer.result()
+        if done or warn_at >= deadline:
+            await first_of(answer, timeout=0)  # cancels it and waits for its end
+            return None
+        waited = time.monotonic() - sent
+        _log.warning("QEMU has not answered %s for %.0f s (frozen or overloaded?); the forced "
+                     "stop follows in %.1f s", command.name, waited, deadline - time.monotonic())
+        self._rung_detail = (f"{command.name} sent; QEMU has not answered for {waited:.0f} s "
+                             "(forced stop at the deadline)")
         done = await first_of(answer, self._gone.wait(), self._wake.wait(),
                               timeout=deadline - time.monotonic())
         return answer.result() if answer in done else None
@@ -252,6 +276,9 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
                 return
             if now >= next_press:
                 presses += 1
+                if presses == 1:  # at once: the operator sees why the runner waits
+                    self._rung(Rung.POWERDOWN, "system_powerdown (ACPI power button) sent; "
+                               "QEMU has not answered yet")
                 reply = await self._answered(commands.SystemPowerdown(), deadline)
                 if reply is None:
                     next_press = time.monotonic() + self.repeat_interval
@@ -262,7 +289,10 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
                 if reply.error is not None:
                     _log.warning("system_powerdown failed: %s", reply.error)
                 if presses == 1:
-                    self._rung(Rung.POWERDOWN, "system_powerdown (ACPI power button)")
+                    self._rung_detail = (
+                        f"system_powerdown failed: {reply.error}" if reply.error is not None
+                        else "system_powerdown (ACPI power button) answered; waiting for the "
+                        "guest to power off")
                 else:
                     _log.info("system_powerdown again (press %d, %.1f s left)",
                               presses, deadline - time.monotonic())

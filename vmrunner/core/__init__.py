@@ -12,6 +12,7 @@ from .config import ConfigurationRejected as ConfigurationRejected
 from .config import ConfigurationUpdate as ConfigurationUpdate
 from .config import ConfigWatcher as ConfigWatcher
 from .config import InitialConfiguration as InitialConfiguration
+from .config import ReloadConfiguration as ReloadConfiguration
 from .errors import CoreError as CoreError
 from .errors import DeadlockError as DeadlockError
 from .errors import HandlerDeclarationError as HandlerDeclarationError
@@ -59,6 +60,7 @@ __all__ = [
     "InitialConfiguration",
     "NamedChannel",
     "Observers",
+    "ReloadConfiguration",
     "Resumer",
     "Start",
     "Started",

@@ -7,7 +7,10 @@ sequence"). The CLI adds only what belongs to a process of its own: the signal h
 :class:`~vmrunner.components.startup_memory.StartupMemory`.
 
 SIGTERM and SIGINT become ``TerminationSignal`` events (the Runner turns the first into
-``Stop``; see docs/runner.md for repeats). The process exit code is what ``run()`` returns.
+``Stop``; see docs/runner.md for repeats). SIGHUP re-reads the configuration file
+(``ReloadConfiguration``, handled by the ConfigWatcher) and SIGUSR1 logs the status
+(``GET /status`` as ``vmrunner status`` prints it); neither ends the runner. The process exit
+code is what ``run()`` returns.
 
 ``PYDANTIC_DISABLE_PLUGINS=__all__`` is set for this process unless the environment says
 otherwise (pydantic's documented switch; looking for plugins reads the metadata of every
@@ -23,24 +26,58 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from vmrunner.components.exit_codes import ExitCode
 
+if TYPE_CHECKING:
+    from vmrunner.core import Component
+
 _log = logging.getLogger("vmrunner.run")
+
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+"""Become ``TerminationSignal`` events."""
+OTHER_SIGNALS = (signal.SIGHUP, signal.SIGUSR1)
+"""SIGHUP: re-read the configuration; SIGUSR1: log the status. Neither ends the runner."""
+
+STATUS_DUMP_TIMEOUT = 5.0
+"""Seconds the SIGUSR1 status dump waits for the components' answers."""
+
+
+async def log_status(root: Component) -> None:
+    """Log the status document of the tree ``root`` (as ``vmrunner status`` shows it) at
+    INFO: the SIGUSR1 dump. Uses the tree's ApiServer (for its event log) if there is one."""
+    import asyncio
+
+    from vmrunner.api.client import format_status
+    from vmrunner.api.eventlog import EventLog
+    from vmrunner.api.server import ApiServer
+    from vmrunner.api.status import Status, ask
+
+    server = next((c for c in root.walk() if isinstance(c, ApiServer)), None)
+    try:
+        async with asyncio.timeout(STATUS_DUMP_TIMEOUT):
+            status = (await server.status() if server is not None
+                      else Status(await ask(root), EventLog()))
+    except TimeoutError:
+        _log.warning("SIGUSR1 received: no status (the components did not answer within "
+                     "%g s)", STATUS_DUMP_TIMEOUT)
+        return
+    _log.info("SIGUSR1 received: status\n%s", format_status(status.document()))
 
 
 async def run_file(config_file: Path, *, strict: bool = False,
                    early_signals: list[int] | None = None) -> int:
     """Run the VM described by ``config_file`` until it stops; return the exit code.
 
-    ``early_signals``: termination signals recorded before the event loop's handlers were
-    installed (by :func:`main`); if there are any, nothing is started.
+    ``early_signals``: signals recorded before the event loop's handlers were installed (by
+    :func:`main`); if there is a termination signal (SIGTERM/SIGINT) among them, nothing is
+    started. An early SIGHUP or SIGUSR1 is only logged (the configuration is read now anyway).
     """
     import asyncio
-    import signal
 
     from vmrunner.components.startup_memory import StartupMemory
     from vmrunner.daemon.builder import ConfigInvalid, RunnerBuilder
@@ -60,34 +97,57 @@ async def run_file(config_file: Path, *, strict: bool = False,
 
     loop = asyncio.get_running_loop()
 
+    from vmrunner.core import ReloadConfiguration
+
+    dumps: set[asyncio.Task[None]] = set()
+
     def on_signal(signum: int) -> None:
         runner.fire(TerminationSignal(signal=signum))
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    def on_hup() -> None:
+        _log.info("SIGHUP received: re-reading the configuration file %s", config_file)
+        runner.fire(ReloadConfiguration(reason="SIGHUP"))
+
+    def on_usr1() -> None:
+        task = asyncio.ensure_future(log_status(runner))
+        dumps.add(task)
+        task.add_done_callback(dumps.discard)
+
+    for sig in TERMINATION_SIGNALS:
         loop.add_signal_handler(sig, on_signal, int(sig))
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGUSR1, on_usr1)
     try:
-        if early_signals:
+        for signum in early_signals or ():
+            if signum not in TERMINATION_SIGNALS:
+                _log.info("%s received before the start: ignored",
+                          signal.Signals(signum).name)
+        terminating = [s for s in early_signals or () if s in TERMINATION_SIGNALS]
+        if terminating:
             _log.info("%s received before the start: nothing started",
-                      signal.Signals(early_signals[0]).name)
+                      signal.Signals(terminating[0]).name)
             return ExitCode.OK
         code = await run(runner)
         _log.info("exiting with code %d", code)
         return code
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (*TERMINATION_SIGNALS, *OTHER_SIGNALS):
             loop.remove_signal_handler(sig)
+        for sig in OTHER_SIGNALS:  # a late one must not end the process with its own code
+            signal.signal(sig, signal.SIG_IGN)
+        for task in list(dumps):
+            task.cancel()
 
 
 def main(config_file: Path, *, strict: bool = False) -> NoReturn:
     """The ``run`` subcommand; ends the process (:func:`exit_without_teardown`).
 
-    SIGTERM/SIGINT are caught from the first moment (recorded until the event loop takes
-    over), so a signal during the imports ends the runner cleanly instead of killing it.
+    SIGTERM/SIGINT/SIGHUP/SIGUSR1 are caught from the first moment (recorded until the event
+    loop takes over), so a signal during the imports ends the runner cleanly (SIGTERM/SIGINT)
+    or is logged (SIGHUP/SIGUSR1) instead of killing it.
     """
-    import signal
-
     early: list[int] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (*TERMINATION_SIGNALS, *OTHER_SIGNALS):
         signal.signal(sig, lambda signum, _frame: early.append(signum))
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     import asyncio

@@ -20,6 +20,7 @@ from .errors import ConfigFormatError as ConfigFormatError
 from .events import ConfigurationRejected as ConfigurationRejected
 from .events import ConfigurationUpdate as ConfigurationUpdate
 from .events import InitialConfiguration as InitialConfiguration
+from .events import ReloadConfiguration as ReloadConfiguration
 from .loader import ConfigFileMissingError as ConfigFileMissingError
 from .paths import ROOT as ROOT
 from .paths import flatten as flatten
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigurationRejected",
     "ConfigurationUpdate",
     "InitialConfiguration",
+    "ReloadConfiguration",
     "Validated",
     "flatten",
     "full_update",

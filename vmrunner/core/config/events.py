@@ -99,6 +99,16 @@ class InitialConfiguration(ConfigurationUpdate, frozen=True, kw_only=True):
     """
 
 
+class ReloadConfiguration(Event[None], frozen=True, kw_only=True):
+    """Re-read the configuration file now, as if it had changed (``vmrunner run`` fires it
+    on SIGHUP). The store applies a changed, valid file as usual and logs an unchanged one.
+    ``reason`` says who asked (for the log). Fired on BROADCAST."""
+
+    default_channels: ClassVar[tuple[Channel, ...]] = (BROADCAST,)
+
+    reason: str = ""
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
         return _freeze_mapping(value)

@@ -39,6 +39,7 @@ from vmrunner.core.config.events import (
     ConfigurationRejected,
     ConfigurationUpdate,
     InitialConfiguration,
+    ReloadConfiguration,
 )
 from vmrunner.core.config.loader import ConfigFileMissingError, digest_of, parse, read_bytes
 from vmrunner.core.config.paths import ROOT, Values, full_update
@@ -140,6 +141,14 @@ class ConfigWatcher(Component):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+
+    @handler(channels=(BROADCAST,))
+    def on_reload(self, event: ReloadConfiguration) -> None:
+        """Re-read the file now (SIGHUP); an unchanged file is only logged."""
+        digest = self._digest
+        self.check()
+        if self._digest == digest and not self._missing:
+            _log.info("%s: re-read (%s): unchanged", self.path, event.reason or "asked")
 
     async def _follow(self) -> None:
         async with FileWatch(
