@@ -38,17 +38,18 @@ CMD = 20.0
 SECOND = 30.0
 """Seconds a refused runner may take (a Python start on a loaded machine; it needs < 1 s)."""
 
-Snapshot = dict[str, tuple[int, int, int]]
+Snapshot = dict[str, tuple[int, int, int, int]]
 
 
 def snapshot(*directories: Path) -> Snapshot:
-    """Every entry of ``directories``: (inode, size, mtime in ns), symlinks not followed."""
+    """Every entry of ``directories``: (inode, size, mtime, ctime in ns), symlinks not
+    followed (tmpfs reuses a freed inode number at once: the ctime tells a new file)."""
     found = {}
     for directory in directories:
         for entry in directory.iterdir():
             info = os.lstat(entry)
             found[f"{directory.name}/{entry.name}"] = (info.st_ino, info.st_size,
-                                                       info.st_mtime_ns)
+                                                       info.st_mtime_ns, info.st_ctime_ns)
     return found
 
 
@@ -60,15 +61,23 @@ def second_runner(runners: list[RunnerProcess], config: Path, name: str) -> Runn
     return runner
 
 
-async def attach_console(runner: RunnerProcess, socket: Path, stale: int | None = None) -> None:
+def identity(path: Path) -> tuple[int, int]:
+    """(inode, ctime in ns): tmpfs reuses the inode number of a removed file at once."""
+    info = os.lstat(path)
+    return info.st_ino, info.st_ctime_ns
+
+
+async def attach_console(runner: RunnerProcess, socket: Path,
+                         stale: tuple[int, int] | None = None) -> None:
     """Connect to the console socket of ``runner``'s QEMU once it is there (a socket left by
-    a killed QEMU, inode ``stale``, is not it); fails with the log if the runner ends first."""
+    a killed QEMU, :func:`identity` ``stale``, is not it); fails with the log if the runner
+    ends first."""
     assert runner.proc is not None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CMD
     while True:
         with contextlib.suppress(FileNotFoundError):
-            if os.lstat(socket).st_ino != stale:
+            if identity(socket) != stale:
                 break
         assert runner.proc.returncode is None, runner.log_text()
         assert loop.time() < deadline, runner.log_text()
@@ -157,7 +166,7 @@ async def test_restart_after_kill_9_of_the_runner(
     # restarted at once, as a supervisor would: the kernel dropped the dead runner's locks
     # (the lock files stay, with its pid in them)
     assert (base / "run" / LOCK_NAME).read_text() == f"{dead}\n"
-    stale = os.lstat(base / "run" / "console.sock").st_ino
+    stale = identity(base / "run" / "console.sock")
     restarted = second_runner(runners, config, "restarted")
     await restarted.start(console=False)
     await attach_console(restarted, base / "run" / "console.sock", stale)
