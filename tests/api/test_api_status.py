@@ -113,7 +113,7 @@ def _tree(tmp_path: Path) -> tuple[Runner, EventRecorder, ApiServer, Path]:
     plan: Any = SimpleNamespace(  # FAKE: the fields the components read
         config=config, paths=VmPaths(data_dir=tmp_path, runtime_dir=tmp_path), swtpm=None,
         guest_agent_channel=None, vmop_agent_channel=None)
-    root = Runner(config, preparer=lambda _c: plan)
+    root = Runner(config, preparer=lambda _c: plan, locker=None)
     for child in (ProcessManager(), FakeQemu(cd), RamController(), CpuController(),
                   GuestAgent(), PowerdownHandler(repeat_interval=5, kill_grace=1),
                   CdromController(open_window=0.05, retry_initial=5), ReloadPlanner(),

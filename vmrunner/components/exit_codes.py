@@ -23,3 +23,6 @@ class ExitCode(IntEnum):
     """QEMU (or a process it depends on, such as swtpm) exited unexpectedly."""
     START_FAILED = 5
     """A process could not be started or did not become ready (QEMU, swtpm, QMP)."""
+    ALREADY_RUNNING = 6
+    """Another runner runs this VM (it holds the lock of its dataDir or runtimeDir); the
+    message names its pid. Nothing was started and nothing of the running VM was touched."""

@@ -3,14 +3,16 @@
 It prepares the VM (directories, uuid, firmware vars, template copy, cloud-init image, argv)
 and drives the start sequence through events; everything else is done by its children::
 
-    Start → STARTING → VmPrepared → [swtpm: SwtpmReady] → StartQemu → MonitorReady
+    Start → STARTING → (lock dataDir + runtimeDir) → VmPrepared → [swtpm: SwtpmReady]
+      → StartQemu → MonitorReady
       → ConfigureQemu(initial, held until applied) → ExecuteQmp(cont) → BOOTING
       → OsInfo (guest agent answered) → BOOTED
     Stop → TERMINATING → (shutdown ladder, children reaped) → Stopped → STOPPED
 
 Every transition is a ``RunnerStateChanged`` event. Exit codes: QEMU ending by itself with
 status 0 → ``OK``; QEMU dying otherwise → ``QEMU_DIED``; a failed start step →
-``START_FAILED``; a bad configuration or template → ``CONFIG_ERROR``.
+``START_FAILED``; a bad configuration or template → ``CONFIG_ERROR``; another runner
+holding the VM's lock → ``ALREADY_RUNNING`` (nothing of the VM is touched).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from vmrunner.vmtypes.launch import LaunchPlan, prepare
 
 if TYPE_CHECKING:
     from vmrunner.core.config.validation import Validated
+    from vmrunner.vmtypes.lock import VmLock
 
 _log = logging.getLogger(__name__)
 
@@ -68,6 +71,15 @@ START_PRIORITY = 1000
 """Of the ``Start`` handler: below the ConfigWatcher's initial delivery, above the others."""
 ESCALATE_WINDOW = 3.0
 """A third termination signal within this many seconds of the second escalates."""
+RELEASE_PRIORITY = -1_000_000
+"""Of the ``Stopped`` handler that releases the VM's lock: after every other clean-up."""
+
+
+def lock_vm(config: RunnerConfig) -> VmLock:
+    """The default locker: :func:`vmrunner.vmtypes.lock.lock_vm` (imported on first use)."""
+    from vmrunner.vmtypes.lock import lock_vm as lock
+
+    return lock(config)
 
 
 class Runner(Configurable[RunnerConfig], BusComponent):
@@ -83,12 +95,16 @@ class Runner(Configurable[RunnerConfig], BusComponent):
             does not validate it again); else the initial configuration event provides it.
         preparer: turns the configuration into a :class:`LaunchPlan` (default
             :func:`prepare`; tests and embedders may substitute their own).
+        locker: creates and locks the VM's directories before anything else is touched
+            (default :func:`lock_vm`; ``None``: no lock, for tests whose preparer makes
+            no VM).
     """
 
     config_model = RunnerConfig
 
     def __init__(self, config: RunnerConfig | None = None, channel: Channel | None = None, *,
                  preparer: Callable[[RunnerConfig], LaunchPlan] = prepare,
+                 locker: Callable[[RunnerConfig], VmLock] | None = lock_vm,
                  strict: bool = False) -> None:
         super().__init__(channel, "Runner")
         self.config = config
@@ -96,6 +112,9 @@ class Runner(Configurable[RunnerConfig], BusComponent):
         self.state = RunState.INITIALIZING
         self.plan: LaunchPlan | None = None
         self._preparer = preparer
+        self._locker = locker
+        self.lock: VmLock | None = None
+        """The VM's lock, held from the start until every ``Stopped`` handler has run."""
         self._signals: list[float] = []
         self._deadline: float | None = None
         self._forcing = False
@@ -153,6 +172,8 @@ class Runner(Configurable[RunnerConfig], BusComponent):
         if self.config is None:
             self._fail(ExitCode.CONFIG_ERROR, "no configuration for /Runner")
             return
+        if not self._lock(self.config):
+            return
         try:
             plan = self._preparer(self.config)
         except VmTypeError as exc:
@@ -166,6 +187,27 @@ class Runner(Configurable[RunnerConfig], BusComponent):
         self.fire(VmPrepared(plan=plan))
         if plan.swtpm is None:
             self.fire(StartQemu(plan=plan))
+
+    def _lock(self, config: RunnerConfig) -> bool:
+        """Take the VM's lock (the directories are created first); False: the start ends
+        here, with nothing of the VM touched (another runner runs it, or a bad directory)."""
+        if self._locker is None:
+            return True
+        from vmrunner.vmtypes.errors import VmTypeError
+        from vmrunner.vmtypes.lock import AlreadyRunning
+
+        try:
+            self.lock = self._locker(config)
+        except AlreadyRunning as exc:
+            self._fail(ExitCode.ALREADY_RUNNING, f"not started: {exc}")
+            return False
+        except VmTypeError as exc:
+            self._fail(ExitCode.CONFIG_ERROR, f"cannot prepare the VM: {exc}")
+            return False
+        except OSError as exc:
+            self._fail(ExitCode.START_FAILED, f"cannot lock the VM's directories: {exc}")
+            return False
+        return True
 
     def _write_pid(self) -> None:
         assert self.plan is not None
@@ -261,6 +303,8 @@ class Runner(Configurable[RunnerConfig], BusComponent):
 
     @handler
     def on_stopped(self, event: Stopped) -> None:
+        """Removes the sockets and files of this runner's VM; a runner that did not get
+        the lock has no plan and removes nothing."""
         self._enter(RunState.STOPPED, "VmStopped", "the VM has been shut down")
         if self.plan is not None:
             paths = self.plan.paths
@@ -269,6 +313,13 @@ class Runner(Configurable[RunnerConfig], BusComponent):
                 with contextlib.suppress(OSError):
                     if path.is_socket() or path.is_file():
                         path.unlink()
+
+    @handler(priority=RELEASE_PRIORITY)
+    def on_stopped_release(self, event: Stopped) -> None:
+        """The lock is given up last: the next runner finds this one's clean-up done."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     # -- status (GET /status) ----------------------------------------------------------------
 
