@@ -129,8 +129,12 @@ def test_nesting_up_to_the_limit_is_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 500, 990, 100_000])
 def test_deeper_nesting_is_rejected_with_the_line(tmp_path: Path, depth: int) -> None:
     file = tmp_path / "c.yaml"
-    assert error_of(lambda: parse(file, nested(depth).encode())) == (
-        f"{file}:2: nested deeper than {MAX_DEPTH} levels")
+    message = error_of(lambda: parse(file, nested(depth).encode()))
+    # PyYAML >= 6.0.4 has a nesting limit of its own in the scanner, which reads ahead of
+    # the events our check walks: very deep input may be refused by it first (same line).
+    assert message in (f"{file}:2: nested deeper than {MAX_DEPTH} levels",
+                       f"{file}:2: invalid YAML: while increasing flow level exceeded "
+                       "maximum nesting depth"), message
 
 
 def test_nesting_through_an_alias_counts(tmp_path: Path) -> None:
