@@ -81,10 +81,13 @@ class RunnerProcess:
     """``python -m vmrunner run -c CONFIG`` with its log in ``base/runner.log``."""
 
     def __init__(self, config: Path, *, log_level: str = "DEBUG",
-                 args: tuple[str, ...] = (), python: str = sys.executable) -> None:
+                 args: tuple[str, ...] = (), python: str = sys.executable,
+                 cwd: Path | None = None) -> None:
         self.config = config
         self.python = python
         """The interpreter that runs ``-m vmrunner`` (default: this one)."""
+        self.cwd = cwd
+        """The runner's working directory (default: this process's; ``-m`` imports from it)."""
         self.base = config.parent
         self.log = self.base / "runner.log"
         self.log_level = log_level
@@ -102,7 +105,7 @@ class RunnerProcess:
                 "-c", str(self.config), *self.args]
         with open(self.log, "ab") as log:  # noqa: ASYNC230 - tiny, local
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.cwd)
         if console:
             self.runtime_dir.mkdir(parents=True, exist_ok=True)
             socket = self.runtime_dir / "console.sock"
