@@ -71,17 +71,23 @@ class Counters:
 
 
 class Subscriber:
-    """A queue of event records for one ``GET /events`` client; ``None`` ends the stream."""
+    """A queue of event records for one ``GET /events`` client; ``None`` ends the stream.
+    Once a record did not fit, :attr:`dropped` is set and nothing more is queued: the stream
+    ends, after what is queued, with a marker saying so."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
+    def __init__(self, size: int = SUBSCRIBER_QUEUE) -> None:
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(size)
+        self.dropped = False
 
     def offer(self, record: dict[str, Any] | None) -> bool:
         """Queue ``record``; False if the subscriber is too far behind (then it is ended)."""
+        if self.dropped:
+            return False
         try:
             self.queue.put_nowait(record)
             return True
         except asyncio.QueueFull:
+            self.dropped = True
             return False
 
 
@@ -89,8 +95,10 @@ class EventLog(BusComponent):
     """Numbers and keeps the bus's events, the recent errors and the counters (module
     docstring). Status queries are not logged."""
 
-    def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 subscriber_queue: int = SUBSCRIBER_QUEUE) -> None:
         super().__init__(channel, name)
+        self.subscriber_queue = subscriber_queue
         self.created = time.time()
         self.errors: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_ERRORS)
         self.counters = Counters()
@@ -104,7 +112,7 @@ class EventLog(BusComponent):
 
     def subscribe(self, since: int | None = None) -> Subscriber:
         """A new subscriber; with ``since``, the kept events after that ``seq`` come first."""
-        sub = Subscriber()
+        sub = Subscriber(self.subscriber_queue)
         if since is not None:
             for seq, when, event in self._backlog:
                 if seq > since:

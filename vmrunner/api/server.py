@@ -7,11 +7,21 @@ prepared, and optionally on a TCP ``listen`` address where every request needs
 * ``GET /status``: the components' answers to a ``StatusQuery`` as JSON
   (:mod:`vmrunner.api.status`);
 * ``GET /events[?since=SEQ]``: JSON lines (:mod:`vmrunner.api.serialize`), kept open; with
-  ``since`` the kept events after that ``seq`` come first (``since=0``: all kept);
+  ``since`` the kept events after that ``seq`` come first (``since=0``: all kept); a client
+  too slow to keep up gets a last ``{"event": "StreamDropped", ...}`` line and the end of the
+  stream;
 * ``POST /powerdown``: fires ``TerminationSignal(SIGTERM)``, the same path as a TERM;
 * ``GET /metrics``: Prometheus text (:mod:`vmrunner.api.metrics`);
 * ``GET /live`` (200 while the runner serves) and ``GET /ready`` (200 while the VM runs, else
   503), for probes.
+
+Bounds (a hostile or broken client costs a bounded share and never stops the API): at most
+``max_connections`` connections per listener (more wait in the listen backlog, sized for a
+probe storm); a request must arrive complete within ``request_timeout`` seconds of the
+connection or of the previous answer (else 408, or a plain close when nothing came); a
+stream write that cannot complete within ``request_timeout`` drops the client; query strings
+are parsed strictly (400 for an unknown parameter or a ``since`` that is not ASCII digits);
+running out of file descriptors pauses accepting, logged once until accepting works again.
 
 h11 and prometheus-client are imported on the first request. Every task (accept loops and
 connections) is owned by this component and ends with ``Stopped``.
@@ -21,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import json
 import logging
@@ -29,7 +40,7 @@ import signal
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from vmrunner.components.base import BusComponent
 from vmrunner.core import Channel, Configurable, Stopped, handler
@@ -50,6 +61,17 @@ READ_SIZE = 65536
 JSON = "application/json"
 STREAM_DRAIN = 1.0
 """Seconds the end of the run waits for event streams to send their last records."""
+MAX_CONNECTIONS = 128
+"""Connections served at once per listener; more wait in the listen backlog."""
+REQUEST_TIMEOUT = 10.0
+"""Seconds a client has to send a whole request (and a stream to take a write)."""
+LISTEN_BACKLOG = socket.SOMAXCONN
+ACCEPT_RETRY = 0.5
+"""Seconds between accept attempts while the process is out of file descriptors."""
+TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
+             b"Connection: close\r\n\r\n")
+QUERY_KEYS = {"/events": {"since"}}
+"""The query parameters each route takes; any other is a 400."""
 
 
 class ApiServer(Configurable[ApiConfig], BusComponent):
@@ -59,9 +81,12 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
     config_model = ApiConfig
 
     def __init__(self, channel: Channel | None = None, name: str | None = "Api", *,
-                 log: EventLog | None = None) -> None:
+                 log: EventLog | None = None, max_connections: int = MAX_CONNECTIONS,
+                 request_timeout: float = REQUEST_TIMEOUT) -> None:
         super().__init__(channel, name)
         self.log = self.attach(EventLog() if log is None else log)
+        self.max_connections = max_connections
+        self.request_timeout = request_timeout
         self.socket_path: Path | None = None
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -113,7 +138,7 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
         _log.info("API on tcp %s (bearer token required)", listen)
 
     def _listen(self, sock: socket.socket, *, local: bool) -> None:
-        sock.listen(16)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
         self._listeners.append(sock)
         self._own(self._accept(sock, local), "api-accept")
@@ -124,10 +149,32 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
         task.add_done_callback(self._tasks.discard)
 
     async def _accept(self, sock: socket.socket, local: bool) -> None:
+        """Accepts while fewer than ``max_connections`` of this listener's are open; out of
+        file descriptors (EMFILE/ENFILE/ENOBUFS/ENOMEM), waits and tries again."""
         loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.max_connections)
+        starved = False
         while True:
-            conn, _ = await loop.sock_accept(sock)
-            self._own(self._serve(conn, local), "api-connection")
+            await slots.acquire()
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:
+                slots.release()
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    raise
+                if not starved:
+                    _log.error("API: cannot accept connections (%s); retrying every %s s",
+                               exc.strerror, ACCEPT_RETRY)
+                    starved = True
+                await asyncio.sleep(ACCEPT_RETRY)
+                continue
+            if starved:
+                _log.warning("API: accepting connections again")
+                starved = False
+            task = self.spawn(self._serve(conn, local), name="api-connection")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda _: slots.release())
 
     @handler(priority=-1000)
     async def on_state(self, event: RunnerStateChanged) -> None:
@@ -178,6 +225,23 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
 
     async def _read_request(self, http: h11.Connection, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> h11.Request | None:
+        """The next whole request, or None (connection to be closed); a client that takes
+        longer than ``request_timeout`` gets a 408 if it had begun one."""
+        import h11
+
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                return await self._receive_request(http, reader, writer)
+        except TimeoutError:
+            begun = http.their_state is h11.SEND_BODY or bool(http.trailing_data[0])
+            if begun and http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                writer.write(TIMED_OUT)  # raw: h11 has no request to answer yet
+                with contextlib.suppress(ConnectionError, TimeoutError):
+                    await asyncio.wait_for(writer.drain(), 1)
+            return None
+
+    async def _receive_request(self, http: h11.Connection, reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter) -> h11.Request | None:
         import h11
 
         request: h11.Request | None = None
@@ -211,15 +275,15 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
         if self._token is None:
             return False
         for name, value in request.headers:
-            if name == b"authorization" and value.startswith(b"Bearer "):
-                return hmac.compare_digest(value[7:].strip(), self._token)
+            scheme, _, credentials = value.partition(b" ")
+            if name == b"authorization" and scheme.lower() == b"bearer":  # RFC 7235: any case
+                return hmac.compare_digest(credentials.strip(), self._token)
         return False
 
     async def _respond(self, http: h11.Connection, request: h11.Request, local: bool,
                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         method = request.method.decode()
         url = urlsplit(request.target.decode("ascii", "replace"))
-        query = parse_qs(url.query)
         if not local and not self._authorized(request):
             await self._send(http, writer, 401, {"error": "bearer token required"},
                              [(b"WWW-Authenticate", b"Bearer")])
@@ -233,10 +297,18 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             await self._send(http, writer, 405, {"error": f"use {routes[url.path]}"},
                              [(b"Allow", routes[url.path].encode())])
             return
+        try:
+            query = _strict_query(url.query, QUERY_KEYS.get(url.path, set()))
+        except ValueError as exc:
+            await self._send(http, writer, 400, {"error": str(exc)})
+            return
         if url.path == "/events":
-            since = query.get("since", [None])[0]
-            await self._stream(http, reader, writer,
-                               int(since) if since and since.isdigit() else None)
+            since = query.get("since")
+            if since is not None and not (since.isascii() and since.isdigit()):
+                await self._send(http, writer, 400,
+                                 {"error": f"since={since!r}: not a non-negative integer"})
+                return
+            await self._stream(http, reader, writer, None if since is None else int(since))
             return
         status = await self.status()
         if url.path == "/status":
@@ -284,16 +356,31 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
                     record = sub.queue.get_nowait()
                 if record is None:
                     break
-                line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
-                writer.write(http.send(h11.Data(data=line)) or b"")
-                await writer.drain()
+                await self._write_line(http, writer, record)
+                if sub.dropped and sub.queue.empty():
+                    _log.warning("API: an event stream fell %d events behind and was ended",
+                                 sub.queue.maxsize)
+                    await self._write_line(http, writer, {
+                        "event": "StreamDropped", "seq": self.log.seq,
+                        "reason": f"the client fell {sub.queue.maxsize} events behind"})
+                    break
             writer.write(http.send(h11.EndOfMessage()) or b"")
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), self.request_timeout)
+        except TimeoutError:
+            writer.transport.abort()  # a client that does not read: dropped, fd freed
         finally:
             gone.cancel()
             self.log.unsubscribe(sub)
             self._streams.discard(ended)
             ended.set_result(None)
+
+    async def _write_line(self, http: h11.Connection, writer: asyncio.StreamWriter,
+                          record: dict[str, Any]) -> None:
+        import h11
+
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        writer.write(http.send(h11.Data(data=line)) or b"")
+        await asyncio.wait_for(writer.drain(), self.request_timeout)
 
     async def _send(self, http: h11.Connection, writer: asyncio.StreamWriter, status: int,
                     body: dict[str, Any],
@@ -312,3 +399,24 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
         writer.write(http.send(h11.Data(data=data)) or b"")
         writer.write(http.send(h11.EndOfMessage()) or b"")
         await writer.drain()
+
+
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def _strict_query(query: str, allowed: set[str]) -> dict[str, str]:
+    """``query`` as a dict; ValueError for a parameter not in ``allowed``, one given twice, or
+    a malformed pair."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query),
+                          max_num_fields=len(allowed) or 1)
+    except ValueError as exc:
+        raise ValueError(f"bad query string: {exc}") from None
+    result: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in allowed:
+            raise ValueError(f"unknown query parameter {key!r}")
+        if key in result:
+            raise ValueError(f"query parameter {key!r} given twice")
+        result[key] = value
+    return result
