@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import resource
 import socket
 from collections.abc import AsyncIterator
@@ -71,12 +72,12 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await asyncio.wait_for(task, 10)
 
 
-async def _raw(sock: Path, data: bytes, timeout: float = 5) -> bytes:
+async def _raw(sock: Path, data: bytes) -> bytes:
     reader, writer = await asyncio.open_unix_connection(str(sock))
     writer.write(data)
     await writer.drain()
     try:
-        return await asyncio.wait_for(reader.read(), timeout)
+        return await asyncio.wait_for(reader.read(), 5)
     finally:
         writer.close()
 
@@ -159,7 +160,7 @@ async def test_accept_survives_descriptor_exhaustion(
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     clients: list[socket.socket] = []
     try:
-        in_use = len(list(Path("/proc/self/fd").iterdir()))
+        in_use = len(os.listdir("/proc/self/fd"))
         resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 8, hard))
         with contextlib.suppress(OSError):
             for _ in range(16):  # each accepted connection costs the server one more fd
