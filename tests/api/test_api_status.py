@@ -195,7 +195,7 @@ async def test_document_through_a_run(tmp_path: Path) -> None:
                                        "deadline": None, "remaining": None, "duration": None}
         assert doc == {
             "vm": "t", "state": "booted", "stateReason": "the guest agent answered",
-            "stateSince": since, "qemuPid": pid, "shutdown": no_shutdown,
+            "stateSince": since, "qemuPid": pid, "paused": None, "shutdown": no_shutdown,
             "ram": {"maximum": 256 * MIB, "requested": 192 * MIB, "actual": 192 * MIB,
                     "outcome": "applied"},
             "cpus": {"maximum": 2, "requested": 1, "present": 1, "outcome": "applied"},

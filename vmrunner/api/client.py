@@ -128,6 +128,11 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
              f" ({doc.get('stateReason', '')})"]
     if doc.get("qemuPid"):
         lines.append(f"  QEMU pid:     {doc['qemuPid']}")
+    paused = doc.get("paused")
+    if paused:
+        lines.append(f"  PAUSED:       by QEMU ({paused['reason']}) for "
+                     f"{max(0, now - paused['since']):.0f} s"
+                     + (f": {paused['detail']}" if paused.get("detail") else ""))
     shutdown = doc["shutdown"]
     if shutdown.get("rung"):
         left = shutdown.get("remaining")

@@ -12,8 +12,8 @@ prepared, and optionally on a TCP ``listen`` address where every request needs
   stream;
 * ``POST /powerdown``: fires ``TerminationSignal(SIGTERM)``, the same path as a TERM;
 * ``GET /metrics``: Prometheus text (:mod:`vmrunner.api.metrics`);
-* ``GET /live`` (200 while the runner serves) and ``GET /ready`` (200 while the VM runs, else
-  503), for probes.
+* ``GET /live`` (200 while the runner serves) and ``GET /ready`` (200 while the VM runs and
+  QEMU has not paused it, else 503), for probes.
 
 Bounds (a hostile or broken client costs a bounded share and never stops the API): at most
 ``max_connections`` connections per listener (more wait in the listen backlog, sized for a
@@ -324,9 +324,11 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
         elif url.path == "/live":
             await self._send(http, writer, 200, {"state": status.state.value})
         else:
-            ready = status.state.vm_active
-            await self._send(http, writer, 200 if ready else 503,
-                             {"state": status.state.value, "ready": ready})
+            ready = status.ready
+            answer: dict[str, Any] = {"state": status.state.value, "ready": ready}
+            if status.pause.paused:
+                answer["paused"] = status.pause.reason
+            await self._send(http, writer, 200 if ready else 503, answer)
 
     async def status(self) -> Status:
         """Asks the components (``StatusQuery``, from a connection task, never a handler)."""

@@ -2,7 +2,8 @@
 
 :func:`ask` fires the query and collects one :class:`~vmrunner.events.StatusPart` per
 answering component (the Runner, ProcessManager, PowerdownHandler, RamController,
-CpuController, CdromController, GuestAgent, ReloadPlanner, ConsoleTracker, VmopAgent);
+CpuController, CdromController, GuestAgent, ReloadPlanner, ConsoleTracker, VmopAgent,
+PauseWatcher);
 :class:`Status` puts them together with what the :class:`~vmrunner.api.eventlog.EventLog`
 keeps of its own (errors, counters, ``eventSeq``) into the status document. A component
 that is missing from the tree (or fails to answer) leaves its part at the defaults: nothing
@@ -21,6 +22,7 @@ from vmrunner.events import (
     ConsoleStatus,
     CpuStatus,
     GuestAgentStatus,
+    PauseStatus,
     ProcessRole,
     ProcessStatus,
     RamStatus,
@@ -87,11 +89,17 @@ class Status:
         self.config = _first(parts, ConfigStatus, ConfigStatus())
         self.console = _first(parts, ConsoleStatus, ConsoleStatus())
         self.vmop = _first(parts, VmopAgentStatus, VmopAgentStatus())
+        self.pause = _first(parts, PauseStatus, PauseStatus())
 
     @property
     def state(self) -> RunState:
         """The runner's state."""
         return self.runner.state
+
+    @property
+    def ready(self) -> bool:
+        """The VM runs: booting or booted, and not paused by QEMU (``GET /ready``)."""
+        return self.state.vm_active and not self.pause.paused
 
     @property
     def remaining(self) -> float | None:
@@ -115,6 +123,9 @@ class Status:
             "stateReason": runner.reason,
             "stateSince": round(self.log.created if runner.since is None else runner.since, 3),
             "qemuPid": self.processes.pid(ProcessRole.QEMU),
+            "paused": (None if not self.pause.paused else
+                       {"reason": self.pause.reason, "detail": self.pause.detail,
+                        "since": self.pause.since}),
             "shutdown": {
                 "rung": _value(shutdown.rung),
                 "rungs": [rung.value for rung in shutdown.rungs],

@@ -14,7 +14,9 @@ The ladder (each rung is a ``ShutdownRung`` event and a log line):
 5. ``cleanup``: QEMU is gone; swtpm and the other children are stopped by later Stop handlers.
 
 A VM that never ran (``cont`` not sent yet) goes straight to ``terminate``, exit code
-unchanged.
+unchanged. A guest paused by QEMU (``GuestPaused``: a disk error with the ``stop`` action, a
+panic) cannot power off: the ladder skips to ``terminate`` at once (exit ``FORCED_STOP``),
+also when the pause comes while it waits.
 
 Its own node ``/Runner/PowerdownHandler`` may set ``useGuestAgent`` (default true),
 ``repeatInterval`` (s, default 5) and ``killGrace`` (s, default 5); keys given there
@@ -49,6 +51,8 @@ from vmrunner.events import (
     EscalateShutdown,
     GuestAgentConnected,
     GuestAgentDisconnected,
+    GuestPaused,
+    GuestResumed,
     GuestShutdown,
     ProcessExited,
     ProcessRole,
@@ -99,6 +103,8 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
         self.timeout = 900.0
         self._qemu_running = False
         self._continued = False
+        self._paused: str | None = None
+        """QEMU's reason while it keeps the guest paused (``GuestPaused``)."""
         self._agent = False
         self._started_at: float | None = None
         self._escalated = False
@@ -149,6 +155,12 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
     @handler
     def on_continued(self, event: VmContinued) -> None:
         self._continued = True
+
+    @handler
+    def on_paused(self, event: GuestPaused | GuestResumed) -> None:
+        self._paused = event.reason if isinstance(event, GuestPaused) else None
+        if self._paused is not None and self.in_progress:
+            self._wake.set()
 
     @handler
     def on_agent(self, event: GuestAgentConnected | GuestAgentDisconnected) -> None:
@@ -214,7 +226,10 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
         if not self._gone.is_set():
             if self._continued:
                 self.set_exit_code(ExitCode.FORCED_STOP)
-                self._rung(Rung.TERMINATE, "the guest did not power off: SIGTERM to QEMU")
+                self._rung(Rung.TERMINATE, "the guest did not power off: SIGTERM to QEMU"
+                           if self._paused is None else
+                           f"QEMU has paused the guest ({self._paused}), it cannot power "
+                           "off: SIGTERM to QEMU")
             self.schedule(self.kill_grace, self._kill_rung)
             await self.fire(TerminateProcess(name=ProcessRole.QEMU, grace=self.kill_grace))
         await self._gone.wait()
@@ -262,7 +277,7 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
     async def _graceful(self) -> None:
         presses = 0
         next_press = time.monotonic()
-        while not self._gone.is_set() and not self._escalated:
+        while not self._gone.is_set() and not self._escalated and self._paused is None:
             self._wake.clear()
             if self.use_guest_agent and self._agent and not self._agent_asked:
                 # also when the agent comes up while the button is being pressed (booting)

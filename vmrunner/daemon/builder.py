@@ -16,7 +16,8 @@ name: ProcessManager, SwtpmManager, QemuMonitor, RamController, CpuController,
 ResetController, GuestAgent, PowerdownHandler, CdromController, DisplayController,
 ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
 vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopAgent
-(auto-login), and ConfigWatcher (follows the file for live updates).
+(auto-login), PauseWatcher (a guest QEMU paused), and ConfigWatcher (follows the file for
+live updates).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.components.console import ConsoleTracker
     from vmrunner.components.cpus import CpuController
     from vmrunner.components.display import DisplayController
+    from vmrunner.components.pause import PauseWatcher
     from vmrunner.components.ram import RamController
     from vmrunner.components.reload_planner import ReloadPlanner
     from vmrunner.components.reset import ResetController
@@ -62,7 +64,7 @@ def _standard(config_file: Path) -> list[Component]:
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
-            SystemdNotifier(), ConsoleTracker(), VmopAgent()]
+            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher()]
 
 
 class RunnerBuilder:

@@ -21,6 +21,19 @@ class OsInfo(Event[None], frozen=True, kw_only=True):
     info: dict[str, Any]
 
 
+class GuestPaused(Event[None], frozen=True, kw_only=True):
+    """QEMU paused the running guest on its own (``reason``: QEMU's run state, e.g.
+    ``io-error``, ``guest-panicked``, ``paused``, ``internal-error``); ``detail`` says why,
+    as far as QEMU told (the last disk error)."""
+
+    reason: str
+    detail: str
+
+
+class GuestResumed(Event[None], frozen=True, kw_only=True):
+    """The guest runs again after :class:`GuestPaused`."""
+
+
 class GuestShutdown(Event[bool], frozen=True, kw_only=True):
     """Ask qemu-ga to power the guest off. Result: whether the request was sent."""
 

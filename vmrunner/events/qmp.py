@@ -122,6 +122,19 @@ class QmpVserportChange(QmpEvent, frozen=True, kw_only=True):
     open: bool
 
 
+class QmpBlockIoError(QmpEvent, frozen=True, kw_only=True):
+    """A disk request failed (``BLOCK_IO_ERROR``); ``action`` is QEMU's response (``stop``
+    pauses the VM, ``report`` passes the error to the guest, ``ignore``); ``nospace``: the
+    host is out of space (ENOSPC)."""
+
+    device: str
+    node_name: str
+    operation: str
+    action: str
+    nospace: bool
+    reason: str
+
+
 class QmpGuestPanicked(QmpEvent, frozen=True, kw_only=True):
     """The guest reported a panic (``GUEST_PANICKED``)."""
 

@@ -39,6 +39,16 @@ class RunnerStatus(StatusPart, frozen=True, kw_only=True):
     since: float | None = None
 
 
+class PauseStatus(StatusPart, frozen=True, kw_only=True):
+    """The PauseWatcher: whether QEMU has paused the running guest (``reason``: QEMU's run
+    state, ``detail``: why) since ``since``."""
+
+    paused: bool = False
+    reason: str | None = None
+    detail: str = ""
+    since: float | None = None
+
+
 class ProcessStatus(StatusPart, frozen=True, kw_only=True):
     """The ProcessManager's live children: ``(name, pid)`` pairs."""
 

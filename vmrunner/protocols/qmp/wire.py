@@ -14,6 +14,7 @@ from typing import Any
 from vmrunner.events.qmp import (
     QmpAcpiDeviceOst,
     QmpBalloonChange,
+    QmpBlockIoError,
     QmpDeviceDeleted,
     QmpDeviceTrayMoved,
     QmpEvent,
@@ -75,6 +76,11 @@ _PARSERS: Mapping[str, _Parser] = {
     ),
     "VSERPORT_CHANGE": lambda d, t: QmpVserportChange(
         timestamp=t, id=str(d["id"]), open=bool(d["open"])
+    ),
+    "BLOCK_IO_ERROR": lambda d, t: QmpBlockIoError(
+        timestamp=t, device=str(d.get("device", "")), node_name=str(d.get("node-name", "")),
+        operation=str(d["operation"]), action=str(d["action"]),
+        nospace=bool(d.get("nospace", False)), reason=str(d.get("reason", "")),
     ),
     "GUEST_PANICKED": lambda d, t: QmpGuestPanicked(
         timestamp=t, action=str(d["action"]), info=d.get("info")
