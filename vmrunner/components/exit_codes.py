@@ -26,3 +26,7 @@ class ExitCode(IntEnum):
     ALREADY_RUNNING = 6
     """Another runner runs this VM (it holds the lock of its dataDir or runtimeDir); the
     message names its pid. Nothing was started and nothing of the running VM was touched."""
+    HOST_ERROR = 7
+    """The host cannot hold the VM's state right now: a full or read-only filesystem, an I/O
+    error under dataDir or runtimeDir. Nothing was started; unlike ``CONFIG_ERROR``, a restart
+    may work once the host is fixed."""

@@ -167,7 +167,7 @@ class Runner(Configurable[RunnerConfig], BusComponent):
         if self.state is not RunState.INITIALIZING:
             return
         self._enter(RunState.STARTING, "RunnerStarted", "the runner has started")
-        from vmrunner.vmtypes.errors import VmTypeError
+        from vmrunner.vmtypes.errors import HostStateError, VmTypeError
 
         if self.config is None:
             self._fail(ExitCode.CONFIG_ERROR, "no configuration for /Runner")
@@ -176,11 +176,14 @@ class Runner(Configurable[RunnerConfig], BusComponent):
             return
         try:
             plan = self._preparer(self.config)
+        except HostStateError as exc:
+            self._fail(ExitCode.HOST_ERROR, f"cannot prepare the VM: {exc}")
+            return
         except VmTypeError as exc:
             self._fail(ExitCode.CONFIG_ERROR, f"cannot prepare the VM: {exc}")
             return
         except OSError as exc:
-            self._fail(ExitCode.START_FAILED, f"cannot prepare the VM: {exc}")
+            self._fail(_host_or(ExitCode.START_FAILED, exc), f"cannot prepare the VM: {exc}")
             return
         self.plan = plan
         self._write_pid()
@@ -193,7 +196,7 @@ class Runner(Configurable[RunnerConfig], BusComponent):
         here, with nothing of the VM touched (another runner runs it, or a bad directory)."""
         if self._locker is None:
             return True
-        from vmrunner.vmtypes.errors import VmTypeError
+        from vmrunner.vmtypes.errors import HostStateError, VmTypeError
         from vmrunner.vmtypes.lock import AlreadyRunning
 
         try:
@@ -201,18 +204,35 @@ class Runner(Configurable[RunnerConfig], BusComponent):
         except AlreadyRunning as exc:
             self._fail(ExitCode.ALREADY_RUNNING, f"not started: {exc}")
             return False
+        except HostStateError as exc:
+            self._fail(ExitCode.HOST_ERROR, f"cannot prepare the VM: {exc}")
+            return False
         except VmTypeError as exc:
             self._fail(ExitCode.CONFIG_ERROR, f"cannot prepare the VM: {exc}")
             return False
         except OSError as exc:
-            self._fail(ExitCode.START_FAILED, f"cannot lock the VM's directories: {exc}")
+            self._fail(_host_or(ExitCode.START_FAILED, exc),
+                       f"cannot lock the VM's directories: {exc}")
             return False
         return True
 
     def _write_pid(self) -> None:
+        """``runtimeDir/runner.pid``, whole or not at all: written to a new file (never through
+        a planted link) and renamed over the old name (which replaces a link, not its
+        target)."""
         assert self.plan is not None
-        with contextlib.suppress(OSError):
-            (self.plan.paths.runtime_dir / "runner.pid").write_text(f"{os.getpid()}\n")
+        target = self.plan.paths.runtime_dir / "runner.pid"
+        temporary = target.with_name(f".runner.pid.{os.getpid()}")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o644)
+            with os.fdopen(fd, "w") as out:
+                out.write(f"{os.getpid()}\n")
+            os.replace(temporary, target)
+        except OSError as exc:
+            _log.warning("cannot write %s: %s", target, exc.strerror or exc)
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
     @handler
     def on_swtpm_ready(self, event: SwtpmReady) -> None:
@@ -338,3 +358,11 @@ class Runner(Configurable[RunnerConfig], BusComponent):
         return RunnerStatus(vm=None if self.config is None else self.config.vm.name,
                             state=self.state, reason=self._status_reason,
                             since=self._status_since)
+
+
+def _host_or(code: ExitCode, exc: OSError) -> ExitCode:
+    """``HOST_ERROR`` if ``exc`` is the host's condition (a full or read-only filesystem...),
+    else ``code``."""
+    from vmrunner.vmtypes.errors import HOST_ERRNOS
+
+    return ExitCode.HOST_ERROR if exc.errno in HOST_ERRNOS else code

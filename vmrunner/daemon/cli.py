@@ -1,7 +1,8 @@
 """The ``vmrunner`` command: ``run`` (default), ``check``, ``render``, ``status``, ``events``.
 
 Exit codes are :class:`vmrunner.components.exit_codes.ExitCode`: 0 ok, 1 internal error, 2 invalid
-configuration or template, 3 forced stop, 4 QEMU died, 5 start failed, 6 already running.
+configuration or template, 3 forced stop, 4 QEMU died, 5 start failed, 6 already running,
+7 host error (full or read-only state directories).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start and supervise one QEMU virtual machine.",
         epilog="Exit codes: 0 ok (guest powered off), 1 internal error, 2 invalid configuration, "
         "3 forced stop after powerdownTimeout, 4 QEMU died, 5 start failed, "
-        "6 another runner runs this VM.",
+        "6 another runner runs this VM, 7 the host cannot hold the VM's state (a full or "
+        "read-only dataDir/runtimeDir).",
     )
     parser.add_argument("--version", action="version", version=f"vmrunner {__version__}")
     parser.add_argument("--log-level", default="INFO", type=str.upper,

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from vmrunner.config.model import CloudInitConfig
-from vmrunner.vmtypes.errors import StateError
+from vmrunner.vmtypes.errors import state_error
 
 LABEL = "cidata"
 
@@ -56,8 +56,9 @@ def write_cloud_init_image(config: CloudInitConfig, hostname: str, target: Path)
             iso.write_fp(out)
         temporary.replace(target)
     except OSError as exc:
-        raise StateError("/Runner/runtimeDir",
-                         f"cannot write the cloud-init image {target}: {exc.strerror}") from None
+        raise state_error("/Runner/runtimeDir",
+                          f"cannot write the cloud-init image {target}: {exc.strerror}",
+                          exc) from None
     finally:
         iso.close()
     return target

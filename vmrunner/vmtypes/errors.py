@@ -6,11 +6,17 @@
   - :class:`FirmwareNotFoundError`: no firmware files for the configured ``vm.firmware``.
   - :class:`StateError`: a directory or state file cannot be used; names the key
     (``/Runner/dataDir``).
+    - :class:`HostStateError`: the same, caused by the host rather than the configuration
+      (a full or read-only filesystem, an I/O error): retrying later may work.
 """
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+
+HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENOMEM})
+"""``OSError.errno`` values that are the host's condition, not the configuration's."""
 
 
 class VmTypeError(Exception):
@@ -57,3 +63,13 @@ class StateError(VmTypeError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key = key
+
+
+class HostStateError(StateError):
+    """A :class:`StateError` caused by the host (:data:`HOST_ERRNOS`)."""
+
+
+def state_error(key: str, message: str, cause: OSError) -> StateError:
+    """``StateError(key, message)``, or a :class:`HostStateError` if ``cause`` is the host's."""
+    kind = HostStateError if cause.errno in HOST_ERRNOS else StateError
+    return kind(key, message)

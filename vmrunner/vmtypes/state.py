@@ -24,7 +24,7 @@ from uuid import UUID
 import msgspec
 
 from vmrunner.config.model import RunnerConfig
-from vmrunner.vmtypes.errors import StateError
+from vmrunner.vmtypes.errors import StateError, state_error
 from vmrunner.vmtypes.firmware import FirmwareFiles
 
 SOCKET_PATH_MAX = 107
@@ -171,7 +171,7 @@ def make_private_dir(path: Path, key: str) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise StateError(key, f"cannot create {path}: {exc.strerror or exc}") from None
+        raise state_error(key, f"cannot create {path}: {exc.strerror or exc}", exc) from None
     if not path.is_dir():
         raise StateError(key, f"{path} is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
@@ -206,8 +206,9 @@ def ensure_uuid(config: RunnerConfig, paths: VmPaths) -> UUID:
         temporary.write_text(f"{new}\n", encoding="utf-8")
         temporary.replace(paths.uuid_file)
     except OSError as exc:
-        raise StateError("/Runner/dataDir",
-                         f"cannot store the uuid in {paths.uuid_file}: {exc.strerror}") from None
+        raise state_error("/Runner/dataDir",
+                          f"cannot store the uuid in {paths.uuid_file}: {exc.strerror}",
+                          exc) from None
     return new
 
 
@@ -235,7 +236,7 @@ def ensure_firmware_vars(firmware: FirmwareFiles | None, paths: VmPaths) -> Path
         temporary.chmod(0o600)
         temporary.replace(target)
     except OSError as exc:
-        raise StateError(
-            "/Runner/dataDir", f"cannot copy {firmware.vars_template} to {target}: {exc.strerror}"
-        ) from None
+        raise state_error(
+            "/Runner/dataDir", f"cannot copy {firmware.vars_template} to {target}: {exc.strerror}",
+            exc) from None
     return target
