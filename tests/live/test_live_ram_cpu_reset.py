@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,15 @@ from vmrunner.components.ram import MIB, RamChange, RamController, ram_tolerance
 from vmrunner.components.reset import ResetChange, ResetController
 from vmrunner.core import Component
 from vmrunner.core.recorder import EventRecorder
-from vmrunner.events import ConfigureQemu, Outcome, QmpReset, VmContinued
+from vmrunner.events import (
+    ConfigureQemu,
+    Outcome,
+    ProcessExited,
+    ProcessRole,
+    QmpReset,
+    RestartNeeded,
+    VmContinued,
+)
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.console import GuestConsole
 from vmrunner.testing.guest import GuestImage
@@ -164,7 +174,8 @@ async def test_ram_without_balloon_driver_is_not_reached(
 async def test_vcpus_follow_current_cpus(base: Path, vms: Runners, guest_image: GuestImage,
                                          accel: AccelVerdict) -> None:
     vm = await boot(vms, base, guest_image, accel,
-                    controllers=(CpuController(unplug_timeout=30.0, poll_interval=1.0),),
+                    controllers=(CpuController(unplug_on_affected_qemu=True, unplug_timeout=30.0,
+                                               poll_interval=1.0),),
                     maximumCpus=3, currentCpus=2)
     assert await vm.cpus_online() == "0-1"
 
@@ -187,6 +198,65 @@ async def test_vcpus_follow_current_cpus(base: Path, vms: Runners, guest_image: 
     assert again.outcome is Outcome.REJECTED, again
     assert "restart" in again.detail and again.present == 1, again
     assert await vm.cpus_online() == "0"  # QEMU and the guest still run
+
+
+def _qemu_version() -> str:
+    return subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True,
+                          check=True).stdout.split()[3]
+
+
+async def test_canary_reset_after_vcpu_unplug_crashes_qemu_7_under_tcg(
+        base: Path, vms: Runners, guest_image: GuestImage, accel: AccelVerdict) -> None:
+    """Why the guard below exists: the sequence it refuses (plug, unplug, reset), let through
+    on purpose, kills QEMU 7.2 under TCG with SIGABRT. When this fails after a QEMU update,
+    the bug is fixed there and the guard in vmrunner/components/cpus.py can be narrowed."""
+    if accel.accel == "kvm":
+        pytest.skip("the crash is known under TCG only")
+    version = _qemu_version()
+    if int(version.split(".")[0]) >= 8:
+        pytest.skip(f"QEMU {version}: not the affected version")
+    vm = await boot(vms, base, guest_image, accel,
+                    controllers=(CpuController(unplug_on_affected_qemu=True, poll_interval=1.0),
+                                 ResetController()),
+                    maximumCpus=2, currentCpus=1, runner={"resetCounter": 0})
+    vm.write(currentCpus=2)
+    assert (await vm.final(CpuChange, lambda e: e.requested == 2)).outcome is Outcome.APPLIED
+    vm.write(currentCpus=1)
+    assert (await vm.final(CpuChange, lambda e: e.requested == 1, 45)).outcome \
+        is Outcome.APPLIED
+    vm.write(runner={"resetCounter": 1})
+    exited = await vm.recorder.wait_for(
+        ProcessExited, lambda e: e.name == ProcessRole.QEMU, 30)
+    assert exited.status.signal == signal.SIGABRT, exited
+
+
+async def test_vcpu_unplug_is_refused_where_a_reset_would_crash_qemu(
+        base: Path, vms: Runners, guest_image: GuestImage, accel: AccelVerdict) -> None:
+    """QEMU 7.2 under TCG crashes at any reset after a vCPU unplug
+    (tests/guest/test_guest_qemu_hazards.py); the default CpuController refuses the unplug
+    there as "needs a restart", and a reset afterwards is harmless."""
+    if accel.accel == "kvm":
+        pytest.skip("the guard applies to TCG only")
+    vm = await boot(vms, base, guest_image, accel,
+                    controllers=(CpuController(), ResetController()),
+                    maximumCpus=2, currentCpus=2, runner={"resetCounter": 0})
+    vm.write(currentCpus=1, runner={"resetCounter": 0})
+    refused = await vm.final(CpuChange, lambda e: e.requested == 1)
+    assert refused.outcome is Outcome.REJECTED, refused
+    assert "under TCG crashes at the next reset after a vCPU unplug" in refused.detail, refused
+    assert refused.present == 2
+    needed = await vm.recorder.wait_for(RestartNeeded, lambda e: e.needed, CMD)
+    assert needed.path == "/Runner/vm/currentCpus"
+    since = vm.console.mark()
+    vm.write(currentCpus=1, runner={"resetCounter": 1})
+    reset = await vm.final(ResetChange, lambda e: e.counter == 1)
+    assert reset.outcome is Outcome.APPLIED, reset
+    await vm.console.wait_for(r"^TG-READY ", since=since, timeout=BOOT)  # QEMU lived
+    # back to what runs: applied, and no restart is needed any more
+    vm.write(currentCpus=2, runner={"resetCounter": 1})
+    back = await vm.final(CpuChange, lambda e: e.requested == 2)
+    assert back.outcome is Outcome.APPLIED, back
+    assert not (await vm.recorder.wait_for(RestartNeeded, lambda e: not e.needed, CMD)).needed
 
 
 async def test_reset_counter_increments_reset_the_guest(
@@ -220,7 +290,8 @@ async def test_reset_counter_increments_reset_the_guest(
 async def test_vcpu_unplug_refused_by_the_guest_is_not_reached(
         base: Path, vms: Runners, guest_image: GuestImage, accel: AccelVerdict) -> None:
     vm = await boot(vms, base, guest_image, accel,
-                    controllers=(CpuController(unplug_timeout=4.0, poll_interval=1.0),),
+                    controllers=(CpuController(unplug_on_affected_qemu=True, unplug_timeout=4.0,
+                                               poll_interval=1.0),),
                     maximumCpus=2, currentCpus=2)
     # Linux's switch for ACPI processor hot-removal: the guest now refuses ejects
     await vm.console.check("echo 0 > /sys/firmware/acpi/hotplug/processor/enabled", CMD)

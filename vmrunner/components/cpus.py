@@ -12,9 +12,19 @@ QMP (a guest may keep a hot-added vCPU offline); :class:`CpuChange` reports what
   ``ACPI_DEVICE_OST``/``DEVICE_DELETED`` and every ``poll_interval`` s (under TCG QEMU 7.2
   never sends the vCPU's own ``DEVICE_DELETED``) until the count is right or
   ``unplug_timeout`` s have passed → ``not-reached``. Not retried.
-* **QEMU 7.2 guard**: plugging a vCPU into a slot that was occupied earlier in the same
-  QEMU process crashes QEMU 7.2 (TCG, "double free or corruption"). Such slots are never
-  re-plugged; if the target needs them, the change is ``rejected`` ("needs a restart").
+* **QEMU 7.2 guards** (both crash QEMU 7.2 under TCG, reproduced with Debian 12's
+  7.2+dfsg; QEMU < 8 on TCG counts as affected, KVM and QEMU ≥ 8 do not, as found by
+  ``query-version``/``query-kvm``):
+
+  - plugging a vCPU into a slot that was occupied earlier in the same QEMU process ("double
+    free or corruption"): such slots are never re-plugged;
+  - any reset after a vCPU unplug, ours (``resetCounter``) or the guest's own reboot
+    ("malloc(): largebin double linked list corrupted", SIGABRT): on an affected QEMU no
+    vCPU is unplugged live.
+
+  Either way the change is ``rejected`` ("needs a restart") and ``RestartNeeded`` puts
+  ``/Runner/vm/currentCpus`` into the status's ``restartPending`` until a later change is
+  applied.
 * If a vCPU leaves after its change was reported (a superseded unplug the guest completed
   late), the count is checked again and made up for as above; unplugs are never retried.
 
@@ -40,6 +50,7 @@ from vmrunner.events import (
     Outcome,
     QmpAcpiDeviceOst,
     QmpDeviceDeleted,
+    RestartNeeded,
     RunState,
 )
 from vmrunner.events.lifecycle import VmPrepared
@@ -51,6 +62,7 @@ _log = logging.getLogger(__name__)
 _ORDER = ("node-id", "socket-id", "die-id", "cluster-id", "core-id", "thread-id")
 _ABBREVIATION = {"node-id": "n", "socket-id": "s", "die-id": "d", "cluster-id": "cl",
                  "core-id": "c", "thread-id": "t"}
+PATH = "/Runner/vm/currentCpus"
 _OST_OK = (0, 0x84)
 """ACPI _OST status values that are not a refusal: success, eject in progress."""
 
@@ -85,11 +97,15 @@ class CpuController(BusComponent):
     Args:
         unplug_timeout: seconds the guest has to release unplugged vCPUs.
         poll_interval: seconds between re-queries while waiting for an unplug.
+        unplug_on_affected_qemu: unplug even where a later reset crashes QEMU (for tests of
+            the unplug itself on a TCG-only machine; never for a VM that matters).
     """
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
-                 unplug_timeout: float = 30.0, poll_interval: float = 2.0) -> None:
+                 unplug_timeout: float = 30.0, poll_interval: float = 2.0,
+                 unplug_on_affected_qemu: bool = False) -> None:
         super().__init__(channel, name)
+        self.unplug_on_affected_qemu = unplug_on_affected_qemu
         self.unplug_timeout = unplug_timeout
         self.poll_interval = poll_interval
         self.requested: int | None = None
@@ -99,6 +115,9 @@ class CpuController(BusComponent):
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._refusals: list[str] = []
+        self._unplug_hazard: str | None = None
+        """Why unplugging would endanger QEMU ("" when it would not; None: not asked)."""
+        self._restart_needed = False
         self._status_maximum: int | None = None
         self._status_target: int | None = None
         """``currentCpus`` of the configuration, until a change has been made."""
@@ -131,6 +150,10 @@ class CpuController(BusComponent):
                  f" ({detail})" if detail else "")
         self.fire(CpuChange(requested=requested, present=self.present, outcome=outcome,
                             detail=detail))
+        needed = outcome is Outcome.REJECTED and "needs a restart" in detail
+        if needed or (self._restart_needed and outcome is Outcome.APPLIED):
+            self._restart_needed = needed
+            self.fire(RestartNeeded(path=PATH, needed=needed, reason=detail))
 
     async def _query(self) -> list[Slot] | None:
         reply = await self.execute(commands.QueryHotpluggableCpus())
@@ -159,6 +182,9 @@ class CpuController(BusComponent):
             elif len(used) > target and initial:
                 self._report(target, Outcome.REJECTED, "vCPUs are not unplugged before the "
                              "guest runs (the template boots with currentCpus)")
+            elif len(used) > target and await self._unplug_hazardous():
+                self._report(target, Outcome.REJECTED, f"{self._unplug_hazard}; unplugging "
+                             "needs a restart")
             elif len(used) > target:
                 await self._unplug(target, used)
             else:
@@ -188,6 +214,22 @@ class CpuController(BusComponent):
                          "so this needs a restart")
         else:
             self._report(target, Outcome.NOT_REACHED, "the added vCPUs did not show up")
+
+    async def _unplug_hazardous(self) -> bool:
+        """Whether this QEMU crashes at a reset after a vCPU unplug (QEMU < 8 on TCG)."""
+        if self.unplug_on_affected_qemu:
+            return False
+        if self._unplug_hazard is None:
+            version, kvm = (await self.execute(commands.QueryVersion()),
+                            await self.execute(commands.QueryKvm()))
+            try:
+                major = int(version.unwrap()["qemu"]["major"])
+                on_kvm = bool(kvm.unwrap()["enabled"])
+            except Exception:  # an odd or missing answer: assume the worst
+                major, on_kvm = 0, False
+            self._unplug_hazard = "" if major >= 8 or on_kvm else (
+                f"QEMU {major}.x under TCG crashes at the next reset after a vCPU unplug")
+        return bool(self._unplug_hazard)
 
     async def _unplug(self, target: int, used: list[Slot]) -> None:
         # the lowest slot is the boot processor: never unplugged

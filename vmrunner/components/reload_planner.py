@@ -5,7 +5,8 @@ the previous one (:func:`~vmrunner.config.reload_plan.classify`). The baseline i
 QEMU was started with (``VmPrepared``), so a change made while QEMU was still starting shows
 up in the first plan. One log line per changed key: INFO for ``live`` keys (the controller's
 own outcome event follows), WARNING for keys that need a restart. ``restart_pending`` lists
-the keys that differ from what QEMU runs with, so undoing an edit clears it again.
+the keys that differ from what QEMU runs with, so undoing an edit clears it again, plus the
+live keys a controller could not apply (``RestartNeeded``) until it applies one again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
 from vmrunner.config.reload_plan import classify, describe
 from vmrunner.core import Channel, handler
-from vmrunner.events import ConfigureQemu, PlanClass, ReloadPlan, VmPrepared
+from vmrunner.events import ConfigureQemu, PlanClass, ReloadPlan, RestartNeeded, VmPrepared
 from vmrunner.events.status import ConfigStatus, StatusQuery
 
 _log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class ReloadPlanner(BusComponent):
         self.generation = 0
         self.last: ReloadPlan | None = None
         """The last plan fired."""
+        self.refused: dict[str, str] = {}
+        """Live keys a controller could not apply: path → reason."""
 
     @handler
     def on_prepared(self, event: VmPrepared) -> None:
@@ -60,10 +63,20 @@ class ReloadPlanner(BusComponent):
                                restart_pending=pending)
         self.fire(self.last)
 
+    @handler
+    def on_restart_needed(self, event: RestartNeeded) -> None:
+        if not event.needed:
+            self.refused.pop(event.path, None)
+        elif event.path not in self.refused:
+            _log.warning("%s cannot be applied to the running QEMU (%s); restart the runner "
+                         "to apply", event.path, event.reason)
+            self.refused[event.path] = event.reason
+
     # -- status (GET /status) ----------------------------------------------------------------
 
     @handler
     def on_status_query(self, event: StatusQuery) -> ConfigStatus:
+        pending = () if self.last is None else self.last.restart_pending
+        pending += tuple(path for path in self.refused if path not in pending)
         return ConfigStatus(generation=self.generation, last_plan=self.last,
-                            restart_pending=() if self.last is None
-                            else self.last.restart_pending)
+                            restart_pending=pending)

@@ -47,8 +47,8 @@ class _Rule(msgspec.Struct, frozen=True):
 _LIVE_KEYS: Mapping[str, _Rule] = MappingProxyType({
     "/Runner/vm/currentRam": _Rule(PlanClass.LIVE, "balloon target, RamController"),
     "/Runner/vm/currentCpus": _Rule(
-        PlanClass.LIVE, "vCPU hot-add or unplug, CpuController; re-plugging a freed slot is "
-        "refused under QEMU 7.2 and needs a restart"),
+        PlanClass.LIVE, "vCPU hot-add or unplug, CpuController; under QEMU 7.2 with TCG an "
+        "unplug, and re-plugging a freed slot, are refused and need a restart"),
     "/Runner/vm/powerdownTimeout": _Rule(
         PlanClass.LIVE, "shutdown deadline, PowerdownHandler; also during a shutdown"),
     "/Runner/resetCounter": _Rule(PlanClass.LIVE, "an increment resets the VM, ResetController"),

@@ -23,6 +23,7 @@ from vmrunner.events.changes import (
     Outcome,
     RamChange,
     ResetChange,
+    RestartNeeded,
 )
 from vmrunner.events.config import PlanClass, PlanEntry, ReloadPlan
 from vmrunner.events.console import ConsoleConnected, ConsoleDisconnected
@@ -164,6 +165,7 @@ __all__ = [
     "RamStatus",
     "ReloadPlan",
     "ResetChange",
+    "RestartNeeded",
     "RunState",
     "Rung",
     "RunnerStateChanged",

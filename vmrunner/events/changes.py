@@ -88,6 +88,16 @@ class CpuChange(Event[None], frozen=True, kw_only=True):
     detail: str = ""
 
 
+class RestartNeeded(Event[None], frozen=True, kw_only=True):
+    """A controller cannot apply ``path`` to the running QEMU (``needed``, with the
+    ``reason``), or can again (``needed=False``, e.g. the value went back). The status's
+    ``restartPending`` lists the paths that need one."""
+
+    path: str
+    needed: bool
+    reason: str = ""
+
+
 class ResetChange(Event[None], frozen=True, kw_only=True):
     """The reset requested by raising ``resetCounter`` from ``previous`` to ``counter``."""
 

@@ -62,6 +62,18 @@ class QueryStatus(QmpCommand, frozen=True, kw_only=True):
     name: ClassVar[str] = "query-status"
 
 
+class QueryVersion(QmpCommand, frozen=True, kw_only=True):
+    """``{"qemu": {"major": int, "minor": int, "micro": int}, "package": str}``."""
+
+    name: ClassVar[str] = "query-version"
+
+
+class QueryKvm(QmpCommand, frozen=True, kw_only=True):
+    """``{"enabled": bool, "present": bool}``: whether this QEMU runs its vCPUs on KVM."""
+
+    name: ClassVar[str] = "query-kvm"
+
+
 class Balloon(QmpCommand, frozen=True, kw_only=True):
     """Set the balloon target, in bytes. Success only means "requested"."""
 
