@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core.config.errors import ConfigFileError
@@ -109,6 +110,17 @@ def _models_in(annotation: Any) -> list[tuple[type[BaseModel], bool]]:
     return []
 
 
+def accepted_keys(info: FieldInfo) -> list[str]:
+    """The keys a field is read from: its alias and any ``AliasChoices`` spellings."""
+    keys = [info.alias] if info.alias else []
+    choices = info.validation_alias
+    if isinstance(choices, str):
+        keys.append(choices)
+    elif isinstance(choices, AliasChoices):
+        keys += [c for c in choices.choices if isinstance(c, str)]
+    return keys
+
+
 def unknown_keys(
     model: type[BaseModel], data: object, base: str = RUNNER_PATH, *, top: bool = True
 ) -> list[Problem]:
@@ -122,8 +134,8 @@ def unknown_keys(
     known: dict[str, str] = {}
     for name, info in model.model_fields.items():
         known[name] = name
-        if info.alias:
-            known[info.alias] = name
+        for spelling in accepted_keys(info):
+            known[spelling] = name
     aliases = sorted({info.alias or name for name, info in model.model_fields.items()})
     problems = []
     for key, value in data.items():
