@@ -270,11 +270,13 @@ class SpiceConfig(_Model):
     controller; QEMU chains USB hubs when its ports run out)."""
     password_file: ConfigPath | None = None
     """A file holding the SPICE password. QEMU reads it (``-object secret,file=``); the password
-    never appears in the command line. Unset = ``ticket``, if set, else no password
-    (ticketing disabled)."""
+    never appears in the command line. Unset = ``display-password`` in the configuration
+    file's directory if it exists when the VM starts (VM-Operator's display Secret), else
+    ``ticket``, if set, else no password (ticketing disabled)."""
     ticket: Annotated[Text | None, BeforeValidator(_empty_is_unset)] = None
     """Deprecated (VM-Operator's old static SPICE password): used as the SPICE password when
-    ``passwordFile`` is unset; ``passwordFile`` wins when both are set. It is written to
+    ``passwordFile`` is unset and no ``display-password`` is beside the configuration file;
+    either of them wins. It is written to
     ``runtimeDir/spice-ticket`` (mode 0600) and read by QEMU from there, never put on the
     command line. ``""`` = unset. Changing it needs a restart; prefer ``passwordFile``."""
 

@@ -19,6 +19,7 @@ import msgspec
 from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from vmrunner.config.display_secret import with_display_secret
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core.config.errors import ConfigFileError
 from vmrunner.core.config.loader import load_document, read_bytes
@@ -173,16 +174,20 @@ def runner_values(document: object) -> tuple[dict[str, Any] | None, list[Problem
 def validate_values(
     values: Mapping[str, Any], *, strict: bool = False, base_dir: Path | None = None
 ) -> Validation:
-    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys into errors."""
+    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys into errors.
+    With ``base_dir`` (the configuration file's directory), relative paths are taken relative
+    to it and a ``display-password`` there sets the SPICE password (:mod:`.display_secret`)."""
     problems = unknown_keys(RunnerConfig, values)
     if strict:
         problems = [Problem(p.path, p.message, "error") for p in problems]
     plain = {k: v for k, v in values.items() if not str(k).startswith(NODE_PREFIXES)}
     context = {"base_dir": base_dir} if base_dir is not None else None
     try:
-        config: RunnerConfig | None = RunnerConfig.model_validate(plain, context=context)
+        config = RunnerConfig.model_validate(plain, context=context)
     except ValidationError as exc:
         return Validation(None, problems_from_error(exc) + problems)
+    if base_dir is not None:
+        config = with_display_secret(config, base_dir)
     return Validation(config, problems)
 
 
