@@ -13,8 +13,8 @@ image's entrypoint runs), ``serviceAccountName: vm-runner``, ``hostNetwork``, ``
 * ``/dev/<vm>-disk``: a real block device (a loop device).
 
 The config is what the manager writes, with the test guest's boot keys overlaid (``accelerator:
-tcg``, ``cpuModel: max``, ``firmware: bios``, a direct ``kernel`` boot of the tiny test guest,
-mounted by hostPath). What podman 4.3 cannot do and what the test does instead (each in
+tcg``, ``firmware: bios``, a direct ``kernel`` boot of the tiny test guest, mounted by
+hostPath). What podman 4.3 cannot do and what the test does instead (each in
 docs/kubernetes.md, "Testing with podman"): no projected volumes (and a crash on Secret
 volumes, no updates of ConfigMap volumes), so the config directory is a hostPath directory in
 the kubelet's AtomicWriter layout with all four keys, updated by the ``..data`` swap;
@@ -106,7 +106,7 @@ def manager_config(vm: str, vm_uuid: str, spice_port: int, disk: str, iso: str,
     firmware: bios
     bootMenu: false
     powerdownTimeout: {POWERDOWN_TIMEOUT}
-    cpuModel: max
+    cpuModel: host
     maximumCpus: 2
     currentCpus: 1
     maximumRam: "1 GB"
@@ -126,7 +126,7 @@ def manager_config(vm: str, vm_uuid: str, spice_port: int, disk: str, iso: str,
         port: {spice_port}
         streaming-video: "filter"
         usbRedirects: 2
-    # the test guest: TCG (no "host" CPU), SeaBIOS, direct kernel boot
+    # the test guest: TCG (cpuModel host runs as max), SeaBIOS, direct kernel boot
     accelerator: tcg
     kernel: {kernel}
 '''
