@@ -152,6 +152,20 @@ def _user_name(value: str) -> str:
     return value
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _not_a_url(value: object) -> object:
+    if value == "":
+        raise PydanticCustomError("empty_path", "an empty path")
+    if isinstance(value, str) and _URL.match(value):
+        raise PydanticCustomError(
+            "url", "'{value}' is a URL; only local image files are supported (copy the image "
+                   "into a mounted directory, e.g. VM-Operator's image repository "
+                   "/var/local/vmop-image-repository, and give its path)", {"value": value})
+    return value
+
+
 Text = Annotated[str, AfterValidator(_no_nul)]
 """Free text handed to QEMU (no NUL characters)."""
 ConfigPath = Annotated[Path, AfterValidator(_config_path)]
@@ -217,11 +231,12 @@ class DriveConfig(_Model):
 
     type: Literal["raw", "ide-cd"] = "raw"
     """``raw``: a virtio-blk disk backed by a file or block device; ``ide-cd``: a CD-ROM drive."""
-    file: ConfigPath | None = None
-    """raw: an image file; ide-cd: the ISO image (unset or ``""`` = empty tray)."""
-    device: ConfigPath | None = None
+    file: Annotated[ConfigPath | None, BeforeValidator(_not_a_url)] = None
+    """raw: an image file; ide-cd: the ISO image (unset or ``""`` = empty tray). A path, not
+    a URL (QEMU's curl driver is not supported)."""
+    device: Annotated[ConfigPath | None, BeforeValidator(_not_a_url)] = None
     """raw only: a host block device, e.g. ``/dev/vg0/vm-disk``."""
-    resource: ConfigPath | None = None
+    resource: Annotated[ConfigPath | None, BeforeValidator(_not_a_url)] = None
     """raw only: a file or block device, decided when the VM starts (VM-Operator's disks:
     ``/dev/<name>``, a block device, attached like ``device``)."""
     bootindex: Annotated[int, Field(ge=0)] | None = None
