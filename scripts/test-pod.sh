@@ -3,7 +3,8 @@
 # mmdebstrap, runc and catatonit (apt), then run the pytest tests marked "pod" (tests/pod):
 # image build without a Docker engine, helm lint/template, offline schema validation,
 # `podman kube play` of the rendered chart with the test guest, live config swap, graceful
-# stop. helm comes from an npm package, kubernetes-validate goes into its own venv; both,
+# stop, and of a pod shaped like VM-Operator's manager pod (a loop device from losetup as its
+# disk; needs root and /dev/loop-control). helm comes from an npm package, kubernetes-validate goes into its own venv; both,
 # the base image tar and podman's layer cache are kept between local runs (.cache/pod).
 # Extra arguments go to pytest. With CI set, missing tools fail the tests instead of skipping.
 set -euo pipefail

@@ -49,7 +49,7 @@ qemu:
     - -smp
     - ${opt(None, {"cpus": currentCpus, "maxcpus": vm.maximumCpus, "sockets": vm.sockets, "dies": vm.diesPerSocket, "cores": vm.coresPerDie, "threads": vm.threadsPerCore})}
     - -m
-    - ${vm.maximumRam // MiB}
+    - ${ramSize}
     - -rtc
     - ${opt(None, {"base": vm.rtcBase, "clock": vm.rtcClock, "driftfix": "slew"})}
     - -global
@@ -190,13 +190,13 @@ qemu:
     - usb-tablet,bus=usb.0
 % endif
 % if spice:
-%   if spice.passwordFile:
+%   if spicePasswordFile:
     ## the password is read by QEMU from the file, never passed on the command line
     - -object
-    - ${opt("secret", {"id": "spice-password", "file": spice.passwordFile, "format": "raw"})}
+    - ${opt("secret", {"id": "spice-password", "file": spicePasswordFile, "format": "raw"})}
 %   endif
     - -spice
-    - ${opt(None, {"port": spice.port, "addr": spice.address, "password-secret": "spice-password" if spice.passwordFile else None, "disable-ticketing": None if spice.passwordFile else True, "streaming-video": spice.streamingVideo, "seamless-migration": True})}
+    - ${opt(None, {"port": spice.port, "addr": spice.address, "password-secret": "spice-password" if spicePasswordFile else None, "disable-ticketing": None if spicePasswordFile else True, "streaming-video": spice.streamingVideo, "seamless-migration": True})}
     - -chardev
     - spicevmc,id=vdagentdev,name=vdagent
     - -device

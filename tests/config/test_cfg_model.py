@@ -57,8 +57,8 @@ def test_memory_strings() -> None:
     [
         ({"maximumCpus": 2, "currentCpus": 3}, "/Runner/vm/currentCpus"),
         ({"maximumRam": "1G", "currentRam": "2G"}, "/Runner/vm/currentRam"),
-        ({"maximumRam": "1GB"}, "/Runner/vm/maximumRam"),
-        ({"maximumRam": 1024 * MIB + 1}, "/Runner/vm/maximumRam"),
+        ({"maximumRam": "1000 kB"}, "/Runner/vm/maximumRam"),
+        ({"maximumRam": "1 XB"}, "/Runner/vm/maximumRam"),
         ({"sockets": 2, "maximumCpus": 3}, "/Runner/vm/maximumCpus"),
         ({"drives": [{"file": "/a"}, {"type": "ide-cd", "file": "/b", "bus": "usb"}]},
          "/Runner/vm/drives/1/bus"),

@@ -177,12 +177,18 @@ def _leaks(secrets: Any, log: str, argv: bytes, events: list[Any], vmdir: Path) 
 
 async def test_password_without_ticketing_is_rejected(
         vmdir: Path, guest_image: GuestImage, accel: AccelVerdict) -> None:
-    """SPICE started without a password cannot take one live: rejected, nothing sent."""
+    """SPICE started without a password cannot take one live: rejected, nothing sent.
+
+    The controller watches another directory than the configuration's: a ``display-password``
+    beside config.yaml would give the VM a password at the start
+    (:mod:`vmrunner.config.display_secret`)."""
     port = _free_port()
-    (vmdir / "display-password").write_text("unused-secret")
+    secret = vmdir / "secret"
+    secret.mkdir()
+    (secret / "display-password").write_text("unused-secret")
     config = guest_config(vmdir, guest_image, accel=str(accel.accel), display={
         "spice": {"port": port, "address": "127.0.0.1"}})
-    async with InProcessRunner(config, DisplayController(vmdir)) as vm:
+    async with InProcessRunner(config, DisplayController(secret)) as vm:
         rec = vm.recorder
         rejected = await rec.wait_for(DisplayPasswordChange,
                                       lambda e: e.outcome is Outcome.REJECTED, EVENT)

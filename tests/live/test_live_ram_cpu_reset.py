@@ -274,17 +274,25 @@ async def test_reset_counter_increments_reset_the_guest(
     assert (first.previous, first.outcome) == (5, Outcome.APPLIED), first
     await vm.console.wait_for(r"^TG-READY .*boots=2\b", since=since, timeout=BOOT)
 
-    # a decrement only lowers the baseline; the next increment resets again
-    vm.write(runner={"resetCounter": 3})
-    await vm.recorder.wait_for(ConfigureQemu, lambda e: e.config.reset_counter == 3, CMD)
-    vm.write(runner={"resetCounter": 4})
-    second = await vm.final(ResetChange, lambda e: e.counter == 4)
-    assert (second.previous, second.outcome) == (3, Outcome.APPLIED), second
+    # back to 0 (VM-Operator's manager restarted) only lowers the baseline; the next
+    # increment resets again
+    vm.write(runner={"resetCounter": 0})
+    await vm.recorder.wait_for(ConfigureQemu, lambda e: e.config.reset_counter == 0, CMD)
+    vm.write(runner={"resetCounter": 2})
+    second = await vm.final(ResetChange, lambda e: e.counter == 2)
+    assert (second.previous, second.outcome) == (0, Outcome.APPLIED), second
     await vm.console.wait_for(r"^TG-READY .*boots=3\b", since=since, timeout=BOOT)
-    assert [e.counter for e in vm.recorder.of_type(ResetChange)] == [6, 4]
+
+    # a drop to a smaller positive value resets: the manager restarted and counted a reset,
+    # its 0 in between was never seen
+    vm.write(runner={"resetCounter": 1})
+    third = await vm.final(ResetChange, lambda e: e.counter == 1)
+    assert (third.previous, third.outcome) == (2, Outcome.APPLIED), third
+    await vm.console.wait_for(r"^TG-READY .*boots=4\b", since=since, timeout=BOOT)
+    assert [e.counter for e in vm.recorder.of_type(ResetChange)] == [6, 2, 1]
     resets = [e for e in vm.recorder.of_type(QmpReset) if not e.guest]
-    assert len(resets) == 2, f"expected one system_reset per increment, QEMU saw {len(resets)}"
-    assert (await vm.console.check("tg bootcount", CMD)) == ["3"]
+    assert len(resets) == 3, f"expected one system_reset per request, QEMU saw {len(resets)}"
+    assert (await vm.console.check("tg bootcount", CMD)) == ["4"]
 
 
 async def test_vcpu_unplug_refused_by_the_guest_is_not_reached(

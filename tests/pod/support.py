@@ -242,10 +242,13 @@ class LogFollower:
 
 
 def podman_volumes(manifest: str) -> list[str]:
-    """The named volumes podman 4.3 makes for a Pod: one per emptyDir (named after the pod's
-    volume, so shared by every pod using that name) and one per ConfigMap (named after it)."""
+    """The named volumes podman 4.3 makes for a manifest: one per emptyDir (named after the
+    pod's volume, so shared by every pod using that name), one per ConfigMap (named after it)
+    and one per PersistentVolumeClaim it declares (named after the claim)."""
     names: list[str] = []
     for doc in documents(manifest):
+        if doc.get("kind") == "PersistentVolumeClaim":
+            names.append(doc["metadata"]["name"])
         if doc.get("kind") != "Pod":
             continue
         for volume in doc["spec"].get("volumes", []):
@@ -257,9 +260,10 @@ def podman_volumes(manifest: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def played(manifest: str, pod: str) -> Iterator[None]:
-    """``podman kube play`` of ``manifest`` (no network); the pod and its volumes are removed
-    afterwards, and stale volumes of the same names before (emptyDir must start empty)."""
+def played(manifest: str, pod: str, network: str | None = "none") -> Iterator[None]:
+    """``podman kube play`` of ``manifest`` (``--network network``; None: as the manifest says,
+    e.g. ``hostNetwork``); the pod and its volumes are removed afterwards, and stale volumes of
+    the same names before (emptyDir and a new claim must start empty)."""
     volumes = podman_volumes(manifest)
     handle, name = tempfile.mkstemp(prefix="kube-", suffix=".yaml")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -267,7 +271,7 @@ def played(manifest: str, pod: str) -> Iterator[None]:
     try:
         if volumes:
             podman("volume", "rm", "-f", *volumes, check=False)
-        podman("kube", "play", "--network", "none", name)
+        podman("kube", "play", *(["--network", network] if network else []), name)
         yield
     finally:
         podman("kube", "down", name, check=False, timeout=60)
@@ -275,3 +279,33 @@ def played(manifest: str, pod: str) -> Iterator[None]:
         if volumes:
             podman("volume", "rm", "-f", *volumes, check=False)
         os.unlink(name)
+
+
+@contextlib.contextmanager
+def loop_device(backing: Path) -> Iterator[Path]:
+    """A real block device: ``losetup`` of the file ``backing``, detached afterwards."""
+    result = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True,
+                            text=True, timeout=30)
+    if result.returncode != 0:
+        raise AssertionError(f"losetup {backing} failed: {result.stderr}")
+    device = Path(result.stdout.strip())
+    try:
+        yield device
+    finally:
+        subprocess.run(["losetup", "--detach", str(device)], capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def filled_volume(name: str, files: dict[str, Path]) -> Iterator[str]:
+    """A podman named volume ``name`` holding copies of ``files`` (name in the volume → host
+    file), like a PersistentVolumeClaim that exists before the pod; removed afterwards."""
+    podman("volume", "rm", "-f", name, check=False)
+    podman("volume", "create", name)
+    try:
+        mountpoint = Path(podman("volume", "inspect", "--format", "{{.Mountpoint}}",
+                                 name).stdout.strip())
+        for target, source in files.items():
+            (mountpoint / target).write_bytes(source.read_bytes())
+        yield name
+    finally:
+        podman("volume", "rm", "-f", name, check=False)

@@ -48,7 +48,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "templates": {"volume": {"configMap": {"name": "site-vm-types"}}},
         "dataVolume": {"hostPath": {"path": "/var/lib/vms/x", "type": "DirectoryOrCreate"}},
     },
+    "vmoperator-rbac": {"vmoperator": {"enabled": True}},
 }
+
+# The runner's rules of the VM-Operator contract (vmoperator-contract.md, section 1): read and
+# patch its VirtualMachine, patch only the status subresource (no update), create Events.
+CONTRACT_RULES = [
+    {"apiGroups": ["vmoperator.jdrupes.org"], "resources": ["vms"],
+     "verbs": ["get", "list", "patch"]},
+    {"apiGroups": ["vmoperator.jdrupes.org"], "resources": ["vms/status"], "verbs": ["patch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+]
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 
 
 def _render(tools: Tools, values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -169,6 +180,10 @@ def test_kvm_modes(tools: Tools) -> None:
     ({"dataVolume": {"emptyDir": {}, "hostPath": {"path": "/x"}}}, "at '/dataVolume'"),
     ({"disks": [{"name": "Bad_Name", "volume": {"emptyDir": {}}}]}, "at '/disks/0/name'"),
     ({"replicas": 2}, "additional properties 'replicas' not allowed"),
+    ({"vmoperator": {"enabled": True, "serviceAccountName": "Vm_Runner"}},
+     "at '/vmoperator/serviceAccountName'"),
+    ({"vmoperator": {"enabled": "yes"}}, "at '/vmoperator/enabled': got string, want boolean"),
+    ({"vmoperator": {"rules": []}}, "additional properties 'rules' not allowed"),
 ])
 def test_values_schema_rejects(tools: Tools, values: dict[str, Any], message: str) -> None:
     assert message in _fails(tools, values)
@@ -194,3 +209,31 @@ def test_config_passes_the_runner_check_in_the_image(tools: Tools, image: ImageB
                         "-v", f"{tmp}:/etc/opt/vmrunner:ro", image.tag,
                         "check", "--strict", "-c", "/etc/opt/vmrunner/config.yaml", check=False)
     assert result.returncode == ExitCode.OK, result.stdout + result.stderr
+
+
+def test_no_rbac_unless_vmoperator_is_enabled(tools: Tools) -> None:
+    for variant in ("defaults", "statefulset-device-plugin-disks"):
+        kinds = [d["kind"] for d in _render(tools, VARIANTS[variant])]
+        assert not set(kinds) & set(RBAC_KINDS), (variant, kinds)
+
+
+def test_vmoperator_rbac_is_exactly_the_contract(tools: Tools) -> None:
+    """The ServiceAccount VM-Operator's pods run as, the contract's Role and its binding;
+    no VM of the chart's own (the manager makes the pods and ConfigMaps)."""
+    docs = documents(render(tools.helm, VARIANTS["vmoperator-rbac"], extra=("-n", "vms")))
+    assert sorted(d["kind"] for d in docs) == sorted(RBAC_KINDS)
+    account, role, binding = (one(docs, kind) for kind in RBAC_KINDS)
+    assert account["metadata"]["name"] == "vm-runner"
+    assert "automountServiceAccountToken" not in account  # the runner reads the token
+    assert role["rules"] == CONTRACT_RULES
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vm-runner",
+                                    "namespace": "vms"}]
+
+
+def test_vmoperator_service_account_name_is_configurable(tools: Tools) -> None:
+    docs = _render(tools, {"vmoperator": {"enabled": True, "serviceAccountName": "vmop-runner"}})
+    assert one(docs, "ServiceAccount")["metadata"]["name"] == "vmop-runner"
+    assert one(docs, "RoleBinding")["subjects"][0]["name"] == "vmop-runner"
+    assert one(docs, "RoleBinding")["roleRef"]["name"] == one(docs, "Role")["metadata"]["name"]

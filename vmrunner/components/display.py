@@ -17,10 +17,12 @@ and the Secret volume's ``..data`` swap are all seen).
   expiry stay in force.
 * QEMU takes a password live only if SPICE was started with one (``-spice
   password-secret``, i.e. ``/Runner/vm/display/spice/passwordFile`` is set; pointing it at
-  ``display-password`` itself gives the VM its first password from the same file). Without
-  it, a ``display-password`` file is rejected with a "needs restart" message and nothing is
-  sent (QEMU 7.2 answers ``set_password`` with "Could not set password", and an
-  ``expire_password`` would lock every client out).
+  ``display-password`` itself gives the VM its first password from the same file, and a
+  ``display-password`` present at the start does so by default,
+  :mod:`vmrunner.config.display_secret`). Without it, a ``display-password`` file is
+  rejected with a "needs restart" message and nothing is sent (QEMU 7.2 answers
+  ``set_password`` with "Could not set password", and an ``expire_password`` would lock
+  every client out).
 * Removing ``display-password`` changes nothing (the current password stays until it
   expires); ticketing itself (on or off) is fixed when QEMU starts.
 
@@ -36,6 +38,7 @@ import re
 from pathlib import Path
 
 from vmrunner.components.base import BusComponent
+from vmrunner.config.display_secret import PASSWORD_FILE
 from vmrunner.core import Channel, HandlerContext, handler
 from vmrunner.core.config.watch import FileWatch
 from vmrunner.core.waiting import first_of
@@ -49,7 +52,6 @@ from vmrunner.protocols.qmp import QmpError, commands
 
 _log = logging.getLogger(__name__)
 
-PASSWORD_FILE = "display-password"
 EXPIRY_FILE = "password-expiry"
 _EXPIRY = re.compile(r"now|never|\+?\d+")
 NO_TICKETING = (

@@ -2,12 +2,21 @@
 
 The counter's value in the initial ``ConfigureQemu`` (the configuration QEMU was started
 with) is the baseline, so the first increment after a start resets too. Each later
-``ConfigureQemu`` compares with the last value seen: greater → ``system_reset`` and a
-:class:`ResetChange` (``applied`` when QEMU's ``RESET`` event follows within
-``confirm_timeout`` s, ``not-reached`` otherwise, ``failed`` when QEMU rejects the command,
-``rejected`` while the VM is shutting down). Smaller or equal → only remembered. A counter
-that appears (was unset) or disappears is only remembered, too: set it first, then increment
-it.
+``ConfigureQemu`` compares with the last value seen (:func:`reset_requested`):
+
+* greater → ``system_reset``;
+* ``0`` (or less) after a greater value → only remembered: VM-Operator's manager keeps its
+  count in memory and writes 0 again after it restarts;
+* smaller but still positive → ``system_reset`` as well: the manager restarted *and* counted
+  resets since, and its 0 was never seen (kubelet delivers a ConfigMap's updates with a delay
+  and may skip intermediate versions), so the request must not be swallowed;
+* equal → nothing.
+
+A reset is reported as a :class:`ResetChange` (``applied`` when QEMU's ``RESET`` event follows
+within ``confirm_timeout`` s, ``not-reached`` otherwise, ``failed`` when QEMU rejects the
+command, ``rejected`` while the VM is shutting down). A counter that appears (was unset) or
+disappears is only remembered: set it first, then increment it. Several increments that arrive
+in one configuration change reset once.
 """
 
 from __future__ import annotations
@@ -21,6 +30,14 @@ from vmrunner.events import ConfigureQemu, Outcome, QmpReset, ResetChange
 from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
+
+
+def reset_requested(previous: int | None, counter: int | None) -> bool:
+    """Whether a change of ``resetCounter`` from ``previous`` to ``counter`` asks for a
+    reset (the rule in the module docstring)."""
+    if previous is None or counter is None or counter == previous:
+        return False
+    return counter > previous or counter > 0
 
 
 class ResetController(BusComponent):
@@ -45,7 +62,7 @@ class ResetController(BusComponent):
             self._known = True
             _log.debug("resetCounter at start: %s", counter)
             return
-        if counter is None or previous is None or counter <= previous:
+        if previous is None or counter is None or not reset_requested(previous, counter):
             return
         if not event.state.vm_active:
             self._report(previous, counter, Outcome.REJECTED,

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -81,6 +82,29 @@ CpuFeature = Annotated[str, _pattern(
     r"[+-]?[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?",
     "CPU feature (e.g. '+ssse3', '-arch-capabilities', 'l3-cache=on')")]
 MacAddress = Annotated[str, _pattern(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", "MAC address")]
+_TOPOLOGY_KEYS = ("sockets", "diesPerSocket", "coresPerDie", "threadsPerCore")
+
+
+def _derived_maximum_cpus(data: dict[str, Any]) -> int | None:
+    """``maximumCpus`` for a configuration that leaves it unset: the topology's product when
+    all four values are given, else ``currentCpus`` (rounded up to a multiple of the given
+    topology values); ``None`` (the default, 1) when there is nothing to derive it from."""
+    parts = [data.get(k) for k in _TOPOLOGY_KEYS]
+    if not all(p is None or (isinstance(p, int) and not isinstance(p, bool) and p > 0)
+               for p in parts):
+        return None  # reported by the field validators
+    given = [p for p in parts if p is not None]
+    product = 1
+    for p in given:
+        product *= p
+    if given and len(given) == len(parts):
+        return product
+    current = data.get("currentCpus", data.get("current_cpus"))
+    if not isinstance(current, int) or isinstance(current, bool) or current < 1:
+        return product if given else None
+    return -(-current // product) * product
+
+
 RtcBase = Annotated[str, _pattern(
     r"utc|localtime|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?",
     "rtc base ('utc', 'localtime' or a date like 2006-06-17T16:01:21)")]
@@ -100,6 +124,14 @@ def _config_path(value: Path, info: ValidationInfo) -> Path:
     return value
 
 
+MAX_USB_REDIRECTS = 32
+"""Most ``usbRedirects`` accepted (QEMU 7.2 started with 40 on the standard template)."""
+
+
+def _empty_is_unset(value: object) -> object:
+    return None if value == "" else value
+
+
 USER_NAME_MAX = 64
 """Longest ``loggedInUser`` accepted (it goes onto the vmop agent's line protocol)."""
 
@@ -117,6 +149,20 @@ def _user_name(value: str) -> str:
             "user_name", "the user name contains {char}: no whitespace or control characters "
             "(it is sent to the guest's agent as one line, 'login <user>')",
             {"char": repr(bad)})
+    return value
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _not_a_url(value: object) -> object:
+    if value == "":
+        raise PydanticCustomError("empty_path", "an empty path")
+    if isinstance(value, str) and _URL.match(value):
+        raise PydanticCustomError(
+            "url", "'{value}' is a URL; only local image files are supported (copy the image "
+                   "into a mounted directory, e.g. VM-Operator's image repository "
+                   "/var/local/vmop-image-repository, and give its path)", {"value": value})
     return value
 
 
@@ -175,14 +221,24 @@ class NetworkConfig(_Model):
 class DriveConfig(_Model):
     """A disk (``raw``) or a CD-ROM drive (``ide-cd``)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_file(cls, data: Any) -> Any:
+        # VM-Operator writes an ide-cd without an image as ``file: ""``: an empty tray
+        if isinstance(data, dict) and data.get("file") == "" and data.get("type") == "ide-cd":
+            return {k: v for k, v in data.items() if k != "file"}
+        return data
+
     type: Literal["raw", "ide-cd"] = "raw"
     """``raw``: a virtio-blk disk backed by a file or block device; ``ide-cd``: a CD-ROM drive."""
-    file: ConfigPath | None = None
-    """raw: an image file; ide-cd: the ISO image (none = empty tray)."""
-    device: ConfigPath | None = None
+    file: Annotated[ConfigPath | None, BeforeValidator(_not_a_url)] = None
+    """raw: an image file; ide-cd: the ISO image (unset or ``""`` = empty tray). A path, not
+    a URL (QEMU's curl driver is not supported)."""
+    device: Annotated[ConfigPath | None, BeforeValidator(_not_a_url)] = None
     """raw only: a host block device, e.g. ``/dev/vg0/vm-disk``."""
-    resource: ConfigPath | None = None
-    """raw only: a file or block device, decided when the VM starts."""
+    resource: Annotated[ConfigPath | None, BeforeValidator(_not_a_url)] = None
+    """raw only: a file or block device, decided when the VM starts (VM-Operator's disks:
+    ``/dev/<name>``, a block device, attached like ``device``)."""
     bootindex: Annotated[int, Field(ge=0)] | None = None
     """Boot order (lower boots first); unset = not a boot device."""
     bus: Literal["ide", "scsi"] = "ide"
@@ -218,13 +274,34 @@ class SpiceConfig(_Model):
     """TCP port QEMU listens on."""
     address: Text | None = None
     """Listen address (QEMU's default, all addresses, when unset)."""
-    streaming_video: Literal["off", "all", "filter"] | None = None
-    """Video streaming detection (``off``, ``all``, ``filter``)."""
-    usb_redirects: Annotated[int, Field(ge=0, le=15)] = 2
-    """Number of USB redirection channels."""
+    streaming_video: Literal["off", "all", "filter"] | None = Field(
+        None, validation_alias=AliasChoices("streamingVideo", "streaming-video",
+                                            "streaming_video"))
+    """Video streaming detection (QEMU ``-spice streaming-video=``: ``off``, ``all``,
+    ``filter``); unset = QEMU's default. Also spelled ``streaming-video`` (as VM-Operator
+    writes it); giving both spellings is an error."""
+    usb_redirects: Annotated[int, Field(ge=0, le=MAX_USB_REDIRECTS)] = 2
+    """Number of USB redirection channels (one ``usb-redir`` device each on the xHCI
+    controller; QEMU chains USB hubs when its ports run out)."""
     password_file: ConfigPath | None = None
     """A file holding the SPICE password. QEMU reads it (``-object secret,file=``); the password
-    never appears in the command line. Unset = no password (ticketing disabled)."""
+    never appears in the command line. Unset = ``display-password`` in the configuration
+    file's directory if it exists when the VM starts (VM-Operator's display Secret), else
+    ``ticket``, if set, else no password (ticketing disabled)."""
+    ticket: Annotated[Text | None, BeforeValidator(_empty_is_unset)] = None
+    """Deprecated (VM-Operator's old static SPICE password): used as the SPICE password when
+    ``passwordFile`` is unset and no ``display-password`` is beside the configuration file;
+    either of them wins. It is written to
+    ``runtimeDir/spice-ticket`` (mode 0600) and read by QEMU from there, never put on the
+    command line. ``""`` = unset. Changing it needs a restart; prefer ``passwordFile``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "streamingVideo" in data and "streaming-video" in data:
+            raise PydanticCustomError(
+                "bad_combination", "both 'streamingVideo' and 'streaming-video' are given")
+        return data
 
 
 class DisplayConfig(_Model):
@@ -240,8 +317,21 @@ class DisplayConfig(_Model):
     agent in the guest on the virtio-serial port ``org.jdrupes.vmop_agent.0``."""
 
 
+def _null_means_empty(schema: dict[str, Any]) -> None:
+    """JSON Schema: ``network`` and ``drives`` may also be null (= none)."""
+    properties = schema.get("properties", {})
+    for key in ("network", "drives"):
+        if key in properties:
+            prop = properties[key]
+            listed = {k: v for k, v in prop.items() if k not in ("default", "description")}
+            rest = {k: v for k, v in prop.items() if k in ("default", "description")}
+            properties[key] = {"anyOf": [listed, {"type": "null"}], **rest}
+
+
 class VmConfig(_Model):
     """The virtual machine."""
+
+    model_config = ConfigDict(json_schema_extra=_null_means_empty)
 
     name: Name
     """The VM's name: QEMU's guest name and the last component of the default directories."""
@@ -261,24 +351,31 @@ class VmConfig(_Model):
     """Seconds to wait for the guest to power off after a stop request, before QEMU is
     terminated. Changes apply even while a shutdown is waiting."""
     maximum_ram: MemorySize = 1024 * MIB
-    """The VM's RAM (``-m``). Must be a whole number of MiB."""
+    """The VM's RAM (``-m``), at least 1 MiB. Any size is accepted (``"1 GB"`` = 10⁹ bytes):
+    QEMU rounds it up to a multiple of 8 KiB itself, see *Memory sizes* above."""
     current_ram: MemorySize | None = None
-    """The balloon target; unset = ``maximumRam`` (no ballooning)."""
+    """The balloon target; unset = ``maximumRam`` (no ballooning). The balloon works in
+    4 KiB pages: QEMU reaches the target to within 4 KiB."""
     cpu_model: Identifier | None = None
-    """QEMU ``-cpu`` model; unset = ``host`` with KVM, ``max`` otherwise."""
+    """QEMU ``-cpu`` model; unset = ``host`` with KVM, ``max`` otherwise. ``host`` needs KVM:
+    with any other accelerator it is run as ``max`` (all features the emulator has), so a
+    VM-Operator configuration (always ``cpuModel: host``) also runs under TCG."""
     cpu_features: list[CpuFeature] = Field(default_factory=list)
     """Extra ``-cpu`` flags, e.g. ``-arch-capabilities``."""
-    sockets: Annotated[int, Field(ge=1)] | None = None
-    """CPU topology: sockets. If any topology key is set, the unset ones count as 1 and the
-    product must equal ``maximumCpus``."""
-    dies_per_socket: Annotated[int, Field(ge=1)] | None = None
-    """CPU topology: dies per socket."""
-    cores_per_die: Annotated[int, Field(ge=1)] | None = None
-    """CPU topology: cores per die."""
-    threads_per_core: Annotated[int, Field(ge=1)] | None = None
-    """CPU topology: threads per core."""
+    sockets: Annotated[int, Field(ge=0)] | None = None
+    """CPU topology: sockets. Unset or 0 = left out of ``-smp`` (QEMU computes it). When all
+    four topology values are set, their product must equal ``maximumCpus``; when some are,
+    ``maximumCpus`` must be a multiple of the product of those."""
+    dies_per_socket: Annotated[int, Field(ge=0)] | None = None
+    """CPU topology: dies per socket (unset or 0 = computed by QEMU)."""
+    cores_per_die: Annotated[int, Field(ge=0)] | None = None
+    """CPU topology: cores per die (unset or 0 = computed by QEMU)."""
+    threads_per_core: Annotated[int, Field(ge=0)] | None = None
+    """CPU topology: threads per core (unset or 0 = computed by QEMU)."""
     maximum_cpus: Annotated[int, Field(ge=1, le=MAX_CPUS)] = 1
-    """The number of vCPU slots (QEMU ``maxcpus``)."""
+    """The number of vCPU slots (QEMU ``maxcpus``). Unset: the topology's product if all four
+    topology values are set, else ``currentCpus`` (rounded up to a multiple of the given
+    topology values), else 1."""
     current_cpus: Annotated[int, Field(ge=1)] | None = None
     """vCPUs present (QEMU boots with this many; the rest can be hot-plugged); unset =
     ``maximumCpus``."""
@@ -290,10 +387,11 @@ class VmConfig(_Model):
     rtc_clock: Literal["host", "rt", "vm"] = "rt"
     """The clock source for the guest's RTC."""
     network: list[NetworkConfig] = Field(default_factory=lambda: [NetworkConfig()])
-    """Network interfaces; the default is one virtio NIC on a tap on QEMU's default bridge.
-    ``[]`` = no network."""
+    """Network interfaces; the default (key absent) is one virtio NIC on a tap on QEMU's
+    default bridge. ``[]`` or null (a bare ``network:``) = no network."""
     drives: list[DriveConfig] = Field(default_factory=list)
-    """Disks and CD-ROM drives, in order (CD-ROM ids are ``cd0``, ``cd1``, ...)."""
+    """Disks and CD-ROM drives, in order (CD-ROM ids are ``cd0``, ``cd1``, ...). ``[]`` or
+    null = none."""
     display: DisplayConfig | None = None
     """The graphical console; unset = headless (``-display none``, no graphics card)."""
     kernel: KernelConfig | None = None
@@ -306,15 +404,33 @@ class VmConfig(_Model):
     audio: bool = True
     """With SPICE: a sound card whose audio goes through SPICE. Without SPICE nothing."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _manager_forms(cls, data: Any) -> Any:
+        """VM-Operator's forms: ``network``/``drives`` null = none; a topology value 0 =
+        omitted; ``maximumCpus`` unset = derived (see the key's documentation)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in ("network", "drives"):
+            if key in data and data[key] is None:
+                data[key] = []
+        for key in _TOPOLOGY_KEYS:
+            if data.get(key) == 0 and not isinstance(data.get(key), bool):
+                data[key] = None
+        if "maximumCpus" not in data and "maximum_cpus" not in data:
+            derived = _derived_maximum_cpus(data)
+            if derived is not None:
+                data["maximumCpus"] = derived
+        return data
+
     @field_validator("maximum_ram")
     @classmethod
-    def _whole_mib(cls, value: int) -> int:
-        if value < MIB or value % MIB:
+    def _at_least_one_mib(cls, value: int) -> int:
+        if value < MIB:
             raise PydanticCustomError(
-                "memory_size",
-                "{size} is not a positive whole number of MiB (QEMU rejects it)",
-                {"size": format_memory(value)},
-            )
+                "memory_size", "{size} is too small for a VM (at least 1 MiB)",
+                {"size": format_memory(value)})
         return value
 
     @field_validator("current_ram")
@@ -336,15 +452,23 @@ class VmConfig(_Model):
     def _topology(cls, value: int, info: ValidationInfo) -> int:
         keys = ("sockets", "dies_per_socket", "cores_per_die", "threads_per_core")
         parts = [info.data.get(k) for k in keys]
-        if any(p is not None for p in parts):
+        given = [p for p in parts if p is not None]
+        if given:
             product = 1
-            for p in parts:
-                product *= p or 1
-            if product != value:
+            for p in given:
+                product *= p
+            if len(given) == len(parts) and product != value:
                 raise PydanticCustomError(
                     "topology",
                     "{value} does not match the topology sockets*diesPerSocket*coresPerDie*"
                     "threadsPerCore = {product}",
+                    {"value": value, "product": product},
+                )
+            if value % product:
+                raise PydanticCustomError(
+                    "topology",
+                    "{value} is not a multiple of the topology's given values ({product}), so "
+                    "QEMU cannot fill in the unset ones",
                     {"value": value, "product": product},
                 )
         return value
@@ -421,10 +545,14 @@ class RunnerConfig(_Model):
     cloud_init: CloudInitConfig | None = None
     """Provide cloud-init data; unset = no cloud-init image."""
     guest_shutdown_stops: bool = False
-    """Kept for VM-Operator compatibility (the operator marks the VM stopped after a guest
-    shutdown); the runner itself always exits when the guest powers off."""
+    """VM-Operator: after the guest powers itself off (and the runner stopped cleanly), mark
+    the VirtualMachine stopped (``spec.vm.state: Stopped``) so the manager does not start it
+    again. Only meaningful in a cluster; the runner itself always exits when the guest powers
+    off."""
     reset_counter: int | None = None
-    """Increment it while the VM runs to reset the VM."""
+    """Increment it while the VM runs to reset the VM. A drop to 0 (VM-Operator's manager
+    restarted) only sets the new baseline; a drop to a smaller positive value resets, too
+    (the manager's 0 was not seen), see docs/live-changes.md."""
     vm: VmConfig
     """The virtual machine (required)."""
 

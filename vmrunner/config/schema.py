@@ -22,6 +22,7 @@ from pydantic_core import PydanticUndefined
 
 from vmrunner.config.model import RunnerConfig
 from vmrunner.config.sizes import format_memory
+from vmrunner.config.validate import accepted_keys
 
 
 def attribute_docs(model: type[BaseModel]) -> dict[str, str]:
@@ -50,13 +51,24 @@ def _models(model: type[BaseModel]) -> list[type[BaseModel]]:
 
 
 def _describe(schema: dict[str, Any], model: type[BaseModel]) -> None:
-    """Put the attribute docstrings of ``model`` into its JSON Schema ``properties``."""
+    """Put the attribute docstrings of ``model`` into its JSON Schema ``properties``, and
+    list a field's other accepted spellings (``streaming-video``) as properties too."""
     docs = attribute_docs(model)
     properties = schema.get("properties", {})
     for name, info in model.model_fields.items():
         key = info.alias or name
-        if name in docs and key in properties and "description" not in properties[key]:
+        if key not in properties:
+            spellings = accepted_keys(info)
+            found = next((s for s in spellings if s in properties), None)
+            if found is None:
+                continue
+            properties[key] = properties.pop(found)
+        if name in docs and "description" not in properties[key]:
             properties[key]["description"] = docs[name]
+        for other in accepted_keys(info):
+            if other not in (key, name):
+                properties[other] = {**properties[key],
+                                     "description": f"Another spelling of `{key}`."}
 
 
 def json_schema() -> dict[str, Any]:
@@ -144,7 +156,9 @@ def _section(model: type[BaseModel], path: str, out: list[str]) -> None:
         if any("_memory" in repr(m) for m in info.metadata):
             kind = "memory size"
             default = f"`{format_memory(info.default)}`"
-        out.append(f"| `{key}` | {kind} | {default} | {doc} |")
+        others = [f"`{k}`" for k in accepted_keys(info) if k not in (key, name)]
+        label = f"`{key}`" + (f" (or {', '.join(others)})" if others else "")
+        out.append(f"| {label} | {kind} | {default} | {doc} |")
         sub = _submodel(info.annotation)
         if sub is not None:
             is_list = "list of" in _type_name(info.annotation)
@@ -173,6 +187,25 @@ def markdown() -> str:
         "or `Ki Mi Gi Ti` (powers of 1024); `K M G T` as QEMU reads them, i.e. also powers of",
         "1024 (**unlike Kubernetes, where `G` is 10⁹**); `kB MB GB TB` (powers of 1000);",
         "exponents such as `1e9`. Blanks between number and unit are allowed (`1 GiB`).",
+        "Sizes need not be whole MiB; nothing is rounded by vmrunner. What QEMU 7.2 does with",
+        "them (measured): `-m` is given in MiB when the size is whole MiB, else in bytes",
+        "(`-m 1000000000B`), and QEMU rounds it **up** to a multiple of 8 KiB (`\"1 GB\"` gives",
+        "the guest 1000005632 bytes, `query-memory-size-summary`). The balloon target",
+        "(`currentRam`) is sent in bytes; QEMU's balloon works in 4 KiB pages, so the size",
+        "reached may differ from the target by less than 4 KiB (`500000001` → `500002816`),",
+        "well inside the RAM controller's tolerance. Only `maxmem` (memory hot-plug, which the",
+        "standard template does not use) must be a multiple of 4 KiB, or QEMU refuses to start.",
+        "",
+        "**VM-Operator.** The configuration its manager writes (see",
+        "`tests/data/manager/` for examples) is accepted as it is: decimal and binary",
+        "`\"<n> <unit>\"` sizes, `network:`/`drives:` as null (none), an `ide-cd` with",
+        "`file: \"\"` (empty tray), `/dev/<name>` disks as `resource` (attached as block",
+        "devices), topology values of 0 (left to QEMU), `cpuModel: host` under TCG (run as",
+        "`max`), `spice.streaming-video`, the deprecated `spice.ticket`, `resetCounter` starting",
+        "again at 0 after a manager restart, and `guestShutdownStops`. `logging.properties`",
+        "beside `config.yaml` (Java logging for the reference runner) is not read, and changes",
+        "to it are ignored silently. Not supported: a CD image given as a URL (the manager",
+        "passes URLs through; QEMU would need its curl block driver): an error naming the key.",
         "",
         "**CPUs.** QEMU boots with `currentCpus` vCPUs (`-smp cpus=currentCpus,maxcpus=",
         "maximumCpus`); the remaining slots can be hot-plugged later. This avoids hot-plugging",

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
+from vmrunner.config.display_secret import with_display_secret
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core.config.errors import ConfigFileError
 from vmrunner.core.config.loader import load_document, read_bytes
@@ -109,6 +111,17 @@ def _models_in(annotation: Any) -> list[tuple[type[BaseModel], bool]]:
     return []
 
 
+def accepted_keys(info: FieldInfo) -> list[str]:
+    """The keys a field is read from: its alias and any ``AliasChoices`` spellings."""
+    keys = [info.alias] if info.alias else []
+    choices = info.validation_alias
+    if isinstance(choices, str):
+        keys.append(choices)
+    elif isinstance(choices, AliasChoices):
+        keys += [c for c in choices.choices if isinstance(c, str)]
+    return keys
+
+
 def unknown_keys(
     model: type[BaseModel], data: object, base: str = RUNNER_PATH, *, top: bool = True
 ) -> list[Problem]:
@@ -122,8 +135,8 @@ def unknown_keys(
     known: dict[str, str] = {}
     for name, info in model.model_fields.items():
         known[name] = name
-        if info.alias:
-            known[info.alias] = name
+        for spelling in accepted_keys(info):
+            known[spelling] = name
     aliases = sorted({info.alias or name for name, info in model.model_fields.items()})
     problems = []
     for key, value in data.items():
@@ -161,16 +174,20 @@ def runner_values(document: object) -> tuple[dict[str, Any] | None, list[Problem
 def validate_values(
     values: Mapping[str, Any], *, strict: bool = False, base_dir: Path | None = None
 ) -> Validation:
-    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys into errors."""
+    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys into errors.
+    With ``base_dir`` (the configuration file's directory), relative paths are taken relative
+    to it and a ``display-password`` there sets the SPICE password (:mod:`.display_secret`)."""
     problems = unknown_keys(RunnerConfig, values)
     if strict:
         problems = [Problem(p.path, p.message, "error") for p in problems]
     plain = {k: v for k, v in values.items() if not str(k).startswith(NODE_PREFIXES)}
     context = {"base_dir": base_dir} if base_dir is not None else None
     try:
-        config: RunnerConfig | None = RunnerConfig.model_validate(plain, context=context)
+        config = RunnerConfig.model_validate(plain, context=context)
     except ValidationError as exc:
         return Validation(None, problems_from_error(exc) + problems)
+    if base_dir is not None:
+        config = with_display_secret(config, base_dir)
     return Validation(config, problems)
 
 

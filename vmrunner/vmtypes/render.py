@@ -117,6 +117,24 @@ def resolve_drives(vm: VmConfig) -> VmConfig:
     return vm.model_copy(update={"drives": drives})
 
 
+def ram_size_arg(size: int) -> str:
+    """QEMU's ``-m`` for ``size`` bytes: whole MiB as a plain number, else bytes with ``B``
+    (QEMU rounds that up to a multiple of 8 KiB itself)."""
+    return str(size // MIB) if size % MIB == 0 else f"{size}B"
+
+
+def spice_password_file(config: RunnerConfig, paths: VmPaths) -> Path | None:
+    """Where QEMU reads the SPICE password at start: ``passwordFile``, else the file the
+    deprecated ``ticket`` is written to, else ``None`` (no password)."""
+    display = config.vm.display
+    spice = display.spice if display is not None else None
+    if spice is None:
+        return None
+    if spice.password_file is not None:
+        return spice.password_file
+    return paths.spice_ticket if spice.ticket is not None else None
+
+
 def _optional(value: object, name: str) -> object:
     return Unset(name) if value is None else value
 
@@ -126,6 +144,8 @@ def template_variables(inputs: RenderInputs) -> dict[str, Any]:
     config, paths, vm = inputs.config, inputs.paths, inputs.config.vm
     accelerator = inputs.accelerator
     cpu_model = vm.cpu_model or ("host" if accelerator == "kvm" else "max")
+    if cpu_model == "host" and accelerator != "kvm":
+        cpu_model = "max"  # QEMU: "CPU model 'host' requires KVM or HVF"
     firmware = inputs.firmware
     resolved_vm = resolve_drives(vm)
     drives: list[DriveConfig] = resolved_vm.drives
@@ -149,6 +169,9 @@ def template_variables(inputs: RenderInputs) -> dict[str, Any]:
         "guestAgentSocket": paths.guest_agent_socket,
         "vmopAgentSocket": paths.vmop_agent_socket,
         "cloudInitImage": _optional(inputs.cloud_init_image, "cloudInitImage"),
+        "ramSize": ram_size_arg(vm.maximum_ram),
+        "spicePasswordFile": _optional(spice_password_file(config, paths),
+                                       "spicePasswordFile"),
         "disks": [d for d in wrap(drives, "/Runner/vm/drives") if d.type == "raw"],
         "cdroms": [d for d in wrap(drives, "/Runner/vm/drives") if d.type == "ide-cd"],
         "opt": opt,

@@ -88,6 +88,11 @@ class VmPaths(msgspec.Struct, frozen=True):
         return self.runtime_dir / "cloud-init.img"
 
     @property
+    def spice_ticket(self) -> Path:
+        """The deprecated ``spice.ticket``, written for QEMU to read (mode 0600)."""
+        return self.runtime_dir / "spice-ticket"
+
+    @property
     def sockets(self) -> tuple[Path, ...]:
         """All socket paths (for length checks and clean-up)."""
         return (self.monitor_socket, self.swtpm_socket, self.console_socket,
@@ -153,6 +158,21 @@ def check_paths(config: RunnerConfig, paths: VmPaths) -> list[StateError]:
             if "," in str(path):
                 problems.append(StateError(key, f"{path} contains ',', which swtpm cannot handle"))
     return problems
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8), readable by the owner only (0600) from the
+    moment it exists; :class:`StateError` (``/Runner/runtimeDir``) when that fails."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.unlink(missing_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(text.encode())
+        temporary.replace(path)
+    except OSError as exc:
+        raise StateError("/Runner/runtimeDir",
+                         f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def make_private_dir(path: Path, key: str) -> None:
