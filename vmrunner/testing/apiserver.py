@@ -230,7 +230,8 @@ class KubeApiServer:
             time.sleep(0.05)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the API server gracefully (SIGTERM); etcd and the port stay reserved."""
+        """Stop the API server gracefully (SIGTERM). etcd keeps running; the port is unused
+        (connections are refused) until :meth:`start_apiserver` binds it again."""
         self._end_api(signal.SIGTERM, timeout)
 
     def kill(self) -> None:
@@ -256,7 +257,8 @@ class KubeApiServer:
 
     def pause(self) -> None:
         """SIGSTOP the API server: the kernel still accepts connections, nothing answers."""
-        assert self._api is not None and self._api.poll() is None, "API server not running"
+        if self._api is None or self._api.poll() is not None:
+            raise RuntimeError("the API server is not running")
         self._api.send_signal(signal.SIGSTOP)
         self._paused = True
 
