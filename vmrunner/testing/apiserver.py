@@ -157,7 +157,15 @@ class KubeApiServer:
                                 stdin=subprocess.DEVNULL, cwd=self.workdir)
 
     def start(self, *, apiserver: bool = True, timeout: float = 60.0) -> KubeApiServer:
-        """Start etcd and (unless ``apiserver`` is False) the API server with the CRDs."""
+        """Start etcd and (unless ``apiserver`` is False) the API server with the CRDs; if
+        that fails, both processes are ended before the error propagates (no orphans)."""
+        try:
+            return self._start(apiserver, timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, apiserver: bool, timeout: float) -> KubeApiServer:
         if self._etcd is None:
             peer = f"http://127.0.0.1:{self._etcd_peer_port}"
             client = f"http://127.0.0.1:{self._etcd_port}"
