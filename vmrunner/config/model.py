@@ -287,7 +287,7 @@ class SpiceConfig(_Model):
     """A file holding the SPICE password. QEMU reads it (``-object secret,file=``); the password
     never appears in the command line. Unset = ``ticket``, if set, else no password
     (ticketing disabled)."""
-    ticket: Annotated[Text | None, BeforeValidator(_empty_is_unset)] = None
+    ticket: Annotated[Text | None, BeforeValidator(_empty_is_unset)] = Field(None, repr=False)
     """Deprecated (VM-Operator's old static SPICE password): used as the SPICE password when
     ``passwordFile`` is unset; ``passwordFile`` wins when both are set. It is written to
     ``runtimeDir/spice-ticket`` (mode 0600) and read by QEMU from there, never put on the
