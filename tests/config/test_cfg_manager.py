@@ -332,3 +332,22 @@ def test_the_ticket_is_a_secret() -> None:
     assert "s3cr3t" not in f"{entry.old} {entry.new} {entry.reason}"
     assert entry.klass.value == "restart"
     assert "s3cr3t" not in repr(new)
+
+
+def test_spice_password_comes_from_password_file_then_display_password_then_ticket(
+        tmp_path: Path) -> None:
+    """VM-Operator's display secret (``display-password`` beside config.yaml) turns SPICE
+    passwords on without any key; ``passwordFile`` wins over it, it wins over ``ticket``."""
+    from vmrunner.vmtypes.render import spice_password_source
+
+    def source(spice: dict[str, Any]) -> str | None:
+        result = validate_values(vm_values(display={"spice": spice}), base_dir=tmp_path)
+        assert result.config is not None
+        return spice_password_source(result.config)
+
+    assert source({}) is None
+    assert source({"ticket": "t"}) == "ticket"
+    (tmp_path / "display-password").write_text("pw")
+    assert source({"ticket": "t"}) == "display-password"
+    assert source({}) == "display-password"
+    assert source({"passwordFile": "elsewhere"}) == "passwordFile"

@@ -146,10 +146,11 @@ class Booted:
         assert code == 0, f"exit {code}\n{self.runner.log_tail()}"
 
 
-async def boot(runners: list[RunnerProcess], base: Path, document: dict[str, Any]) -> Booted:
+async def boot(runners: list[RunnerProcess], base: Path, document: dict[str, Any],
+               secret: dict[str, str] | None = None) -> Booted:
     etc = base / "etc"
     kubelet_publish(etc, {"config.yaml": yaml.safe_dump(document, sort_keys=False),
-                          "logging.properties": LOGGING_PROPERTIES})
+                          "logging.properties": LOGGING_PROPERTIES, **(secret or {})})
     check = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vmrunner", "check", "-c", str(etc / "config.yaml"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -222,6 +223,39 @@ async def test_crd_defaults_boot(base: Path, runners: list[RunnerProcess],
     assert "0x1af4:0x1000" not in pci and "0x1af4:0x1001" not in pci, pci  # no NIC, no disk
     port = document["/Runner"]["vm"]["display"]["spice"]["port"]
     assert await spice_link("127.0.0.1", port, "anything") == LINK_OK
+    await booted.stop()
+
+
+async def wait_link(port: int, password: str, within: float) -> float:
+    """Seconds until SPICE accepts ``password`` (polled every 50 ms)."""
+    started = time.monotonic()
+    while await spice_link("127.0.0.1", port, password) != LINK_OK:
+        assert time.monotonic() - started < within, f"{password!r} not accepted"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def test_display_secret_beside_the_manager_config_sets_the_password(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel: AccelVerdict) -> None:
+    """The manager's pod: no passwordFile in the config, the display secret's keys in the
+    same projected volume. QEMU starts with ``display-password`` as its SPICE password, and a
+    new one (a new volume version) is accepted well within the manager's 1.5 s."""
+    document = overlay("crd-defaults", base, guest_image, accel)
+    secret = {"display-password": "first-pw", "password-expiry": "never"}
+    booted = await boot(runners, base, document, secret)
+    port = document["/Runner"]["vm"]["display"]["spice"]["port"]
+    assert await spice_link("127.0.0.1", port, "first-pw") == LINK_OK
+    assert await spice_link("127.0.0.1", port, "other") == LINK_PERMISSION_DENIED
+    assert not any("first-pw" in arg for arg in qemu_argv(booted))
+    kubelet_publish(base / "etc", {
+        "config.yaml": yaml.safe_dump(document, sort_keys=False),
+        "logging.properties": LOGGING_PROPERTIES,
+        "display-password": "second-pw", "password-expiry": "+60"})
+    took = await wait_link(port, "second-pw", 5.0)
+    assert took < 1.5, took
+    assert await spice_link("127.0.0.1", port, "first-pw") == LINK_PERMISSION_DENIED
+    assert "rejected" not in booted.runner.log_text()
     await booted.stop()
 
 

@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -285,11 +286,13 @@ class SpiceConfig(_Model):
     controller; QEMU chains USB hubs when its ports run out)."""
     password_file: ConfigPath | None = None
     """A file holding the SPICE password. QEMU reads it (``-object secret,file=``); the password
-    never appears in the command line. Unset = ``ticket``, if set, else no password
-    (ticketing disabled)."""
+    never appears in the command line. Unset = the ``display-password`` file beside the
+    configuration if it exists when the VM starts (VM-Operator's display secret), else
+    ``ticket``, else no password (ticketing disabled). Later changes of ``display-password``
+    apply live (docs/live-changes.md)."""
     ticket: Annotated[Text | None, BeforeValidator(_empty_is_unset)] = Field(None, repr=False)
-    """Deprecated (VM-Operator's old static SPICE password): used as the SPICE password when
-    ``passwordFile`` is unset; ``passwordFile`` wins when both are set. It is written to
+    """Deprecated (VM-Operator's old static SPICE password): the SPICE password when there is
+    neither ``passwordFile`` nor a ``display-password`` file at start (those win). It is written to
     ``runtimeDir/spice-ticket`` (mode 0600) and read by QEMU from there, never put on the
     command line. ``""`` = unset. Changing it needs a restart; prefer ``passwordFile``."""
 
@@ -553,6 +556,21 @@ class RunnerConfig(_Model):
     (the manager's 0 was not seen), see docs/live-changes.md."""
     vm: VmConfig
     """The virtual machine (required)."""
+
+    _config_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_config_dir(self, info: ValidationInfo) -> RunnerConfig:
+        base = (info.context or {}).get("base_dir")
+        if base is not None:
+            self._config_dir = Path(base)
+        return self
+
+    @property
+    def config_dir(self) -> Path | None:
+        """The configuration file's directory (where VM-Operator's display secret appears),
+        when the configuration was read from a file."""
+        return self._config_dir
 
     @field_validator("template")
     @classmethod
