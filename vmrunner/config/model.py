@@ -83,14 +83,17 @@ CpuFeature = Annotated[str, _pattern(
     r"[+-]?[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?",
     "CPU feature (e.g. '+ssse3', '-arch-capabilities', 'l3-cache=on')")]
 MacAddress = Annotated[str, _pattern(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", "MAC address")]
-_TOPOLOGY_KEYS = ("sockets", "diesPerSocket", "coresPerDie", "threadsPerCore")
+_TOPOLOGY_KEYS = ("sockets", "diesPerSocket", "coresPerDie", "threadsPerCore",
+                  "dies_per_socket", "cores_per_die", "threads_per_core")
+"""The topology keys in both spellings (only one spelling of each is present)."""
 
 
 def _derived_maximum_cpus(data: dict[str, Any]) -> int | None:
     """``maximumCpus`` for a configuration that leaves it unset: the topology's product when
     all four values are given, else ``currentCpus`` (rounded up to a multiple of the given
     topology values); ``None`` (the default, 1) when there is nothing to derive it from."""
-    parts = [data.get(k) for k in _TOPOLOGY_KEYS]
+    parts = [data.get(k) for k in _TOPOLOGY_KEYS if data.get(k) is not None]
+    parts += [None] * (4 - len(parts))
     if not all(p is None or (isinstance(p, int) and not isinstance(p, bool) and p > 0)
                for p in parts):
         return None  # reported by the field validators
