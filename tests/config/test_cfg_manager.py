@@ -18,6 +18,7 @@ import yaml
 
 from vmrunner.components.reset import reset_requested
 from vmrunner.config.model import RunnerConfig
+from vmrunner.config.reload_plan import classify
 from vmrunner.config.sizes import GIB, KIB, MIB
 from vmrunner.config.validate import load_config, validate_values
 from vmrunner.vmtypes.cloudinit import cloud_init_files
@@ -320,3 +321,33 @@ def test_spice_keys_in_both_spellings_and_an_empty_ticket() -> None:
 ])
 def test_reset_counter_rule(previous: int | None, counter: int | None, resets: bool) -> None:
     assert reset_requested(previous, counter) is resets
+
+
+def test_the_ticket_is_a_secret() -> None:
+    """A reload plan (published as an event) and the model's repr never show the ticket."""
+    old, new = (RunnerConfig.model_validate(vm_values(display={"spice": {"ticket": t}}))
+                for t in ("old-s3cr3t", "new-s3cr3t"))
+    (entry,) = classify(old, new)
+    assert entry.path == "/Runner/vm/display/spice/ticket"
+    assert "s3cr3t" not in f"{entry.old} {entry.new} {entry.reason}"
+    assert entry.klass.value == "restart"
+    assert "s3cr3t" not in repr(new)
+
+
+def test_spice_password_comes_from_password_file_then_display_password_then_ticket(
+        tmp_path: Path) -> None:
+    """VM-Operator's display secret (``display-password`` beside config.yaml) turns SPICE
+    passwords on without any key; ``passwordFile`` wins over it, it wins over ``ticket``."""
+    from vmrunner.vmtypes.render import spice_password_source
+
+    def source(spice: dict[str, Any]) -> str | None:
+        result = validate_values(vm_values(display={"spice": spice}), base_dir=tmp_path)
+        assert result.config is not None
+        return spice_password_source(result.config)
+
+    assert source({}) is None
+    assert source({"ticket": "t"}) == "ticket"
+    (tmp_path / "display-password").write_text("pw")
+    assert source({"ticket": "t"}) == "display-password"
+    assert source({}) == "display-password"
+    assert source({"passwordFile": "elsewhere"}) == "passwordFile"

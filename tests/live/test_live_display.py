@@ -177,24 +177,19 @@ def _leaks(secrets: Any, log: str, argv: bytes, events: list[Any], vmdir: Path) 
 
 async def test_password_without_ticketing_is_rejected(
         vmdir: Path, guest_image: GuestImage, accel: AccelVerdict) -> None:
-    """SPICE started without a password cannot take one live: rejected, nothing sent.
-
-    The controller watches another directory than the configuration's: a ``display-password``
-    beside config.yaml would give the VM a password at the start
-    (:mod:`vmrunner.config.display_secret`)."""
+    """SPICE started without a password (no passwordFile, no display-password at start)
+    cannot take one live: a display-password that appears later is rejected, nothing sent."""
     port = _free_port()
-    secret = vmdir / "secret"
-    secret.mkdir()
-    (secret / "display-password").write_text("unused-secret")
     config = guest_config(vmdir, guest_image, accel=str(accel.accel), display={
         "spice": {"port": port, "address": "127.0.0.1"}})
-    async with InProcessRunner(config, DisplayController(secret)) as vm:
+    async with InProcessRunner(config, DisplayController(vmdir)) as vm:
         rec = vm.recorder
+        await vm.console.wait_ready(BOOT)
+        (vmdir / "display-password").write_text("unused-secret")
         rejected = await rec.wait_for(DisplayPasswordChange,
                                       lambda e: e.outcome is Outcome.REJECTED, EVENT)
         assert rejected.message.startswith("/Runner/vm/display/spice/passwordFile: unset")
         assert "restart" in rejected.message
-        await vm.console.wait_ready(BOOT)
         sent = [e.command.name for e in rec.of_type(ExecuteQmp)]
         assert "set_password" not in sent and "expire_password" not in sent
         assert await spice_link("127.0.0.1", port, "anything") == LINK_OK  # still open

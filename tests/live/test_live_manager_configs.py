@@ -28,9 +28,13 @@ from typing import Any
 
 import pytest
 import yaml
+from qemu.qmp import ConnectError, QMPClient
 
+from vmrunner.config.validate import validate_values
+from vmrunner.proc.sockets import wait_for_socket
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
+from vmrunner.testing.iso import make_iso
 from vmrunner.testing.runnerproc import RunnerProcess, scratch_dir
 from vmrunner.testing.spice import LINK_OK, LINK_PERMISSION_DENIED, spice_link
 
@@ -142,10 +146,11 @@ class Booted:
         assert code == 0, f"exit {code}\n{self.runner.log_tail()}"
 
 
-async def boot(runners: list[RunnerProcess], base: Path, document: dict[str, Any]) -> Booted:
+async def boot(runners: list[RunnerProcess], base: Path, document: dict[str, Any],
+               secret: dict[str, str] | None = None) -> Booted:
     etc = base / "etc"
     kubelet_publish(etc, {"config.yaml": yaml.safe_dump(document, sort_keys=False),
-                          "logging.properties": LOGGING_PROPERTIES})
+                          "logging.properties": LOGGING_PROPERTIES, **(secret or {})})
     check = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vmrunner", "check", "-c", str(etc / "config.yaml"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -221,6 +226,39 @@ async def test_crd_defaults_boot(base: Path, runners: list[RunnerProcess],
     await booted.stop()
 
 
+async def wait_link(port: int, password: str, within: float) -> float:
+    """Seconds until SPICE accepts ``password`` (polled every 50 ms)."""
+    started = time.monotonic()
+    while await spice_link("127.0.0.1", port, password) != LINK_OK:
+        assert time.monotonic() - started < within, f"{password!r} not accepted"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def test_display_secret_beside_the_manager_config_sets_the_password(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel: AccelVerdict) -> None:
+    """The manager's pod: no passwordFile in the config, the display secret's keys in the
+    same projected volume. QEMU starts with ``display-password`` as its SPICE password, and a
+    new one (a new volume version) is accepted well within the manager's 1.5 s."""
+    document = overlay("crd-defaults", base, guest_image, accel)
+    secret = {"display-password": "first-pw", "password-expiry": "never"}
+    booted = await boot(runners, base, document, secret)
+    port = document["/Runner"]["vm"]["display"]["spice"]["port"]
+    assert await spice_link("127.0.0.1", port, "first-pw") == LINK_OK
+    assert await spice_link("127.0.0.1", port, "other") == LINK_PERMISSION_DENIED
+    assert not any("first-pw" in arg for arg in qemu_argv(booted))
+    kubelet_publish(base / "etc", {
+        "config.yaml": yaml.safe_dump(document, sort_keys=False),
+        "logging.properties": LOGGING_PROPERTIES,
+        "display-password": "second-pw", "password-expiry": "+60"})
+    took = await wait_link(port, "second-pw", 5.0)
+    assert took < 1.5, took
+    assert await spice_link("127.0.0.1", port, "first-pw") == LINK_PERMISSION_DENIED
+    assert "rejected" not in booted.runner.log_text()
+    await booted.stop()
+
+
 async def test_decimal_ram_boots_with_the_exact_size(
         base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
         accel: AccelVerdict) -> None:
@@ -289,3 +327,77 @@ async def test_full_feature_shape_boots(
         assert not [line for line in added if re.search(
             r"config|logging|password|WARNING|ERROR", line)], added
         await booted.stop()
+
+
+SHAPES = sorted(p.stem for p in CORPUS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_qemu_accepts_every_shape_and_sizes_the_ram_itself(
+        shape: str, base: Path, guest_image: GuestImage, accel: AccelVerdict) -> None:
+    """Real QEMU (under ``-S``) takes each shape's command line as rendered, with RAM and
+    vCPU slots as configured: ``-m`` not a whole MiB is rounded up to 8 KiB by QEMU itself.
+    ``full`` also gets the most USB redirects and outputs the model allows (32, 16). The TPM
+    is left out here (the boot test above has it), and the image repository's ISOs are
+    replaced by a real one."""
+    from vmrunner.vmtypes.launch import prepare
+
+    document = overlay(shape, base, guest_image, accel, disk=base / "disk.img")
+    vm = document["/Runner"]["vm"]
+    vm["useTpm"] = False
+    iso = make_iso(base / "cd.iso", {"marker.txt": b"CD\n"})
+    for index, drive in enumerate(vm.get("drives") or ()):
+        if drive["type"] == "ide-cd" and drive.get("file"):  # the image repository's ISOs
+            drive["file"] = str(iso)
+        if drive["type"] == "raw":  # one image file per /dev disk
+            drive["resource"] = str(base / f"disk{index}.img")
+            (base / f"disk{index}.img").write_bytes(b"\0" * 2**20)
+    if shape == "full":
+        vm["display"]["outputs"] = 16
+        vm["display"]["spice"]["usbRedirects"] = 32
+    result = validate_values(document["/Runner"], base_dir=base)
+    assert result.ok and result.config is not None, result.problems
+    config = result.config
+    plan = prepare(config)
+    process = await asyncio.create_subprocess_exec(
+        *plan.qemu.argv, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    qmp = QMPClient("test")
+    try:
+        waiting = asyncio.ensure_future(wait_for_socket(plan.paths.monitor_socket))
+        exited = asyncio.ensure_future(process.wait())
+        await asyncio.wait({waiting, exited}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        exited.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            if process.returncode is None:
+                process.kill()
+            assert process.stderr is not None
+            raise AssertionError((await process.stderr.read()).decode())
+        try:
+            async with asyncio.timeout(30):
+                while True:  # QEMU binds the socket a moment before it listens
+                    try:
+                        await qmp.connect(str(plan.paths.monitor_socket))
+                        break
+                    except ConnectError as exc:
+                        if not isinstance(exc.exc, ConnectionRefusedError):
+                            raise
+                        await asyncio.sleep(0.02)
+                memory = await qmp.execute("query-memory-size-summary")
+                slots = await qmp.execute("query-hotpluggable-cpus")
+        except Exception as exc:
+            if process.returncode is None:
+                process.kill()
+            assert process.stderr is not None
+            raise AssertionError(f"{exc!r}: {(await process.stderr.read()).decode()}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await qmp.disconnect()
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+    assert isinstance(memory, dict) and isinstance(slots, list)
+    size = config.vm.maximum_ram
+    assert memory["base-memory"] == -(-size // 8192) * 8192, (size, memory)
+    assert len(slots) == config.vm.maximum_cpus

@@ -16,13 +16,13 @@ and the Secret volume's ``..data`` swap are all seen).
   restarts with it). An invalid expiry rejects the whole change: the old password and
   expiry stay in force.
 * QEMU takes a password live only if SPICE was started with one (``-spice
-  password-secret``, i.e. ``/Runner/vm/display/spice/passwordFile`` is set; pointing it at
-  ``display-password`` itself gives the VM its first password from the same file, and a
-  ``display-password`` present at the start does so by default,
-  :mod:`vmrunner.config.display_secret`). Without it, a ``display-password`` file is
-  rejected with a "needs restart" message and nothing is sent (QEMU 7.2 answers
-  ``set_password`` with "Could not set password", and an ``expire_password`` would lock
-  every client out).
+  password-secret``): ``passwordFile`` is set, or ``display-password`` existed beside the
+  configuration when the VM started (VM-Operator's display secret: QEMU's first password is
+  read from it), or the deprecated ``ticket`` is set; see
+  :func:`~vmrunner.vmtypes.render.spice_password_source`. Without any of them, a
+  ``display-password`` file that appears later is rejected (once per content) with a "needs
+  restart" message and nothing is sent (QEMU 7.2 answers ``set_password`` with "Could not
+  set password", and an ``expire_password`` would lock every client out).
 * Removing ``display-password`` changes nothing (the current password stays until it
   expires); ticketing itself (on or off) is fixed when QEMU starts.
 
@@ -38,7 +38,6 @@ import re
 from pathlib import Path
 
 from vmrunner.components.base import BusComponent
-from vmrunner.config.display_secret import PASSWORD_FILE
 from vmrunner.core import Channel, HandlerContext, handler
 from vmrunner.core.config.watch import FileWatch
 from vmrunner.core.waiting import first_of
@@ -49,15 +48,18 @@ from vmrunner.events import (
     Outcome,
 )
 from vmrunner.protocols.qmp import QmpError, commands
+from vmrunner.vmtypes.render import spice_password_source
 
 _log = logging.getLogger(__name__)
 
+PASSWORD_FILE = "display-password"
 EXPIRY_FILE = "password-expiry"
 _EXPIRY = re.compile(r"now|never|\+?\d+")
 NO_TICKETING = (
-    "/Runner/vm/display/spice/passwordFile: unset, so QEMU runs SPICE without passwords and "
-    "cannot take {} live (QEMU refuses set_password, and an expiry would lock everybody "
-    "out); set passwordFile (e.g. to display-password) and restart the VM")
+    "/Runner/vm/display/spice/passwordFile: unset (and there was no display-password file and "
+    "no ticket when the VM started), so QEMU runs SPICE without passwords and cannot take {} "
+    "live (QEMU refuses set_password, and an expiry would lock everybody out); restart the VM "
+    "with the display-password file in place, or set passwordFile")
 
 
 class DisplayController(BusComponent):
@@ -74,6 +76,9 @@ class DisplayController(BusComponent):
         self._expiry: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._removed_reported = False
+        self._ticketing = False
+        """Whether QEMU's SPICE started with a password (else none can be set live)."""
+        self._refused: str | None = None
 
     @property
     def password_path(self) -> Path:
@@ -92,10 +97,7 @@ class DisplayController(BusComponent):
             _log.debug("no SPICE display: %s is not used", self.password_path)
             return
         self._protocol = "spice"
-        if display.spice.password_file is None:
-            if self.password_path.exists():
-                self._report(Outcome.REJECTED, NO_TICKETING.format(self.password_path))
-            return
+        self._ticketing = spice_password_source(event.config, self.config_dir) is not None
         lock = ctx.hold()
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ready.add_done_callback(lambda _f: lock.release())
@@ -153,6 +155,11 @@ class DisplayController(BusComponent):
                              "until it expires", self.password_path)
             return
         self._removed_reported = False
+        if not self._ticketing:
+            if password != self._refused:  # once per content
+                self._refused = password
+                self._report(Outcome.REJECTED, NO_TICKETING.format(self.password_path))
+            return
         expiry = "never" if raw_expiry is None else raw_expiry.strip()
         if not _EXPIRY.fullmatch(expiry):
             self._report(Outcome.REJECTED,

@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -82,14 +83,17 @@ CpuFeature = Annotated[str, _pattern(
     r"[+-]?[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?",
     "CPU feature (e.g. '+ssse3', '-arch-capabilities', 'l3-cache=on')")]
 MacAddress = Annotated[str, _pattern(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", "MAC address")]
-_TOPOLOGY_KEYS = ("sockets", "diesPerSocket", "coresPerDie", "threadsPerCore")
+_TOPOLOGY_KEYS = ("sockets", "diesPerSocket", "coresPerDie", "threadsPerCore",
+                  "dies_per_socket", "cores_per_die", "threads_per_core")
+"""The topology keys in both spellings (only one spelling of each is present)."""
 
 
 def _derived_maximum_cpus(data: dict[str, Any]) -> int | None:
     """``maximumCpus`` for a configuration that leaves it unset: the topology's product when
     all four values are given, else ``currentCpus`` (rounded up to a multiple of the given
     topology values); ``None`` (the default, 1) when there is nothing to derive it from."""
-    parts = [data.get(k) for k in _TOPOLOGY_KEYS]
+    parts = [data.get(k) for k in _TOPOLOGY_KEYS if data.get(k) is not None]
+    parts += [None] * (4 - len(parts))
     if not all(p is None or (isinstance(p, int) and not isinstance(p, bool) and p > 0)
                for p in parts):
         return None  # reported by the field validators
@@ -285,13 +289,13 @@ class SpiceConfig(_Model):
     controller; QEMU chains USB hubs when its ports run out)."""
     password_file: ConfigPath | None = None
     """A file holding the SPICE password. QEMU reads it (``-object secret,file=``); the password
-    never appears in the command line. Unset = ``display-password`` in the configuration
-    file's directory if it exists when the VM starts (VM-Operator's display Secret), else
-    ``ticket``, if set, else no password (ticketing disabled)."""
-    ticket: Annotated[Text | None, BeforeValidator(_empty_is_unset)] = None
-    """Deprecated (VM-Operator's old static SPICE password): used as the SPICE password when
-    ``passwordFile`` is unset and no ``display-password`` is beside the configuration file;
-    either of them wins. It is written to
+    never appears in the command line. Unset = the ``display-password`` file beside the
+    configuration if it exists when the VM starts (VM-Operator's display secret), else
+    ``ticket``, else no password (ticketing disabled). Later changes of ``display-password``
+    apply live (docs/live-changes.md)."""
+    ticket: Annotated[Text | None, BeforeValidator(_empty_is_unset)] = Field(None, repr=False)
+    """Deprecated (VM-Operator's old static SPICE password): the SPICE password when there is
+    neither ``passwordFile`` nor a ``display-password`` file at start (those win). It is written to
     ``runtimeDir/spice-ticket`` (mode 0600) and read by QEMU from there, never put on the
     command line. ``""`` = unset. Changing it needs a restart; prefer ``passwordFile``."""
 
@@ -555,6 +559,21 @@ class RunnerConfig(_Model):
     (the manager's 0 was not seen), see docs/live-changes.md."""
     vm: VmConfig
     """The virtual machine (required)."""
+
+    _config_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_config_dir(self, info: ValidationInfo) -> RunnerConfig:
+        base = (info.context or {}).get("base_dir")
+        if base is not None:
+            self._config_dir = Path(base)
+        return self
+
+    @property
+    def config_dir(self) -> Path | None:
+        """The configuration file's directory (where VM-Operator's display secret appears),
+        when the configuration was read from a file."""
+        return self._config_dir
 
     @field_validator("template")
     @classmethod

@@ -14,7 +14,8 @@ changed leaf into one :class:`PlanClass`:
   (``maximumRam``, ``maximumCpus``, drives added or removed, network, firmware, template, ...).
 
 Keys not listed as live are ``restart``, so a key added to the model later is never silently
-ignored. Values under ``/Runner/cloudInit`` are redacted (user-data may hold secrets).
+ignored. Values under ``/Runner/cloudInit`` (user-data may hold secrets) and the deprecated
+SPICE ``ticket`` (a password) are redacted.
 The display password is not a configuration key: it is read from the ``display-password``
 file and applied live by the DisplayController.
 """
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from vmrunner.config.model import RunnerConfig
 
 ROOT = "/Runner"
-SENSITIVE = ("/Runner/cloudInit",)
+SENSITIVE = ("/Runner/cloudInit", "/Runner/vm/display/spice/ticket")
 """Key paths (and everything below them) whose values are never shown."""
 
 
@@ -53,7 +54,8 @@ _LIVE_KEYS: Mapping[str, _Rule] = MappingProxyType({
         PlanClass.LIVE, "shutdown deadline, PowerdownHandler; also during a shutdown"),
     "/Runner/resetCounter": _Rule(PlanClass.LIVE, "an increment resets the VM, ResetController"),
     "/Runner/guestShutdownStops": _Rule(
-        PlanClass.LIVE, "nothing to apply: kept for VM-Operator compatibility"),
+        PlanClass.LIVE, "nothing to apply to QEMU; used after a guest power-off "
+        "(VM-Operator's spec patch)"),
     "/Runner/vm/display/loggedInUser": _Rule(
         PlanClass.LIVE, "login or logout through the guest's vmop agent, VmopAgent"),
 })

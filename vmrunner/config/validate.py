@@ -19,7 +19,6 @@ import msgspec
 from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from vmrunner.config.display_secret import with_display_secret
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core.config.errors import ConfigFileError
 from vmrunner.core.config.loader import load_document, read_bytes
@@ -176,7 +175,7 @@ def validate_values(
 ) -> Validation:
     """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys into errors.
     With ``base_dir`` (the configuration file's directory), relative paths are taken relative
-    to it and a ``display-password`` there sets the SPICE password (:mod:`.display_secret`)."""
+    to it."""
     problems = unknown_keys(RunnerConfig, values)
     if strict:
         problems = [Problem(p.path, p.message, "error") for p in problems]
@@ -186,8 +185,6 @@ def validate_values(
         config = RunnerConfig.model_validate(plain, context=context)
     except ValidationError as exc:
         return Validation(None, problems_from_error(exc) + problems)
-    if base_dir is not None:
-        config = with_display_secret(config, base_dir)
     return Validation(config, problems)
 
 

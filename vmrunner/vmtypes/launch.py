@@ -46,10 +46,12 @@ def prepare_vm(config: RunnerConfig) -> tuple[StartPlan, RenderedVm]:
     plan = plan_start(config, create=True)
     rendered = plan.render()
     spice = config.vm.display.spice if config.vm.display is not None else None
-    if spice is not None and spice.ticket is not None and spice.password_file is None:
+    if spice is not None and spice.ticket is not None:
+        from vmrunner.vmtypes.render import spice_password_source
         from vmrunner.vmtypes.state import write_private_file
 
-        write_private_file(plan.inputs.paths.spice_ticket, spice.ticket)
+        if spice_password_source(config) == "ticket":
+            write_private_file(plan.inputs.paths.spice_ticket, spice.ticket)
     if config.cloud_init is not None:
         from vmrunner.vmtypes.cloudinit import write_cloud_init_image
 

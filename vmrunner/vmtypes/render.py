@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -123,16 +123,43 @@ def ram_size_arg(size: int) -> str:
     return str(size // MIB) if size % MIB == 0 else f"{size}B"
 
 
-def spice_password_file(config: RunnerConfig, paths: VmPaths) -> Path | None:
-    """Where QEMU reads the SPICE password at start: ``passwordFile``, else the file the
-    deprecated ``ticket`` is written to, else ``None`` (no password)."""
+DISPLAY_PASSWORD = "display-password"
+"""The display secret's key, a file beside the configuration (VM-Operator mounts it there)."""
+
+PasswordSource = Literal["passwordFile", "display-password", "ticket"]
+
+
+def spice_password_source(config: RunnerConfig,
+                          config_dir: Path | None = None) -> PasswordSource | None:
+    """Where SPICE's start password comes from, decided when QEMU starts: ``passwordFile``;
+    else a ``display-password`` file beside the configuration (``config_dir``, default
+    :attr:`RunnerConfig.config_dir`), as VM-Operator's display secret provides it; else the
+    deprecated ``ticket``; else ``None``: SPICE without passwords (ticketing off)."""
     display = config.vm.display
     spice = display.spice if display is not None else None
     if spice is None:
         return None
     if spice.password_file is not None:
+        return "passwordFile"
+    directory = config_dir if config_dir is not None else config.config_dir
+    if directory is not None and (directory / DISPLAY_PASSWORD).is_file():
+        return "display-password"
+    return "ticket" if spice.ticket is not None else None
+
+
+def spice_password_file(config: RunnerConfig, paths: VmPaths) -> Path | None:
+    """The file QEMU reads the SPICE password from at start (see
+    :func:`spice_password_source`); ``None``: no password."""
+    source = spice_password_source(config)
+    spice = config.vm.display.spice if config.vm.display is not None else None
+    if source is None or spice is None:
+        return None
+    if source == "passwordFile":
         return spice.password_file
-    return paths.spice_ticket if spice.ticket is not None else None
+    if source == "display-password":
+        assert config.config_dir is not None
+        return config.config_dir / DISPLAY_PASSWORD
+    return paths.spice_ticket
 
 
 def _optional(value: object, name: str) -> object:
