@@ -154,6 +154,6 @@ def test_settings_errors_name_the_key(tmp_path: Path) -> None:
     assert sorted(info.value.problems) == [
         "/Runner/Kubernetes/kubeconfg: Extra inputs are not permitted",
         "/Runner/Kubernetes/requestTimeout: Input should be greater than 0"]
-    with pytest.raises(KubeSettingsError, match="/Runner/Kubernetes/kubeconfig: .*no such file"):
+    with pytest.raises(KubeSettingsError, match=r"/Runner/Kubernetes/kubeconfig: .*no such file"):
         resolve(parse_node({"kubeconfig": "missing"}), vm_name="a", base_dir=tmp_path,
                 environ={})
