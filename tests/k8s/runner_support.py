@@ -154,3 +154,17 @@ def manager_status(api: KubeApiServer, **fields: Any) -> None:
 
 
 skip_without_spice = pytest.mark.skipif(not has_spice(), reason="this QEMU has no SPICE")
+
+
+def with_access_webhook(factory: Any, workdir_name: str = "webhook"
+                        ) -> tuple[KubeApiServer, Any]:
+    """A real API server whose token authentication and authorization are delegated to a
+    fake :class:`~.access_webhook.AccessWebhook` (instead of a dead address)."""
+    from .access_webhook import AccessWebhook
+
+    api: KubeApiServer = factory(start=False)
+    webhook = AccessWebhook(api.ca, api.workdir / workdir_name)
+    # the delegation kubeconfig of the test bed (authentication, authorization): the webhook
+    api._dead_kubeconfig = webhook.kubeconfig  # type: ignore[attr-defined]
+    api.start_apiserver()
+    return api, webhook

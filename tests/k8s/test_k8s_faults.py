@@ -24,7 +24,16 @@ from vmrunner.testing.apiserver import VM_CRD, KubeApiServer
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.runnerproc import RunnerProcess, guest_config, scratch_dir
 
-from .runner_support import BOOT, VM, VmHistory, assert_role_only, cond, kube_runner
+from .runner_support import (
+    BOOT,
+    ROLE,
+    VM,
+    VmHistory,
+    assert_role_only,
+    cond,
+    kube_runner,
+    with_access_webhook,
+)
 
 pytestmark = [pytest.mark.guest, pytest.mark.k8s]
 
@@ -198,6 +207,38 @@ async def test_conflict_and_invalid(
     finally:
         history.close()
     assert_role_only(kube_api)
+
+
+async def test_forbidden_then_granted(
+        vmdir: Path, kube_api_factory: Any, guest_image: GuestImage, accel: AccelVerdict,
+        runners: list[RunnerProcess]) -> None:
+    """403: the runner's identity may not patch ``vms/status`` (missing RBAC); one line
+    naming the Role; once the permission is granted, the status catches up."""
+    api, webhook = with_access_webhook(kube_api_factory)
+    try:
+        _client, kubeconfig = api.client_for("limited", ("vm-runners",))
+        webhook.roles["limited"] = set(ROLE) - {("patch", "vms", "status")}
+        api.create_vm(VM)
+        history = VmHistory(api)
+        runner = kube_runner(vmdir, guest_image, api, accel=str(accel.accel), runner=FAST,
+                             kubeconfig=kubeconfig)
+        runners.append(runner)
+        try:
+            await runner.start()
+            await runner.wait_ready(BOOT)
+            await _sleep_for_retries(3)
+            lines = _problem_lines(runner)
+            assert len(lines) == 1 and "403" in lines[0] and "Role" in lines[0], lines
+            assert "conditions" not in (api.get_vm(VM).get("status") or {})
+            webhook.roles["limited"].add(("patch", "vms", "status"))
+            await history.until(_booted, 60)  # after the API server's 10 s denial cache
+            assert len(_recoveries(runner)) == 1, runner.log_text()
+            await _stop(runner)
+            assert cond(api.get_vm(VM)["status"], "Running") == ("False", "VmStopped")
+        finally:
+            history.close()
+    finally:
+        webhook.close()
 
 
 def _crd_cpus_maximum(api: KubeApiServer, maximum: int | None) -> None:

@@ -9,8 +9,10 @@ inside the guest with ``guestShutdownStops`` (terminating, stopped, the spec pat
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from vmrunner.testing.spice import LINK_OK, spice_session
 
 from .runner_support import (
     BOOT,
+    ROLE,
     VM,
     VmHistory,
     assert_role_only,
@@ -36,6 +39,7 @@ from .runner_support import (
     kube_runner,
     manager_status,
     skip_without_spice,
+    with_access_webhook,
 )
 
 pytestmark = [pytest.mark.guest, pytest.mark.k8s]
@@ -203,6 +207,57 @@ async def test_observed_generation_without_cloud_init_is_read_from_the_object(
         assert_role_only(kube_api)
     finally:
         history.close()
+
+
+async def test_in_a_pod_with_a_rotated_token(
+        vmdir: Path, kube_api_factory: Any, guest_image: GuestImage, accel: AccelVerdict,
+        runners: list[RunnerProcess], monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-cluster credentials: the service account's token, CA and namespace files and
+    ``KUBERNETES_SERVICE_HOST/PORT``; the API server authenticates the token and authorizes
+    every request against exactly the contract's Role (through the access webhook); a
+    rotated token is read again."""
+    api, webhook = with_access_webhook(kube_api_factory)
+    try:
+        user = "system:serviceaccount:default:vm-runner"
+        webhook.tokens["token-a"] = user
+        webhook.roles[user] = set(ROLE)
+        sa = vmdir / "sa"
+        sa.mkdir()
+        (sa / "token").write_text("token-a")
+        (sa / "namespace").write_text("default")
+        shutil.copy(api.ca.cert, sa / "ca.crt")
+        api.create_vm(VM)
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(api.port))
+        history = VmHistory(api)
+        config = guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM,
+                              maximumCpus=2, currentCpus=1,
+                              runner={"/Kubernetes": {"serviceAccountDir": str(sa)}})
+        runner = RunnerProcess(config)
+        runners.append(runner)
+        try:
+            await runner.start()
+            await runner.wait_ready(BOOT)
+            await history.until(lambda s: cond(s, "Booted") == ("True", "VmBooted"))
+            assert "through the pod's service account" in runner.log_text()
+            # kubelet rotates the token; the old one stops working (after the API server's
+            # 10 s cache of token reviews)
+            _publish(sa, "token", "token-b")
+            webhook.tokens = {"token-b": user}
+            await asyncio.sleep(11)
+            guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM,
+                         maximumCpus=2, currentCpus=2,
+                         runner={"/Kubernetes": {"serviceAccountDir": str(sa)}})
+            await history.until(lambda s: s.get("cpus") == 2, 60)
+            assert "token-b" in webhook.seen_tokens
+            runner.signal()
+            assert await runner.wait(60) == 0, runner.log_tail()
+            assert cond(api.get_vm(VM)["status"], "Running") == ("False", "VmStopped")
+            assert webhook.denied == [], "the contract's Role is not enough"
+        finally:
+            history.close()
+    finally:
+        webhook.close()
 
 
 def _port() -> int:
