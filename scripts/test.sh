@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# The project's test command: set up (scripts/setup.sh), then pytest, mypy --strict, ruff.
+# The project's test command: set up (scripts/setup.sh, scripts/k8s-apiserver.sh), then pytest,
+# mypy --strict, ruff.
 # Extra arguments go to pytest (e.g. bash scripts/test.sh tests/guest -x).
 # Guest tests skip when QEMU is missing -- unless CI is set, then they fail.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=$(bash scripts/setup.sh)
 failed=()
+# the real Kubernetes API server of the k8s tests: built once (minutes), then cached (~0 s)
+if K8S_BIN=$(bash scripts/k8s-apiserver.sh); then
+  export VMRUNNER_K8S_BIN=$K8S_BIN
+else
+  failed+=(k8s-apiserver)
+fi
 
 rc=0
 # the pod tests (marker "pod") run in their own stage: scripts/test-pod.sh
