@@ -85,7 +85,9 @@ class StatusWriter:
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
-        self._problem: tuple[str, int] | None = None
+        self._problem: int | None = None
+        """The HTTP status of the problem logged last (one line per problem, not per call)."""
+        self._problem_text = ""
         self._failures = 0
 
     # -- from the component ------------------------------------------------------------------
@@ -274,10 +276,10 @@ class StatusWriter:
 
     def _report(self, problem: KubeProblem) -> None:
         self._failures += 1
-        key = (problem.what, problem.status)
-        if key == self._problem or (problem.status == 409 and self._failures <= 3):
+        if problem.status == self._problem or (problem.status == 409 and self._failures <= 3):
             return
-        self._problem = key
+        self._problem = problem.status
+        self._problem_text = str(problem)
         hint = _HINTS.get(problem.status, "retrying with backoff")
         _log.warning("Kubernetes: %s/%s: %s (%s)", self.settings.namespace,
                      self.settings.vm_name, problem, hint)
@@ -293,6 +295,5 @@ class StatusWriter:
     def _describe_problem(self) -> str:
         if self._problem is None:
             return "no answer yet"
-        what, status = self._problem
-        return f"{what}: {_HINTS.get(status, f'HTTP {status}')}"
+        return self._problem_text
 
