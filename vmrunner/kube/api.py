@@ -11,6 +11,7 @@ naming what failed; the writer decides about retries.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx2
@@ -40,6 +41,9 @@ class KubeApi:
 
     def __init__(self, settings: KubeSettings) -> None:
         self.settings = settings
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            # httpx2 logs every request at INFO: one line per status write is noise
+            logging.getLogger("httpx2").setLevel(logging.WARNING)
         try:
             config = _config(settings)
             self._client = AsyncClient(
