@@ -73,7 +73,9 @@ class VmHistory:
                             with self._changed:
                                 self.seen.append((event.received, obj))
                                 self._changed.notify_all()
-            except Exception:  # the server is down or restarting: watch again
+            except Exception:  # the server is down, restarting, or dropped the watch (a CRD
+                # update does): watch again from the current state
+                version = None
                 time.sleep(0.2)
 
     def statuses(self) -> list[dict[str, Any]]:

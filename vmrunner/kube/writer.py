@@ -200,6 +200,7 @@ class StatusWriter:
             self.vm = await api.get_vm()
             self._need_get = False
             self._learn(self.vm)
+            self._recovered()
         if self._dirty:
             self._dirty = False
             try:
@@ -271,6 +272,7 @@ class StatusWriter:
             if problem.status in (404, 409):
                 self._need_get = True
             raise
+        self._recovered()
 
     # -- logging -----------------------------------------------------------------------------
 
@@ -285,6 +287,7 @@ class StatusWriter:
                      self.settings.vm_name, problem, hint)
 
     def _recovered(self) -> None:
+        """A call worked: log the recovery once if a problem was logged."""
         if self._problem is not None:
             _log.info("Kubernetes: %s/%s written again after %d failed attempt(s); the "
                       "status is current", self.settings.namespace, self.settings.vm_name,
