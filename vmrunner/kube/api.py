@@ -1,95 +1,77 @@
-"""The four API calls the runner makes, over lightkube (imported here, and only here).
+"""The four API calls the runner makes (imported only by the writer's task).
 
 The Role the runner needs (contract §1) allows exactly these: ``vms`` get (the object's
-generation, uid, status), ``vms/status`` patch (a JSON **merge** patch: lightkube's default,
-strategic merge, is a 415 on custom resources), ``vms`` patch (the JSON patch of
-``/spec/vm/state``), ``events.k8s.io`` ``events`` create. Never an update (PUT).
-
-Every failure is a :class:`KubeProblem` with the HTTP status (0: no answer) and a message
-naming what failed; the writer decides about retries.
+generation, uid, status), ``vms/status`` patch (a JSON **merge** patch), ``vms`` patch (the
+JSON patch of ``/spec/vm/state``), ``events.k8s.io`` ``events`` create. Never an update
+(PUT). Every failure is a :class:`~vmrunner.kube.errors.KubeProblem`.
 """
 
 from __future__ import annotations
 
-import logging
+import os
+import urllib.parse
 from typing import Any
 
-import httpx2
-from lightkube import ApiError, AsyncClient, ConfigError, KubeConfig
-from lightkube.generic_resource import create_namespaced_resource
-from lightkube.types import PatchType
-
+from vmrunner.kube.credentials import from_kubeconfig, in_cluster
 from vmrunner.kube.errors import KubeProblem
+from vmrunner.kube.http import JsonClient
 from vmrunner.kube.settings import KubeSettings
 
-VirtualMachine = create_namespaced_resource(
-    "vmoperator.jdrupes.org", "v1", "VirtualMachine", "vms")
-EventV1 = create_namespaced_resource("events.k8s.io", "v1", "Event", "events")
+VM_PATH = "/apis/vmoperator.jdrupes.org/v1/namespaces/{namespace}/vms/{name}"
+EVENTS_PATH = "/apis/events.k8s.io/v1/namespaces/{namespace}/events"
 FIELD_MANAGER = "vm-runner"
-
-
-def _config(settings: KubeSettings) -> KubeConfig:
-    if settings.mode == "kubeconfig":
-        assert settings.kubeconfig is not None
-        return KubeConfig.from_file(settings.kubeconfig)
-    # the token is read from its file again on a 401: kubelet rotates it
-    return KubeConfig.from_service_account(settings.service_account_dir)
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 class KubeApi:
-    """The runner's client for one ``VirtualMachine``."""
+    """The runner's client for one ``VirtualMachine``.
+
+    :raise KubeProblem: (status -1) the credentials cannot be loaded.
+    """
 
     def __init__(self, settings: KubeSettings) -> None:
         self.settings = settings
-        if not logging.getLogger().isEnabledFor(logging.DEBUG):
-            # httpx2 logs every request at INFO: one line per status write is noise
-            logging.getLogger("httpx2").setLevel(logging.WARNING)
-        try:
-            config = _config(settings)
-            self._client = AsyncClient(
-                config.get(context_name=settings.context) if settings.context else config,
-                namespace=settings.namespace, field_manager=FIELD_MANAGER,
-                timeout=httpx2.Timeout(settings.request_timeout), trust_env=False)
-        except (ConfigError, OSError, KeyError, ValueError) as exc:
-            raise KubeProblem("configuration", -1, f"{type(exc).__name__}: {exc}") from None
-
-    async def _call(self, what: str, call: Any) -> Any:
-        try:
-            return await call
-        except ApiError as exc:
-            status = exc.status
-            raise KubeProblem(what, int(status.code or 0),
-                              f"{status.code} {status.reason}: {status.message}") from None
-        except httpx2.TimeoutException:
-            raise KubeProblem(what, 0, f"no answer within {self.settings.request_timeout:g} s"
-                              ) from None
-        except (httpx2.HTTPError, OSError) as exc:
-            raise KubeProblem(what, 0, f"{type(exc).__name__}: {exc}") from None
-        except ConfigError as exc:
-            raise KubeProblem(what, -1, f"ConfigError: {exc}") from None
+        if settings.mode == "kubeconfig":
+            assert settings.kubeconfig is not None
+            endpoint = from_kubeconfig(settings.kubeconfig, settings.context)
+        else:
+            endpoint = in_cluster(settings.service_account_dir, os.environ)
+        self._client = JsonClient(endpoint, settings.request_timeout)
+        quote = urllib.parse.quote
+        self._vm = VM_PATH.format(namespace=quote(settings.namespace),
+                                  name=quote(settings.vm_name))
+        self._events = EVENTS_PATH.format(namespace=quote(settings.namespace))
+        self._manager = f"?fieldManager={FIELD_MANAGER}"
 
     async def get_vm(self) -> dict[str, Any]:
-        """``GET`` the VirtualMachine (a plain dict)."""
-        obj = await self._call("get VirtualMachine",
-                               self._client.get(VirtualMachine, self.settings.vm_name))
-        return dict(obj)
+        """``GET`` the VirtualMachine."""
+        return _object(await self._client.request("get VirtualMachine", "GET", self._vm))
 
     async def patch_status(self, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch ``vms/status`` with ``patch`` (``{"status": ..., "metadata": ...}``);
         returns the patched object."""
-        obj = await self._call("patch VirtualMachine status", self._client.patch(
-            VirtualMachine.Status, self.settings.vm_name, patch, patch_type=PatchType.MERGE))
-        return dict(obj)
+        return _object(await self._client.request(
+            "patch VirtualMachine status", "PATCH", f"{self._vm}/status{self._manager}",
+            patch, content_type=MERGE_PATCH))
 
     async def patch_spec(self, operations: list[dict[str, Any]]) -> None:
         """JSON-patch the VirtualMachine (``operations``: RFC 6902)."""
-        await self._call("patch VirtualMachine spec", self._client.patch(
-            VirtualMachine, self.settings.vm_name, operations, patch_type=PatchType.JSON))
+        await self._client.request("patch VirtualMachine spec", "PATCH",
+                                   self._vm + self._manager, operations,
+                                   content_type=JSON_PATCH)
 
     async def create_event(self, body: dict[str, Any]) -> None:
         """Create an ``events.k8s.io/v1`` Event."""
-        await self._call("create Event", self._client.create(EventV1(**body)))
+        await self._client.request("create Event", "POST", self._events + self._manager,
+                                   body)
 
     async def close(self) -> None:
-        """Close the connections."""
+        """Close the connection."""
         await self._client.close()
+
+
+def _object(answer: Any) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise KubeProblem("read the answer", 0, f"not a JSON object: {str(answer)[:200]}")
+    return answer

@@ -46,7 +46,7 @@ STOP_SPEC_PATCH = [{"op": "replace", "path": "/spec/vm/state", "value": "Stopped
 _HINTS = {
     -1: "the client cannot be set up",
     0: "the API server does not answer; retrying with backoff",
-    401: "the token was refused; retrying (a rotated token is read again)",
+    401: "the token was refused (read again from its file); retrying with backoff",
     403: "forbidden: the runner's service account needs the Role of docs/kubernetes.md "
          "(vms get/list/patch, vms/status patch, events.k8s.io events create)",
     404: "the VirtualMachine does not exist (deleted?); retrying with backoff",
@@ -188,8 +188,8 @@ class StatusWriter:
 
     async def _connect(self) -> KubeApi:
         if self._api is None:
-            # the client library is imported here, off the event loop, on first use
-            module = await asyncio.to_thread(importlib.import_module, "vmrunner.kube.api")
+            # the client is imported here, on first use (no cost for a stand-alone runner)
+            module = importlib.import_module("vmrunner.kube.api")
             self._api = module.KubeApi(self.settings)
             _log.info("Kubernetes: writing the status of %s", self.settings.describe())
         return self._api
