@@ -1,4 +1,4 @@
-"""The failure of one API call (no client library needed to catch it)."""
+"""The failure of one API call (importable without the client)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ Kubernetes mode is on when (in this order):
    file's (the manager never writes it into the configuration).
 
 ``enabled: false`` switches it off in either case. The VM object's name is ``vmName``,
-else ``/Runner/vm/name``. This module imports no client library (the stand-alone runner pays
+else ``/Runner/vm/name``. This module imports no client code (the stand-alone runner pays
 nothing for Kubernetes support).
 """
 
