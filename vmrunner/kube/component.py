@@ -96,8 +96,10 @@ class KubeStatusWriter(BusComponent):
     patch (``settings``: where; ``config_dir``: where ``display-password`` would be)."""
 
     def __init__(self, settings: KubeSettings, config_dir: str | Path,
-                 channel: Channel | None = None, name: str = "Kubernetes") -> None:
+                 channel: Channel | None = None, name: str = "Kubernetes", *,
+                 ram_interval: float = RAM_INTERVAL) -> None:
         super().__init__(channel, name)
+        self.ram_interval = ram_interval
         self.settings = settings
         self.config_dir = Path(config_dir).absolute()
         self.desired = DesiredStatus()
@@ -107,7 +109,7 @@ class KubeStatusWriter(BusComponent):
         self._agent = False
         self._user: str | None = None
         self._login_error: str | None = None
-        self._ram_written = -RAM_INTERVAL
+        self._ram_written = -ram_interval
         self._ram_latest: int | None = None
         self._ram_timer: Timer | None = None
         self._guest_poweroff = False
@@ -219,7 +221,7 @@ class KubeStatusWriter(BusComponent):
             return
         self._ram_latest = actual
         target = None if self._config is None else self._config.vm.effective_current_ram
-        wait = self._ram_written + RAM_INTERVAL - time.monotonic()
+        wait = self._ram_written + self.ram_interval - time.monotonic()
         if wait <= 0 or (target is not None and reached(target, actual)):
             self._write_ram()
         elif self._ram_timer is None:
