@@ -99,6 +99,7 @@ if complete "$CACHE/$key"; then
   log "same package versions as the cached $key"
 else
   rm -rf "${CACHE:?}/$key"
+  chmod 755 "$OUT"
   mv "$OUT" "$CACHE/$key"
 fi
 echo "$key" >"$POINTER.tmp" && mv "$POINTER.tmp" "$POINTER"

@@ -164,8 +164,8 @@ class Watch:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        self._conn.close()
         self._thread.join(timeout=10)
+        self._conn.close()  # only now: closing under the reader's feet breaks http.client
 
     def __enter__(self) -> Watch:
         return self
