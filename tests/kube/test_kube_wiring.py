@@ -79,3 +79,16 @@ def test_a_bad_node_is_a_configuration_error(tmp_path: Path) -> None:
         RunnerBuilder(_config(tmp_path, "  /Kubernetes: {kubeconfig: nope}\n")).build()
     assert raised.value.problems == [
         f"/Runner/Kubernetes/kubeconfig: {tmp_path}/nope: no such file"]
+
+
+def test_command_line_flags() -> None:
+    from vmrunner.daemon.cli import _with_command, build_parser, kube_overrides
+
+    parser = build_parser()
+    args = parser.parse_args(_with_command([
+        "-c", "vm.yaml", "--kubeconfig", "kc", "--kube-context", "dev",
+        "--kube-namespace", "vms", "--kube-vm-name", "win10"]))
+    assert kube_overrides(args) == {"kubeconfig": Path("kc").absolute(), "context": "dev",
+                                    "namespace": "vms", "vmName": "win10"}
+    assert kube_overrides(parser.parse_args(["run", "--no-kube"])) == {"enabled": False}
+    assert kube_overrides(parser.parse_args(["run"])) == {}

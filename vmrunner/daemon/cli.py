@@ -157,6 +157,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``vmrunner run``: start the VM and supervise it until it stops (see vmrunner.daemon.run)."""
     from vmrunner.daemon.run import main as run_main
 
+    return run_main(args.config, strict=args.strict, kube=kube_overrides(args))
+
+
+def kube_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The ``/Runner/Kubernetes`` keys given on the command line (``run``)."""
     kube: dict[str, object] = {}
     if args.kubeconfig is not None:
         kube["kubeconfig"] = args.kubeconfig.absolute()
@@ -166,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             kube[key] = value
     if args.no_kube:
         kube["enabled"] = False
-    return run_main(args.config, strict=args.strict, kube=kube)
+    return kube
 
 
 def cmd_status(args: argparse.Namespace) -> int:
