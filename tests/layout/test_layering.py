@@ -18,9 +18,11 @@ ALLOWED: dict[str, set[str]] = {
     "vmtypes": {"core", "config"},
     "components": {"core", "events", "proc", "protocols", "config", "vmtypes"},
     "api": {"core", "events", "proc", "protocols", "config", "vmtypes", "components"},
-    "daemon": {"core", "events", "proc", "protocols", "config", "vmtypes", "components", "api"},
+    "kube": {"core", "events", "proc", "protocols", "config", "vmtypes", "components"},
+    "daemon": {"core", "events", "proc", "protocols", "config", "vmtypes", "components", "api",
+               "kube"},
     "testing": {"core", "events", "proc", "protocols", "config", "vmtypes", "components", "api",
-                "daemon"},
+                "daemon", "kube"},
 }
 
 

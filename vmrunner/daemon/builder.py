@@ -18,12 +18,18 @@ ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
 vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopAgent
 (auto-login), PauseWatcher (a guest QEMU paused), and ConfigWatcher (follows the file for
 live updates).
+
+In Kubernetes mode (a pod with a service account, or a kubeconfig given by the
+``/Runner/Kubernetes`` node or ``kube=``; see :mod:`vmrunner.kube.settings`) ``build()``
+also attaches ``Kubernetes`` (:class:`vmrunner.kube.component.KubeStatusWriter`): the
+``VirtualMachine`` status, Events and spec patch. Stand-alone, nothing of it is imported
+beyond the settings check.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +77,16 @@ class RunnerBuilder:
     """Collects the children of a :class:`Runner`; :meth:`build` validates and assembles."""
 
     def __init__(self, config_file: str | Path, *, strict: bool = False,
-                 watch: bool = True) -> None:
+                 watch: bool = True, kube: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        """``kube``: ``/Runner/Kubernetes`` keys that override the file's (the CLI's
+        ``--kubeconfig`` etc.); ``environ``: the environment that tells whether the runner
+        is in a pod (default: ``os.environ``)."""
         self.config_file = Path(config_file)
         self.strict = strict
         self.watch = watch
+        self.kube = dict(kube or {})
+        self.environ = environ
         self.components: list[Component] = _standard(self.config_file)
         self.warnings: list[str] = []
 
@@ -131,13 +143,39 @@ class RunnerBuilder:
             _log.warning("%s", warning)
         if not validation.ok or validation.config is None:
             raise ConfigInvalid([str(p) for p in validation.errors])
+        kube = self._kube_component(nodes, validation.config.vm.name)
         runner = runner_factory(validation.config, strict=self.strict)
         runner.preset_config(validation.config, values)
         for component in self.components:
             runner.attach(component)
+        if kube is not None:
+            runner.attach(kube)
         if watcher is not None:
             runner.attach(watcher)
         return runner
+
+
+    def _kube_component(self, nodes: Mapping[str, Any], vm_name: str) -> Component | None:
+        """The KubeStatusWriter if Kubernetes mode is on (imported only then)."""
+        from vmrunner.kube.settings import KUBE_NODE, KubeSettingsError, parse_node, resolve
+
+        values = nodes.get(KUBE_NODE)
+        try:
+            node = parse_node({**(values if isinstance(values, Mapping) else {}),
+                               **self.kube})
+            settings = resolve(node, vm_name=vm_name,
+                               base_dir=self.config_file.absolute().parent,
+                               environ=self.environ)
+        except KubeSettingsError as exc:
+            raise ConfigInvalid(exc.problems) from None
+        if settings is None:
+            if values is not None and node.enabled:
+                _log.warning("%s: no kubeconfig and not in a pod: the VirtualMachine status "
+                             "is not written", KUBE_NODE)
+            return None
+        from vmrunner.kube.component import KubeStatusWriter
+
+        return KubeStatusWriter(settings, self.config_file.absolute().parent)
 
 
 def _read_nodes(config_file: Path) -> dict[str, Any]:

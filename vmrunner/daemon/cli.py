@@ -45,7 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"configuration file (default {DEFAULT_CONFIG})")
     config.add_argument("--strict", action="store_true",
                         help="treat unknown configuration keys as errors")
-    sub.add_parser("run", parents=[config], help="run the VM (default)")
+    run = sub.add_parser("run", parents=[config], help="run the VM (default)")
+    kube = run.add_argument_group(
+        "Kubernetes (override /Runner/Kubernetes; in a pod the service account is used)")
+    kube.add_argument("--kubeconfig", type=Path,
+                      help="write the VirtualMachine status through this kubeconfig")
+    kube.add_argument("--kube-context", help="the kubeconfig context (default: current)")
+    kube.add_argument("--kube-namespace", help="the VirtualMachine's namespace")
+    kube.add_argument("--kube-vm-name", help="the VirtualMachine's name (default: vm.name)")
+    kube.add_argument("--no-kube", action="store_true",
+                      help="write nothing to Kubernetes, even in a pod")
     sub.add_parser("check", parents=[config],
                    help="validate the configuration and render the template; exit 0 or 2")
     sub.add_parser("render", parents=[config],
@@ -150,7 +159,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``vmrunner run``: start the VM and supervise it until it stops (see vmrunner.daemon.run)."""
     from vmrunner.daemon.run import main as run_main
 
-    return run_main(args.config, strict=args.strict)
+    return run_main(args.config, strict=args.strict, kube=kube_overrides(args))
+
+
+def kube_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The ``/Runner/Kubernetes`` keys given on the command line (``run``)."""
+    kube: dict[str, object] = {}
+    if args.kubeconfig is not None:
+        kube["kubeconfig"] = args.kubeconfig.absolute()
+    for key, value in (("context", args.kube_context), ("namespace", args.kube_namespace),
+                       ("vmName", args.kube_vm_name)):
+        if value is not None:
+            kube[key] = value
+    if args.no_kube:
+        kube["enabled"] = False
+    return kube
 
 
 def cmd_status(args: argparse.Namespace) -> int:

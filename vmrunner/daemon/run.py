@@ -28,8 +28,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from vmrunner.components.exit_codes import ExitCode
 
@@ -70,12 +71,14 @@ async def log_status(root: Component) -> None:
 
 
 async def run_file(config_file: Path, *, strict: bool = False,
-                   early_signals: list[int] | None = None) -> int:
+                   early_signals: list[int] | None = None,
+                   kube: Mapping[str, Any] | None = None) -> int:
     """Run the VM described by ``config_file`` until it stops; return the exit code.
 
     ``early_signals``: signals recorded before the event loop's handlers were installed (by
     :func:`main`); if there is a termination signal (SIGTERM/SIGINT) among them, nothing is
     started. An early SIGHUP or SIGUSR1 is only logged (the configuration is read now anyway).
+    ``kube``: ``/Runner/Kubernetes`` keys from the command line (see RunnerBuilder).
     """
     import asyncio
 
@@ -86,7 +89,8 @@ async def run_file(config_file: Path, *, strict: bool = False,
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     logging.getLogger("qemu.qmp").setLevel(logging.WARNING if debug else logging.CRITICAL)
     try:
-        runner = RunnerBuilder(config_file, strict=strict).add(StartupMemory()).build()
+        runner = (RunnerBuilder(config_file, strict=strict, kube=kube)
+                  .add(StartupMemory()).build())
     except ConfigInvalid as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -139,7 +143,8 @@ async def run_file(config_file: Path, *, strict: bool = False,
             task.cancel()
 
 
-def main(config_file: Path, *, strict: bool = False) -> NoReturn:
+def main(config_file: Path, *, strict: bool = False,
+         kube: Mapping[str, Any] | None = None) -> NoReturn:
     """The ``run`` subcommand; ends the process (:func:`exit_without_teardown`).
 
     SIGTERM/SIGINT/SIGHUP/SIGUSR1 are caught from the first moment (recorded until the event
@@ -152,7 +157,7 @@ def main(config_file: Path, *, strict: bool = False) -> NoReturn:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     import asyncio
 
-    code = asyncio.run(run_file(config_file, strict=strict, early_signals=early))
+    code = asyncio.run(run_file(config_file, strict=strict, early_signals=early, kube=kube))
     exit_without_teardown(code)
 
 
