@@ -150,10 +150,37 @@ class RunnerBuilder:
             runner.attach(component)
         if kube is not None:
             runner.attach(kube)
+        errors, warnings = node_problems(runner, nodes, strict=self.strict,
+                                         base_dir=self.config_file.absolute().parent)
+        for warning in warnings:
+            _log.warning("%s", warning)
+        self.warnings += warnings
+        if errors:
+            raise ConfigInvalid(errors)
         if watcher is not None:
             runner.attach(watcher)
         return runner
 
+
+    def check_nodes(self) -> tuple[list[str], list[str]]:
+        """``vmrunner check``'s view of the nodes besides ``/Runner``: (errors, warnings) of
+        :func:`node_problems` for the components this builder holds (on a scratch root; the
+        builder is not to be built afterwards).
+
+        :raise ConfigInvalid: the file cannot be read.
+        """
+        from vmrunner.components import BUS
+        from vmrunner.core.config import ConfigError
+
+        try:
+            nodes = _read_nodes(self.config_file)
+        except ConfigError as exc:
+            raise ConfigInvalid(list(exc.messages)) from None
+        root = Component(BUS, "Runner")
+        for component in self.components:
+            root.attach(component)
+        return node_problems(root, nodes, strict=self.strict,
+                             base_dir=self.config_file.absolute().parent)
 
     def _kube_component(self, nodes: Mapping[str, Any], vm_name: str) -> Component | None:
         """The KubeStatusWriter if Kubernetes mode is on (imported only then)."""
@@ -176,6 +203,43 @@ class RunnerBuilder:
         from vmrunner.kube.component import KubeStatusWriter
 
         return KubeStatusWriter(settings, self.config_file.absolute().parent)
+
+
+def node_problems(root: Component, nodes: Mapping[str, Any], *, strict: bool,
+                  base_dir: Path) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of every node of the file except ``/Runner`` (validated before):
+    each is checked against the configurable component at its path, as that component will
+    at the start (nothing is spawned before all pass); a node no component has is unknown
+    (with a did-you-mean). ``strict`` makes unknown nodes and keys errors."""
+    import difflib
+
+    from vmrunner.core import Configurable
+    from vmrunner.kube.settings import KUBE_NODE
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    known = {RUNNER_NODE, KUBE_NODE}  # /Runner/Kubernetes: checked by the kube settings
+    context = {"base_dir": base_dir}
+    for component in root.walk():
+        if component is root or not isinstance(component, Configurable):
+            continue
+        path = component.component_path
+        known.add(path)
+        if path not in nodes:
+            continue
+        section = nodes[path]
+        outcome = component.validate_config(
+            path, dict(section) if isinstance(section, Mapping) else {}, context)
+        errors.extend(outcome.errors)
+        (errors if strict else warnings).extend(outcome.warnings)
+    for path in nodes:
+        if path in known:
+            continue
+        close = difflib.get_close_matches(path, sorted(known), n=1, cutoff=0.7)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        (errors if strict else warnings).append(
+            f"{path}: unknown node, no component has this path{hint}")
+    return errors, warnings
 
 
 def _read_nodes(config_file: Path) -> dict[str, Any]:

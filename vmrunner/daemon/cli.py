@@ -107,6 +107,15 @@ def _prepare(config_file: Path, strict: bool, out: TextIO) -> tuple[object, int]
     _print_problems(validation.problems, out)
     if not validation.ok or validation.config is None:
         return None, ExitCode.CONFIG_ERROR
+    from vmrunner.daemon.builder import ConfigInvalid, RunnerBuilder
+
+    try:
+        errors, warnings = RunnerBuilder(config_file, strict=strict, watch=False).check_nodes()
+    except ConfigInvalid as exc:
+        errors, warnings = exc.problems, []
+    _print_problems([*errors, *(f"warning: {w}" for w in warnings)], out)
+    if errors:
+        return None, ExitCode.CONFIG_ERROR
     try:
         plan = plan_start(validation.config, create=False)
         rendered = plan.render()
