@@ -151,6 +151,9 @@ async def _cycle(image: GuestImage, api: KubeApiServer, watch: StatusWatch,
             print(f"  never seen: {record['type']} {record['data']}", flush=True)
             continue
         samples.append((seen - record["time"]) * 1000)
+        if samples[-1] > 100:
+            print(f"  slow: {samples[-1]:.0f} ms for {record['type']} {record['data']}",
+                  flush=True)
     return rss
 
 

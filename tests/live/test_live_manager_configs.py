@@ -327,6 +327,7 @@ async def test_full_feature_shape_boots(
         assert not [line for line in added if re.search(
             r"config|logging|password|WARNING|ERROR", line)], added
         await booted.stop()
+        assert not ticket.exists()  # the runner removes the ticket file when it stops
 
 
 SHAPES = sorted(p.stem for p in CORPUS.glob("*.yaml"))

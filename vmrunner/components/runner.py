@@ -328,7 +328,7 @@ class Runner(Configurable[RunnerConfig], BusComponent):
         self._enter(RunState.STOPPED, "VmStopped", "the VM has been shut down")
         if self.plan is not None:
             paths = self.plan.paths
-            for path in (*paths.sockets, paths.cloud_init_image,
+            for path in (*paths.sockets, paths.cloud_init_image, paths.spice_ticket,
                          paths.runtime_dir / "runner.pid"):
                 with contextlib.suppress(OSError):
                     if path.is_socket() or path.is_file():
