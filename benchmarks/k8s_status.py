@@ -8,7 +8,9 @@ Each cycle boots the guest, makes six balloon changes, and sends TERM. For every
 runner reports on its own event stream (``GET /events``: ``RunnerStateChanged`` to booting,
 booted, terminating and stopped; ``RamChange`` applied), the sample is the time from that
 event to the first watch event showing it in the status (``Running``/``Booted`` conditions,
-``ram``). Both clocks are this host's ``time.time()``.
+``ram``). Both clocks are this host's ``time.time()``. A RAM sample whose size the status
+already showed before the runner's ``RamChange`` was recorded counts as 0 ms (the writer
+wrote it from the balloon's own event, a moment earlier).
 
 The memory figure is the runner's RSS (``VmRSS``, 5 s after the guest's ready line) in
 Kubernetes mode against the same runner stand-alone, measured in the same run.
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from vmrunner.api.client import follow
+from vmrunner.kube.quantity import quantity
 from vmrunner.testing.apiserver import KubeApiServer, find_binaries
 from vmrunner.testing.guest import GuestImage, build_guest
 from vmrunner.testing.runnerproc import RunnerProcess, guest_config, scratch_dir
@@ -87,7 +90,7 @@ class StatusWatch:
         self._thread.join(5)
 
 
-def _shows(record: dict[str, Any], before: Status) -> Callable[[Status], bool] | None:
+def _shows(record: dict[str, Any]) -> Callable[[Status], bool] | None:
     """How the status shows the runner event ``record`` (None: not a sampled event)."""
     kind, data = record["type"], record["data"]
     if kind == "RunnerStateChanged":
@@ -99,9 +102,9 @@ def _shows(record: dict[str, Any], before: Status) -> Callable[[Status], bool] |
             return None
         condition, value, reason = wanted
         return lambda s: _condition(s, condition) == (value, reason)
-    if kind == "RamChange" and data.get("outcome") == "applied" and before.get("ram"):
-        old = before["ram"]
-        return lambda s: s.get("ram") not in (None, old, "0")
+    if kind == "RamChange" and data.get("outcome") == "applied" and data.get("actual"):
+        wanted = quantity(int(data["actual"]))
+        return lambda s: s.get("ram") == wanted
     return None
 
 
@@ -143,8 +146,13 @@ async def _cycle(image: GuestImage, api: KubeApiServer, watch: StatusWatch,
         finally:
             await runner.close()
     for record in records:
-        shows = _shows(record, watch.last_before(record["time"]))
+        shows = _shows(record)
         if shows is None:
+            continue
+        if shows(watch.last_before(record["time"])):
+            # the status was there before this event was recorded: the balloon's own
+            # BALLOON_CHANGE reached the target and the writer wrote it at once
+            samples.append(0.0)
             continue
         seen = watch.first_after(record["time"], shows)
         if seen is None:

@@ -10,7 +10,9 @@ Accepted forms (a number, optional blanks, an optional unit; units are case-sens
 - Kubernetes decimal exponents: ``1e9``, ``5E6``.
 
 Fractions are allowed when the result is a whole number of bytes (``"1.5G"``). Negative
-numbers, milli-units (``m``) and unknown units are rejected with :class:`ValueError`.
+numbers, milli-units (``m``), unknown units and sizes above :data:`MAX_MEMORY` (checked
+before any big number is built, so ``"1e999999999"`` costs nothing) are rejected with
+:class:`ValueError`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from fractions import Fraction
 KIB = 1024
 MIB = 1024**2
 GIB = 1024**3
+MAX_MEMORY = 2**52
+"""4 PiB: the most an x86-64 guest can address (52 physical address bits)."""
 
 _BINARY = {"K": 1, "k": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
 _UNITS: dict[str, int] = {"": 1, "B": 1}
@@ -45,10 +49,12 @@ def parse_memory(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"memory size {value} is negative")
-        return value
+        return _bounded(value, str(value))
     if isinstance(value, float):
         if value < 0 or not value.is_integer():
             raise ValueError(f"memory size {value} is not a whole number of bytes")
+        if value > MAX_MEMORY:
+            raise ValueError(f"memory size {value:g} is more than 4 PiB")
         return int(value)
     if not isinstance(value, str):
         raise ValueError("a memory size must be a number or a string such as '1 GiB'")
@@ -65,10 +71,18 @@ def parse_memory(value: object) -> int:
         raise ValueError(f"{value!r}: an exponent cannot be combined with a unit")
     amount = Fraction(match["num"]) * _UNITS[unit]
     if match["exp"] is not None:
+        if int(match["exp"]) > 18:  # 1e18 B is more than 4 PiB already
+            raise ValueError(f"{value!r} is more than 4 PiB")
         amount *= 10 ** int(match["exp"])
     if amount.denominator != 1:
         raise ValueError(f"{value!r} is not a whole number of bytes")
-    return int(amount)
+    return _bounded(int(amount), repr(value))
+
+
+def _bounded(size: int, written: str) -> int:
+    if size > MAX_MEMORY:
+        raise ValueError(f"{written} is more than 4 PiB, the most an x86-64 guest can address")
+    return size
 
 
 def format_memory(size: int) -> str:

@@ -211,12 +211,7 @@ class KubeStatusWriter(BusComponent):
 
     @handler
     def on_ram(self, event: RamChange) -> None:
-        if event.actual is None:
-            return
-        if event.outcome is Outcome.APPLIED and self._state is not RunState.STOPPED:
-            self._ram_latest = event.actual  # the RamController saw the target reached
-            self._write_ram()
-        else:
+        if event.actual is not None:
             self._ram(event.actual)
 
     def _ram(self, actual: int) -> None:
