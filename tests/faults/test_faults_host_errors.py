@@ -10,8 +10,7 @@ the runs end before it starts, or at its start (a kernel that does not exist).
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,6 @@ import yaml
 
 from vmrunner.components.exit_codes import ExitCode
 from vmrunner.testing.runnerproc import RunnerProcess
-
-
-@pytest.fixture
-def mount(base: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    point = base / "fs"
-    point.mkdir()
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=False, capture_output=True)
-
-
-def _tmpfs(point: Path, options: str) -> None:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], check=True)
 
 
 def _config(base: Path, data_dir: Path) -> Path:
@@ -53,16 +38,18 @@ async def _run(config: Path) -> tuple[int | None, str]:
         await runner.close()
 
 
-async def test_read_only_data_dir_is_a_host_error(base: Path, mount: Path) -> None:
-    _tmpfs(mount, "ro,size=1m")
+async def test_read_only_data_dir_is_a_host_error(
+        base: Path, tmpfs: Callable[[str], Path]) -> None:
+    mount = tmpfs("ro,size=1m")
     code, log = await _run(_config(base, mount / "data"))
     assert code == ExitCode.HOST_ERROR, log
     assert "/Runner/dataDir: cannot create" in log and "Read-only file system" in log, log
     assert "started qemu" not in log
 
 
-async def test_full_data_dir_is_a_host_error(base: Path, mount: Path) -> None:
-    _tmpfs(mount, "size=64k")
+async def test_full_data_dir_is_a_host_error(
+        base: Path, tmpfs: Callable[[str], Path]) -> None:
+    mount = tmpfs("size=64k")
     fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         with pytest.raises(OSError):

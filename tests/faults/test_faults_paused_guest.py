@@ -10,11 +10,9 @@ a button the paused guest cannot see for the whole ``powerdownTimeout``.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +30,6 @@ TIMEOUT = 60
 """powerdownTimeout: the test fails if the ladder waits for it."""
 
 
-@pytest.fixture
-def small_fs(base: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs (a real full host filesystem once filled)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = base / "fs"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 async def _status_when(sock: Path, wanted: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while True:
@@ -56,9 +40,9 @@ async def _status_when(sock: Path, wanted: str, timeout: float) -> dict[str, Any
 
 
 async def test_a_guest_paused_on_a_full_disk_is_visible_and_not_waited_for(
-        base: Path, small_fs: Path, runners: list[RunnerProcess], guest_image: GuestImage,
-        accel_name: str) -> None:
-    disk = small_fs / "disk.raw"
+        base: Path, tmpfs: Callable[[str], Path], runners: list[RunnerProcess],
+        guest_image: GuestImage, accel_name: str) -> None:
+    disk = tmpfs("size=16m") / "disk.raw"
     with disk.open("wb") as sparse:
         sparse.truncate(64 * 1024 * 1024)
     config = guest_config(base, guest_image, accel=accel_name, disk=disk,

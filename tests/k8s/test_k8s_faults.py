@@ -71,6 +71,20 @@ def _booted(status: dict[str, Any]) -> bool:
     return cond(status, "Booted") == ("True", "VmBooted")
 
 
+async def _booted_runner(vmdir: Path, kube_api: KubeApiServer, guest_image: GuestImage,
+                         accel: AccelVerdict, runners: list[RunnerProcess],
+                         history: VmHistory) -> RunnerProcess:
+    """The runner on the test guest (2 vCPU slots, 1 plugged) with the API server up, once
+    the status shows the guest booted."""
+    runner = kube_runner(vmdir, guest_image, kube_api, accel=str(accel.accel), runner=FAST,
+                         maximumCpus=2, currentCpus=1)
+    runners.append(runner)
+    await runner.start()
+    await runner.wait_ready(BOOT)
+    await history.until(_booted, 60)
+    return runner
+
+
 async def _stop(runner: RunnerProcess, limit: float = 60) -> float:
     """TERM; the runner must exit 0; returns how long it took."""
     began = time.monotonic()
@@ -113,14 +127,8 @@ async def test_down_and_slow_while_running(
         runners: list[RunnerProcess]) -> None:
     kube_api.create_vm(VM, {"vm": {"state": "Running", "currentCpus": 1}})
     history = VmHistory(kube_api)
-    settings: dict[str, Any] = {"maximumCpus": 2, "currentCpus": 1}
-    runner = kube_runner(vmdir, guest_image, kube_api, accel=str(accel.accel), runner=FAST,
-                         **settings)
-    runners.append(runner)
     try:
-        await runner.start()
-        await runner.wait_ready(BOOT)
-        await history.until(_booted, 60)
+        runner = await _booted_runner(vmdir, kube_api, guest_image, accel, runners, history)
         # slow: the server takes connections but answers nothing
         kube_api.pause()
         guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM, runner=FAST,
@@ -150,13 +158,8 @@ async def test_vm_deleted_then_recreated(
         runners: list[RunnerProcess]) -> None:
     kube_api.create_vm(VM)
     history = VmHistory(kube_api)
-    runner = kube_runner(vmdir, guest_image, kube_api, accel=str(accel.accel), runner=FAST,
-                         maximumCpus=2, currentCpus=1)
-    runners.append(runner)
     try:
-        await runner.start()
-        await runner.wait_ready(BOOT)
-        await history.until(_booted, 60)
+        runner = await _booted_runner(vmdir, kube_api, guest_image, accel, runners, history)
         kube_api.delete_vm(VM)
         # a change of the runner's state while the object is gone (SIGTERM would end it, so a
         # status source that does not stop the VM: a new vCPU count)
@@ -181,13 +184,8 @@ async def test_conflict_and_invalid(
     refuses the runner's status; once the CRD is fixed, the status catches up."""
     kube_api.create_vm(VM)
     history = VmHistory(kube_api)
-    runner = kube_runner(vmdir, guest_image, kube_api, accel=str(accel.accel), runner=FAST,
-                         maximumCpus=2, currentCpus=1)
-    runners.append(runner)
     try:
-        await runner.start()
-        await runner.wait_ready(BOOT)
-        await history.until(_booted, 60)
+        runner = await _booted_runner(vmdir, kube_api, guest_image, accel, runners, history)
         # 422: the schema now allows at most one vCPU; the runner's two are refused
         _crd_cpus_maximum(kube_api, 1)
         guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM, runner=FAST,
