@@ -118,8 +118,10 @@ class RunnerBuilder:
         The file is read and its ``/Runner`` node validated here, with ``vmrunner check``'s
         messages; the warnings are logged. The Runner takes that configuration as already
         validated and the ConfigWatcher the file's content as already read, so the initial
-        configuration is neither read nor validated again at the start (only the other
-        components' nodes are validated then, by their ``Configurable``).
+        ``/Runner`` node is neither read nor validated again at the start. Every other node is
+        checked here too (:func:`node_problems`), so an invalid one stops the start before
+        anything is prepared; its ``Configurable`` validates it once more when it applies it at
+        the start (a few small nodes; presetting would skip ``on_config``).
 
         :raise ConfigInvalid: the file is unreadable or invalid (messages name key paths).
         """
