@@ -142,7 +142,10 @@ class CpuController(BusComponent):
             if self.requested is not None:
                 self._report(self.requested, Outcome.SUPERSEDED, "a newer currentCpus arrived")
 
-    def _report(self, requested: int, outcome: Outcome, detail: str = "") -> None:
+    def _report(self, requested: int, outcome: Outcome, detail: str = "", *,
+                restart: bool = False) -> None:
+        """Log and fire the outcome; ``restart``: a refusal only a new QEMU process can lift
+        (``RestartNeeded``, withdrawn by the next applied change)."""
         level = logging.WARNING if outcome in (Outcome.NOT_REACHED, Outcome.FAILED,
                                                 Outcome.REJECTED) else logging.INFO
         _log.log(level, "vCPUs %s: requested %d, QEMU has %s%s", outcome.value, requested,
@@ -150,10 +153,9 @@ class CpuController(BusComponent):
                  f" ({detail})" if detail else "")
         self.fire(CpuChange(requested=requested, present=self.present, outcome=outcome,
                             detail=detail))
-        needed = outcome is Outcome.REJECTED and "needs a restart" in detail
-        if needed or (self._restart_needed and outcome is Outcome.APPLIED):
-            self._restart_needed = needed
-            self.fire(RestartNeeded(path=PATH, needed=needed, reason=detail))
+        if restart or (self._restart_needed and outcome is Outcome.APPLIED):
+            self._restart_needed = restart
+            self.fire(RestartNeeded(path=PATH, needed=restart, reason=detail))
 
     async def _query(self) -> list[Slot] | None:
         reply = await self.execute(commands.QueryHotpluggableCpus())
@@ -184,7 +186,7 @@ class CpuController(BusComponent):
                              "guest runs (the template boots with currentCpus)")
             elif len(used) > target and await self._unplug_hazardous():
                 self._report(target, Outcome.REJECTED, f"{self._unplug_hazard}; unplugging "
-                             "needs a restart")
+                             "needs a restart", restart=True)
             elif len(used) > target:
                 await self._unplug(target, used)
             else:
@@ -211,7 +213,7 @@ class CpuController(BusComponent):
             self._report(target, Outcome.REJECTED,
                          f"{missing - len(fresh)} more vCPU(s) would need slots freed earlier "
                          "in this QEMU process; re-plugging a freed slot crashes QEMU 7.2, "
-                         "so this needs a restart")
+                         "so this needs a restart", restart=True)
         else:
             self._report(target, Outcome.NOT_REACHED, "the added vCPUs did not show up")
 
