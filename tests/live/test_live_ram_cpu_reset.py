@@ -227,7 +227,8 @@ async def test_canary_reset_after_vcpu_unplug_crashes_qemu_7_under_tcg(
     vm.write(runner={"resetCounter": 1})
     exited = await vm.recorder.wait_for(
         ProcessExited, lambda e: e.name == ProcessRole.QEMU, 30)
-    assert exited.status.signal == signal.SIGABRT, exited
+    # heap corruption: glibc's abort (SIGABRT) or a segmentation fault (SIGSEGV), both seen
+    assert exited.status.signal in (signal.SIGABRT, signal.SIGSEGV), exited
 
 
 async def test_vcpu_unplug_is_refused_where_a_reset_would_crash_qemu(
