@@ -208,7 +208,7 @@ def _qemu_version() -> str:
 async def test_canary_reset_after_vcpu_unplug_crashes_qemu_7_under_tcg(
         base: Path, vms: Runners, guest_image: GuestImage, accel: AccelVerdict) -> None:
     """Why the guard below exists: the sequence it refuses (plug, unplug, reset), let through
-    on purpose, kills QEMU 7.2 under TCG with SIGABRT. When this fails after a QEMU update,
+    on purpose, kills QEMU 7.2 under TCG (SIGABRT or SIGSEGV). When this fails after a QEMU update,
     the bug is fixed there and the guard in vmrunner/components/cpus.py can be narrowed."""
     if accel.accel == "kvm":
         pytest.skip("the crash is known under TCG only")
