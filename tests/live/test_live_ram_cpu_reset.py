@@ -174,7 +174,7 @@ async def test_ram_without_balloon_driver_is_not_reached(
 async def test_vcpus_follow_current_cpus(base: Path, vms: Runners, guest_image: GuestImage,
                                          accel: AccelVerdict) -> None:
     vm = await boot(vms, base, guest_image, accel,
-                    controllers=(CpuController(unplug_on_affected_qemu=True, unplug_timeout=30.0,
+                    controllers=(CpuController(unplug_on_affected_qemu=True, unplug_timeout=60.0,
                                                poll_interval=1.0),),
                     maximumCpus=3, currentCpus=2)
     assert await vm.cpus_online() == "0-1"
@@ -188,7 +188,7 @@ async def test_vcpus_follow_current_cpus(base: Path, vms: Runners, guest_image: 
 
     # unplugs the hot-added vCPU (by qdev id) and the boot vCPU 1 (by QOM path)
     vm.write(currentCpus=1)
-    removed = await vm.final(CpuChange, lambda e: e.requested == 1, 45)
+    removed = await vm.final(CpuChange, lambda e: e.requested == 1, 75)
     assert (removed.outcome, removed.present) == (Outcome.APPLIED, 1), removed
     assert await vm.cpus_online() == "0"
 
