@@ -6,12 +6,16 @@ QMP (a guest may keep a hot-added vCPU offline); :class:`CpuChange` reports what
 
 * **Add**: ``device_add`` into free slots, lowest first, with a stable qdev id derived from
   the slot (``cpu-s0-c2-t0``); confirmed by querying again.
-* **Unplug**: ``device_del`` of the highest occupied slots, never the boot processor. A
-  vCPU plugged at boot has no qdev id: its QOM path is used (``device_del`` accepts one).
-  The guest has to release the vCPU (ACPI eject); the controller re-queries on each
+* **Unplug**: ``device_del`` of the highest occupied slots, one vCPU at a time (two
+  requests at once can lose one of the guest's ACPI notifications: seen with QEMU 7.2 under
+  TCG, where the guest then never released the first vCPU), never the boot processor. A vCPU
+  plugged at boot has no qdev id: its QOM path is used (``device_del`` accepts one). The
+  guest has to release the vCPU (ACPI eject); the controller re-queries on each
   ``ACPI_DEVICE_OST``/``DEVICE_DELETED`` and every ``poll_interval`` s (under TCG QEMU 7.2
-  never sends the vCPU's own ``DEVICE_DELETED``) until the count is right or
-  ``unplug_timeout`` s have passed → ``not-reached``. Not retried.
+  never sends the vCPU's own ``DEVICE_DELETED``) and repeats the request every
+  ``renotify_interval`` s (a new notification for a guest that missed one) until the count
+  is right or ``unplug_timeout`` s have passed since the change began → ``not-reached``.
+  A change that ended is not retried.
 * **QEMU 7.2 guards** (both crash QEMU 7.2 under TCG, reproduced with Debian 12's
   7.2+dfsg; QEMU < 8 on TCG counts as affected, KVM and QEMU ≥ 8 do not, as found by
   ``query-version``/``query-kvm``):
@@ -97,17 +101,20 @@ class CpuController(BusComponent):
     Args:
         unplug_timeout: seconds the guest has to release unplugged vCPUs.
         poll_interval: seconds between re-queries while waiting for an unplug.
+        renotify_interval: seconds after which an unplug request the guest has not acted on
+            is repeated.
         unplug_on_affected_qemu: unplug even where a later reset crashes QEMU (for tests of
             the unplug itself on a TCG-only machine; never for a VM that matters).
     """
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  unplug_timeout: float = 30.0, poll_interval: float = 2.0,
-                 unplug_on_affected_qemu: bool = False) -> None:
+                 renotify_interval: float = 8.0, unplug_on_affected_qemu: bool = False) -> None:
         super().__init__(channel, name)
         self.unplug_on_affected_qemu = unplug_on_affected_qemu
         self.unplug_timeout = unplug_timeout
         self.poll_interval = poll_interval
+        self.renotify_interval = renotify_interval
         self.requested: int | None = None
         self.present: int | None = None
         self._occupied: set[SlotKey] = set()
@@ -237,35 +244,54 @@ class CpuController(BusComponent):
         # the lowest slot is the boot processor: never unplugged
         victims = list(reversed(used[1:]))[:len(used) - target]
         self._refusals.clear()
-        errors = []
+        errors: list[str] = []
+        deadline = asyncio.get_running_loop().time() + self.unplug_timeout
         for slot in victims:
-            _log.info("unplugging vCPU %s (%s)", _device(slot), dict(slot.get("props") or {}))
-            reply = await self.execute(commands.DeviceDel(id=_device(slot)))
-            if reply.error is not None:
-                errors.append(f"device_del {_device(slot)}: {reply.error}")
-        if len(errors) == len(victims):
-            await self._query()
-            self._report(target, Outcome.FAILED, "; ".join(errors))
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.unplug_timeout
-        while True:
-            self._changed.clear()
-            await self._query()
-            if self.present is not None and self.present <= target:
+            if not await self._release(slot, deadline, errors):
                 break
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, self.poll_interval))
+        await self._query()
         notes = [*errors, *self._refusals]
         if self.present is not None and self.present <= target and not errors:
             self._report(target, Outcome.APPLIED, "; ".join(notes))
+        elif len(errors) == len(victims):
+            self._report(target, Outcome.FAILED, "; ".join(errors))
         else:
             self._report(target, Outcome.NOT_REACHED, "; ".join([
                 f"the guest did not release the vCPUs within {self.unplug_timeout:g} s "
                 "(it may refuse unplugs); not retried", *notes]))
+
+    async def _release(self, slot: Slot, deadline: float, errors: list[str]) -> bool:
+        """``device_del`` of the vCPU in ``slot``, repeated every ``renotify_interval`` s,
+        until QEMU no longer has it (True) or ``deadline`` passed. A refused first request
+        goes to ``errors`` and counts as done (the next victim is tried)."""
+        loop = asyncio.get_running_loop()
+        device, key = _device(slot), slot_key(slot)
+        _log.info("unplugging vCPU %s (%s)", device, dict(slot.get("props") or {}))
+        reply = await self.execute(commands.DeviceDel(id=device))
+        if reply.error is not None:
+            errors.append(f"device_del {device}: {reply.error}")
+            return True
+        renotify_at = loop.time() + self.renotify_interval
+        while True:
+            self._changed.clear()
+            slots = await self._query()
+            if slots is not None and not any(
+                    slot_key(s) == key and s.get("qom-path") for s in slots):
+                return True
+            now = loop.time()
+            if now >= deadline:
+                return False
+            if now >= renotify_at:
+                _log.info("vCPU %s still present after %g s: unplug requested again",
+                          device, self.renotify_interval)
+                again = await self.execute(commands.DeviceDel(id=device))
+                if again.error is not None:
+                    _log.debug("repeated device_del %s: %s", device, again.error)
+                renotify_at = loop.time() + self.renotify_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(),
+                                       max(0.0, min(deadline - now, self.poll_interval,
+                                                    renotify_at - now)))
 
     @handler
     def on_acpi_ost(self, event: QmpAcpiDeviceOst) -> None:
