@@ -58,31 +58,23 @@ def _recoveries(runner: RunnerProcess) -> list[str]:
                       runner.log_text())
 
 
-async def _one_recovery(runner: RunnerProcess) -> None:
-    """The runner logged exactly one recovery line (it may follow the write by a moment)."""
+async def _recovered(runner: RunnerProcess, count: int) -> None:
+    """The runner has logged ``count`` recovery lines in all (the last may follow the write
+    by a moment)."""
     for _ in range(50):
-        if _recoveries(runner):
+        if len(_recoveries(runner)) >= count:
             break
         await asyncio.sleep(0.1)
-    assert len(_recoveries(runner)) == 1, runner.log_text()
+    assert len(_recoveries(runner)) == count, runner.log_text()
+
+
+async def _one_recovery(runner: RunnerProcess) -> None:
+    """The runner logged exactly one recovery line."""
+    await _recovered(runner, 1)
 
 
 def _booted(status: dict[str, Any]) -> bool:
     return cond(status, "Booted") == ("True", "VmBooted")
-
-
-async def _booted_runner(vmdir: Path, kube_api: KubeApiServer, guest_image: GuestImage,
-                         accel: AccelVerdict, runners: list[RunnerProcess],
-                         history: VmHistory) -> RunnerProcess:
-    """The runner on the test guest (2 vCPU slots, 1 plugged) with the API server up, once
-    the status shows the guest booted."""
-    runner = kube_runner(vmdir, guest_image, kube_api, accel=str(accel.accel), runner=FAST,
-                         maximumCpus=2, currentCpus=1)
-    runners.append(runner)
-    await runner.start()
-    await runner.wait_ready(BOOT)
-    await history.until(_booted, 60)
-    return runner
 
 
 async def _stop(runner: RunnerProcess, limit: float = 60) -> float:
@@ -93,12 +85,15 @@ async def _stop(runner: RunnerProcess, limit: float = 60) -> float:
     return time.monotonic() - began
 
 
-async def test_down_at_start_then_back(
+async def test_down_at_start_then_back_then_killed(
         vmdir: Path, kube_api: KubeApiServer, guest_image: GuestImage, accel: AccelVerdict,
         runners: list[RunnerProcess]) -> None:
+    """Down while the VM boots, then up: the first status written is the current truth.
+    Then killed: the VM goes on, and a TERM is not held up by the server."""
     kube_api.create_vm(VM)
     kube_api.stop()
-    runner = kube_runner(vmdir, guest_image, kube_api, accel=str(accel.accel), runner=FAST)
+    runner = kube_runner(vmdir, guest_image, kube_api, accel=str(accel.accel), runner=FAST,
+                         maximumCpus=2, currentCpus=1)
     runners.append(runner)
     await runner.start()
     await runner.wait_ready(BOOT)  # the VM boots while the server is down
@@ -115,94 +110,81 @@ async def test_down_at_start_then_back(
         statuses = [s for s in history.statuses() if s.get("conditions")]
         assert _booted(statuses[0]), statuses[0]
         assert all(_booted(s) for s in statuses)
-        await _stop(runner)
-        assert cond(kube_api.get_vm(VM)["status"], "Running") == ("False", "VmStopped")
     finally:
         history.close()
     assert_role_only(kube_api)
+    kube_api.kill()
+    guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM, runner=FAST,
+                 maximumCpus=2, currentCpus=2)
+    await _sleep_for_retries(3)
+    assert runner.proc is not None and runner.proc.returncode is None
+    took = await _stop(runner)
+    # the guest's power-off plus the bounded final write (2 s), nothing more
+    assert took < 20, took
+    assert "not written within 2 s" in runner.log_text()
 
 
-async def test_down_and_slow_while_running(
+async def test_slow_deleted_invalid_and_conflict_while_running(
         vmdir: Path, kube_api: KubeApiServer, guest_image: GuestImage, accel: AccelVerdict,
         runners: list[RunnerProcess]) -> None:
+    """One running VM while the server misbehaves in turn (each fault: one log line, one
+    recovery line, the status catches up):
+
+    * slow: the server takes connections but answers nothing;
+    * 404: the VirtualMachine was deleted, then created again;
+    * 422: a CRD whose schema refuses the runner's status, then fixed;
+    * 409: the manager changed the object since the runner read it; the runner re-reads and
+      writes its conditions without losing the manager's change.
+    """
     kube_api.create_vm(VM, {"vm": {"state": "Running", "currentCpus": 1}})
     history = VmHistory(kube_api)
-    try:
-        runner = await _booted_runner(vmdir, kube_api, guest_image, accel, runners, history)
-        # slow: the server takes connections but answers nothing
-        kube_api.pause()
+
+    def edit(**vm: Any) -> None:
         guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM, runner=FAST,
-                     maximumCpus=2, currentCpus=2)
+                     maximumCpus=3, **vm)
+
+    try:
+        runner = kube_runner(vmdir, guest_image, kube_api, accel=str(accel.accel),
+                             runner=FAST, maximumCpus=3, currentCpus=1)
+        runners.append(runner)
+        await runner.start()
+        await runner.wait_ready(BOOT)
+        await history.until(_booted, 60)
+
+        kube_api.pause()
+        edit(currentCpus=2)
         await _sleep_for_retries(6)
         lines = _problem_lines(runner)
         assert len(lines) == 1 and "no answer within 2 s" in lines[0], lines
         kube_api.resume()
         await history.until(lambda s: s.get("cpus") == 2 and _booted(s), 60)
-        await _one_recovery(runner)
-        # down: the server is gone; the VM goes on, and a TERM is not held up by it
-        kube_api.kill()
-        guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM, runner=FAST,
-                     maximumCpus=2, currentCpus=1)
-        await _sleep_for_retries(3)
-        assert runner.proc is not None and runner.proc.returncode is None
-        took = await _stop(runner)
-        # the guest's power-off plus the bounded final write (2 s), nothing more
-        assert took < 20, took
-        assert "not written within 2 s" in runner.log_text()
-    finally:
-        history.close()
+        await _recovered(runner, 1)
 
-
-async def test_vm_deleted_then_recreated(
-        vmdir: Path, kube_api: KubeApiServer, guest_image: GuestImage, accel: AccelVerdict,
-        runners: list[RunnerProcess]) -> None:
-    kube_api.create_vm(VM)
-    history = VmHistory(kube_api)
-    try:
-        runner = await _booted_runner(vmdir, kube_api, guest_image, accel, runners, history)
         kube_api.delete_vm(VM)
-        # a change of the runner's state while the object is gone (SIGTERM would end it, so a
-        # status source that does not stop the VM: a new vCPU count)
-        guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM, runner=FAST,
-                     maximumCpus=2, currentCpus=2)
+        ram = history.last["status"]["ram"]
+        # a change of the runner's state while the object is gone: the balloon
+        edit(currentCpus=2, currentRam="224 MiB")
         await _sleep_for_retries(4)
-        lines = _problem_lines(runner)
+        lines = _problem_lines(runner)[1:]
         assert len(lines) == 1 and "404" in lines[0] and "does not exist" in lines[0], lines
         kube_api.create_vm(VM)
-        await history.until(lambda s: s.get("cpus") == 2 and _booted(s), 60)
-        await _one_recovery(runner)
-        await _stop(runner)
-    finally:
-        history.close()
+        await history.until(lambda s: s.get("ram") not in (None, ram) and _booted(s), 60)
+        await _recovered(runner, 2)
 
-
-async def test_conflict_and_invalid(
-        vmdir: Path, kube_api: KubeApiServer, guest_image: GuestImage, accel: AccelVerdict,
-        runners: list[RunnerProcess]) -> None:
-    """409: the manager changed the object since the runner read it; the runner re-reads
-    and writes its conditions without losing the manager's change. 422: a CRD whose schema
-    refuses the runner's status; once the CRD is fixed, the status catches up."""
-    kube_api.create_vm(VM)
-    history = VmHistory(kube_api)
-    try:
-        runner = await _booted_runner(vmdir, kube_api, guest_image, accel, runners, history)
-        # 422: the schema now allows at most one vCPU; the runner's two are refused
-        _crd_cpus_maximum(kube_api, 1)
-        guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM, runner=FAST,
-                     maximumCpus=2, currentCpus=1)
-        await history.until(lambda s: s.get("cpus") == 1)
-        guest_config(vmdir, guest_image, accel=str(accel.accel), name=VM, runner=FAST,
-                     maximumCpus=2, currentCpus=2)
+        # the schema now allows at most two vCPUs; the runner's three are refused
+        _crd_cpus_maximum(kube_api, 2)
+        edit(currentCpus=3, currentRam="224 MiB")
         await _sleep_for_retries(4)
         lines = [line for line in _problem_lines(runner) if "422" in line]
         assert len(lines) == 1 and "cpus" in lines[0], runner.log_text()
-        assert kube_api.get_vm(VM)["status"]["cpus"] == 1
+        assert kube_api.get_vm(VM)["status"]["cpus"] == 2
         _crd_cpus_maximum(kube_api, None)
-        await history.until(lambda s: s.get("cpus") == 2, 60)
-        await _one_recovery(runner)
-        # 409: the manager writes (the runner's copy is now stale), then the runner's
-        # conditions change (the stop): its patch carries the old resourceVersion → 409 →
-        # re-read → written, the manager's change kept
+        await history.until(lambda s: s.get("cpus") == 3, 60)
+        await _recovered(runner, 3)
+
+        # the manager writes (the runner's copy is now stale), then the runner's conditions
+        # change (the stop): its patch carries the old resourceVersion → 409 → re-read →
+        # written, the manager's change kept
         assert kube_api.patch_vm(VM, {"status": {"consoleUser": "bob"}}, status=True).status \
             == 200
         await _stop(runner)
@@ -213,6 +195,7 @@ async def test_conflict_and_invalid(
                      if r.subresource == "status" and r.code == 409]
         assert conflicts, "the stale write was not refused"
         assert not [line for line in _problem_lines(runner) if "409" in line]
+        assert len(_problem_lines(runner)) == 3, runner.log_text()
     finally:
         history.close()
     assert_role_only(kube_api)
