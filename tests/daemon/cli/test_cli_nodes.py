@@ -17,7 +17,7 @@ BASE = """"/Runner":
     accelerator: tcg
     maximumRam: 64 MiB
     network: []
-    kernel: {{image: {base}/no-such-kernel}}
+    kernel: {{image: {base}/vmlinuz}}
 """
 
 
@@ -29,6 +29,7 @@ def vmrunner(*args: str) -> subprocess.CompletedProcess[str]:
 def config(tmp_path: Path, extra: str) -> Path:
     file = tmp_path / "config.yaml"
     file.write_text(BASE.format(base=tmp_path) + extra)
+    (tmp_path / "vmlinuz").write_bytes(b"")  # never booted: nothing starts in these tests
     return file
 
 
