@@ -108,7 +108,7 @@ def _firmware(config: RunnerConfig | None) -> Iterator[Check]:
         yield Check("PASS", f"ovmf ({kind})", f"{files.code} + {files.vars_template}")
 
 
-def _bridge_conf_allows(bridge: str, conf: Path, seen: set[Path]) -> bool | None:
+def bridge_conf_allows(bridge: str, conf: Path, seen: set[Path]) -> bool | None:
     """Whether the helper's ACL file allows ``bridge`` (``None``: cannot read it)."""
     if conf in seen:
         return False
@@ -125,7 +125,7 @@ def _bridge_conf_allows(bridge: str, conf: Path, seen: set[Path]) -> bool | None
             return True
         if words[0] == "include":
             for included in sorted(Path("/").glob(words[1].lstrip("/"))):
-                if _bridge_conf_allows(bridge, included, seen):
+                if bridge_conf_allows(bridge, included, seen):
                     return True
     return False
 
@@ -145,7 +145,7 @@ def _bridges(config: RunnerConfig) -> Iterator[Check]:
             yield Check("FAIL", subject, "exists, but QEMU's qemu-bridge-helper is not "
                         f"installed (tried {', '.join(map(str, BRIDGE_HELPERS))})")
             continue
-        allowed = _bridge_conf_allows(bridge, BRIDGE_CONF, set())
+        allowed = bridge_conf_allows(bridge, BRIDGE_CONF, set())
         if allowed is None:
             yield Check("FAIL", subject, f"exists, but {BRIDGE_CONF} cannot be read: the "
                         f"bridge helper refuses every bridge (add 'allow {bridge}')")
