@@ -126,7 +126,10 @@ def _prepare(config_file: Path, strict: bool, out: TextIO,
         from vmrunner.daemon.check_files import config_file_problems
 
         errors = [*errors, *config_file_problems(config_file, validation.config)]
-    _print_problems([*errors, *(f"warning: {w}" for w in warnings)], out)
+    from vmrunner.daemon.check_hints import config_notes
+
+    _print_problems([*errors, *(f"warning: {w}" for w in warnings),
+                     *config_notes(config_file)], out)
     if errors:
         return None, ExitCode.CONFIG_ERROR
     try:
@@ -232,6 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The daemon logs to stdout (containers, journald); the tools keep stdout for their output.
     setup_logging(args.log_level, args.log_format,
                   sys.stdout if args.command == "run" else sys.stderr)
+    from vmrunner.daemon.check_hints import missing_default_config
+
+    missing = missing_default_config(args.config, DEFAULT_CONFIG)
+    if missing is not None and not (args.command == "check" and args.host):
+        print(missing, file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
     commands = {"run": cmd_run, "check": cmd_check, "render": cmd_render,
                 "status": cmd_status, "events": cmd_events, "probe": cmd_probe}
     try:
