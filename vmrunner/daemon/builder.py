@@ -186,11 +186,19 @@ class RunnerBuilder:
             nodes = _read_nodes(self.config_file)
         except ConfigError as exc:
             raise ConfigInvalid(list(exc.messages)) from None
+        from vmrunner.kube.settings import KUBE_NODE, KubeSettingsError, parse_node
+
         root = Component(BUS, "Runner")
         for component in self.components:
             root.attach(component)
-        return node_problems(root, nodes, strict=self.strict,
-                             base_dir=self.config_file.absolute().parent)
+        errors, warnings = node_problems(root, nodes, strict=self.strict,
+                                         base_dir=self.config_file.absolute().parent)
+        if KUBE_NODE in nodes:  # as build() does (without the command line's overrides)
+            try:
+                parse_node(nodes[KUBE_NODE])
+            except KubeSettingsError as exc:
+                errors += exc.problems
+        return errors, warnings
 
     def _kube_component(self, nodes: Mapping[str, Any], vm_name: str) -> Component | None:
         """The KubeStatusWriter if Kubernetes mode is on (imported only then)."""

@@ -2,9 +2,10 @@
 
 :func:`file_problems` lists, by key path, every file the start would open and cannot:
 disk images and block devices (``vm.drives``), a CD image unless the tray is empty, the
-kernel and initrd, the SPICE ``passwordFile`` and the API's ``tokenFile`` (when ``listen`` is
-set). ``vmrunner check`` and :class:`~vmrunner.daemon.builder.RunnerBuilder` report them as
-errors, so a missing disk ends with ``/Runner/vm/drives/0/file: /x.img does not exist``
+kernel and initrd, the SPICE ``passwordFile``, the API's ``tokenFile`` (when ``listen`` is
+set) and the ``/Runner/Kubernetes`` node's ``kubeconfig``. ``vmrunner check`` and
+:class:`~vmrunner.daemon.builder.RunnerBuilder` report them as errors, so a missing disk
+ends with ``/Runner/vm/drives/0/file: /x.img does not exist``
 (exit 2) instead of QEMU's message (exit 5). Firmware is looked up by the start plan
 (``/Runner/vm/firmware``). Checking a file says nothing about the moment of the start; this
 only catches the common mistake early.
@@ -63,6 +64,26 @@ def _wanted(config: RunnerConfig, nodes: Mapping[str, Any]) -> Iterator[tuple[st
     token = _api_token_file(nodes.get(API_NODE))
     if token is not None:
         yield f"{API_NODE}/tokenFile", token, "file"
+    kubeconfig = _kubeconfig(nodes, config.config_dir or Path.cwd())
+    if kubeconfig is not None:
+        yield "/Runner/Kubernetes/kubeconfig", kubeconfig, "file"
+
+
+def _kubeconfig(nodes: Mapping[str, Any], base_dir: Path) -> Path | None:
+    """The kubeconfig the Kubernetes node names (relative: to the configuration's directory)
+    if the node is valid and enabled."""
+    from vmrunner.kube.settings import KUBE_NODE, KubeSettingsError, parse_node
+
+    section = nodes.get(KUBE_NODE)
+    if not isinstance(section, Mapping):
+        return None
+    try:
+        node = parse_node(section)
+    except KubeSettingsError:
+        return None
+    if not node.enabled or node.kubeconfig is None:
+        return None
+    return node.kubeconfig if node.kubeconfig.is_absolute() else base_dir / node.kubeconfig
 
 
 def _api_token_file(section: object) -> Path | None:
