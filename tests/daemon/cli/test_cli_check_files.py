@@ -99,3 +99,17 @@ def test_run_refuses_a_missing_disk_before_spawning_anything(tmp_path: Path) -> 
     assert done.returncode == 2, done
     assert f"/Runner/vm/drives/0/file: {tmp_path}/disk.img does not exist" in done.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+
+
+def test_the_builder_checks_files_unless_told_not_to(tmp_path: Path) -> None:
+    """The one start path (RunnerBuilder.build) refuses before assembling anything; an
+    embedding program validating for another host can pass ``host_files=False``."""
+    from vmrunner.daemon.builder import ConfigInvalid, RunnerBuilder
+
+    file = config(tmp_path)
+    with pytest.raises(ConfigInvalid) as caught:
+        RunnerBuilder(file, watch=False).build()
+    assert f"/Runner/vm/drives/0/file: {tmp_path}/disk.img does not exist" in caught.value.problems
+    runner = RunnerBuilder(file, watch=False, host_files=False).build()
+    assert runner.component_path == "/Runner"
+    assert not (tmp_path / "run").exists()
