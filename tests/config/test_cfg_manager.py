@@ -44,13 +44,20 @@ def _vmrunner(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("shape", SHAPES)
 def test_vmrunner_check_accepts_the_shape(shape: str, strict: bool) -> None:
     """``vmrunner check`` exits 0 and warns about nothing (``--strict``: unknown keys would
-    be errors, so every key of the file is known)."""
-    done = _vmrunner("check", "-c", str(CORPUS / f"{shape}.yaml"),
+    be errors, so every key of the file is known). The manager writes the files for a pod, so
+    its disks (``/dev/<name>``) are not on this host: ``--no-host-files``."""
+    done = _vmrunner("check", "--no-host-files", "-c", str(CORPUS / f"{shape}.yaml"),
                      *(["--strict"] if strict else []))
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "warning" not in output.lower(), output
     assert output.strip().endswith(": OK"), output
+
+
+def test_without_no_host_files_the_pods_block_devices_are_missing_here() -> None:
+    done = _vmrunner("check", "-c", str(CORPUS / "block-devices.yaml"))
+    assert done.returncode == 2, done
+    assert "/Runner/vm/drives/2/resource: /dev/system-disk does not exist" in done.stdout
 
 
 def test_vmrunner_render_exits_0() -> None:

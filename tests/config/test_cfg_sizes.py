@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vmrunner.config.sizes import GIB, MIB, format_memory, parse_memory
+from vmrunner.config.sizes import GIB, MIB, decimal_hint, format_memory, parse_memory
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,32 @@ def test_sizes_above_what_a_guest_can_address_are_refused_cheaply(value: object)
     with pytest.raises(ValueError, match="more than 4 PiB"):
         parse_memory(value)
     assert parse_memory("4 PiB") == 2**52
+
+
+@pytest.mark.parametrize(("written", "hint"), [
+    ("256 MB", '"256 MB" is 244.1 MiB (MB = 10^6 bytes); did you mean "256 MiB"?'),
+    ("1GB", '"1GB" is 953.7 MiB (GB = 10^9 bytes); did you mean "1 GiB"?'),
+    ("4 kB", '"4 kB" is 3.9 KiB (kB = 10^3 bytes); did you mean "4 KiB"?'),
+    ("2 TB", '"2 TB" is 1.8 TiB (TB = 10^12 bytes); did you mean "2 TiB"?'),
+])
+def test_decimal_units_get_a_hint(written: str, hint: str) -> None:
+    assert decimal_hint(written) == hint
+
+
+@pytest.mark.parametrize("written", ["256 MiB", "256Mi", "256M", "268435456", 268435456, None])
+def test_other_sizes_get_no_hint(written: object) -> None:
+    assert decimal_hint(written) is None
+
+
+@pytest.mark.parametrize(("written", "message"), [
+    ("256 mb", 'unknown memory unit "mb" in "256 mb"; did you mean "256 MiB" (or "256 MB" = '
+               '256000000 bytes)?'),
+    ("2 gigabytes", 'unknown memory unit "gigabytes" in "2 gigabytes"; did you mean "2 GiB" '
+                    '(or "2 GB" = 2000000000 bytes)?'),
+    ("10 bytes", 'unknown memory unit "bytes" in "10 bytes"; did you mean "10 B" (bytes)?'),
+    ("5 xyz", 'unknown memory unit "xyz" in "5 xyz" (use B, KiB/Ki/K'),
+])
+def test_unknown_units_quote_the_value_and_suggest_one(written: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_memory(written)
+    assert str(caught.value).startswith(message)

@@ -23,7 +23,8 @@ from vmrunner.testing.runnerproc import RunnerProcess
 def _config(base: Path, data_dir: Path) -> Path:
     path = base / "config.yaml"
     vm = {"name": "host", "firmware": "bios", "accelerator": "tcg", "maximumRam": "64 MiB",
-          "network": [], "kernel": {"image": str(base / "no-such-kernel")}}
+          "network": [], "kernel": {"image": str(base / "vmlinuz")}}
+    (base / "vmlinuz").write_bytes(b"")  # never booted: the state directories fail first
     path.write_text(yaml.safe_dump({"/Runner": {
         "dataDir": str(data_dir), "runtimeDir": str(base / "run"), "vm": vm}}))
     return path

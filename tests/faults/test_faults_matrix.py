@@ -119,12 +119,11 @@ async def test_missing_disk_image_at_start(
     await runner.start(console=False)
     code = await runner.wait(30)
     log = runner.log_text()
-    # QEMU refuses to start ("Could not open ...: No such file or directory"): exit 5
-    assert code == ExitCode.START_FAILED, log
-    assert "during the start" in log and f"Could not open '{missing}'" in log, log
-    assert "Traceback" not in log
-    qemu = runner.pid_of("qemu")
-    assert qemu is None or not process_alive(qemu)
+    # refused before anything is spawned, naming the key (issue 18), not QEMU's exit 5
+    assert code == ExitCode.CONFIG_ERROR, log
+    assert f"/Runner/vm/drives/0/file: {missing} does not exist" in log, log
+    assert "started qemu" not in log and "Traceback" not in log, log
+    assert runner.pid_of("qemu") is None
 
 
 def _template_without_swtpm(base: Path) -> Path:

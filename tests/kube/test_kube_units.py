@@ -152,7 +152,7 @@ def test_settings_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(KubeSettingsError) as info:
         parse_node({"kubeconfg": "x", "requestTimeout": 0})
     assert sorted(info.value.problems) == [
-        "/Runner/Kubernetes/kubeconfg: Extra inputs are not permitted",
+        "/Runner/Kubernetes/kubeconfg: unknown key (did you mean 'kubeconfig'?)",
         "/Runner/Kubernetes/requestTimeout: Input should be greater than 0"]
     with pytest.raises(KubeSettingsError, match=r"/Runner/Kubernetes/kubeconfig: .*no such file"):
         resolve(parse_node({"kubeconfig": "missing"}), vm_name="a", base_dir=tmp_path,

@@ -82,7 +82,47 @@ Identifier = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*", "QEMU model 
 CpuFeature = Annotated[str, _pattern(
     r"[+-]?[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?",
     "CPU feature (e.g. '+ssse3', '-arch-capabilities', 'l3-cache=on')")]
-MacAddress = Annotated[str, _pattern(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", "MAC address")]
+def _quoted_mac(value: object) -> object:
+    """YAML 1.1 reads an unquoted ``52:54:00:12:34:56`` as a base-60 number: say so."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        parts: list[int] = []
+        rest = value
+        while rest:
+            rest, part = divmod(rest, 60)
+            parts.insert(0, part)
+        written = ":".join(f"{p:02d}" for p in parts) or "0"
+        raise PydanticCustomError(
+            "mac_unquoted", "a MAC address must be quoted: YAML read {written} as the number "
+            "{value} (write mac: \"{written}\")", {"written": written, "value": value})
+    return value
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*")
+_TIME_UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60,
+               "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hour": 3600,
+               "hours": 3600}
+
+
+def _seconds(value: object) -> object:
+    """A duration written with a unit (``5m``) is refused with the number of seconds meant."""
+    if not isinstance(value, str):
+        return value
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        return value
+    factor = _TIME_UNITS.get(match[2].lower())
+    if factor is None:
+        raise PydanticCustomError(
+            "seconds", "\"{value}\": the value is a number of seconds, without a unit",
+            {"value": value})
+    meant = float(match[1]) * factor
+    raise PydanticCustomError(
+        "seconds", "\"{value}\": the value is in seconds, without a unit; did you mean {meant}?",
+        {"value": value, "meant": int(meant) if meant.is_integer() else meant})
+
+
+MacAddress = Annotated[str, BeforeValidator(_quoted_mac),
+                       _pattern(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", "MAC address")]
 _TOPOLOGY_KEYS = ("sockets", "diesPerSocket", "coresPerDie", "threadsPerCore",
                   "dies_per_socket", "cores_per_die", "threads_per_core")
 """The topology keys in both spellings (only one spelling of each is present)."""
@@ -250,7 +290,7 @@ class DriveConfig(_Model):
     whose kernel has no AHCI driver)."""
     read_only: bool = False
     """raw only: attach the disk read-only."""
-    force_after: Annotated[float, Field(gt=0)] | None = None
+    force_after: Annotated[float, Field(gt=0), BeforeValidator(_seconds)] | None = None
     """ide-cd only: seconds after which a media change the guest blocks (locked tray) is
     forced (the guest's mount goes stale); unset = wait for the guest, however long."""
 
@@ -351,7 +391,7 @@ class VmConfig(_Model):
     ``dataDir/fw-vars.fd``, copied once from the firmware's template."""
     boot_menu: bool = False
     """Show the firmware's boot menu."""
-    powerdown_timeout: Annotated[int, Field(ge=0)] = 900
+    powerdown_timeout: Annotated[int, Field(ge=0), BeforeValidator(_seconds)] = 900
     """Seconds to wait for the guest to power off after a stop request, before QEMU is
     terminated. Changes apply even while a shutdown is waiting."""
     maximum_ram: MemorySize = 1024 * MIB

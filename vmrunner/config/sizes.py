@@ -60,29 +60,67 @@ def parse_memory(value: object) -> int:
         raise ValueError("a memory size must be a number or a string such as '1 GiB'")
     match = _PATTERN.match(value)
     if match is None:
-        raise ValueError(f"cannot read {value!r} as a memory size (examples: 1GiB, 512Mi, 2G)")
+        raise ValueError(f'cannot read "{value}" as a memory size (examples: "1 GiB", '
+                         '"512Mi", "2G"; no sign)')
     unit = match["unit"]
     if unit not in _UNITS:
-        raise ValueError(
-            f"unknown memory unit {unit!r} in {value!r} "
-            "(use B, KiB/Ki/K, MiB/Mi/M, GiB/Gi/G, TiB/Ti/T or kB, MB, GB, TB)"
-        )
+        raise ValueError(_unknown_unit(value, match["num"], unit))
     if match["exp"] is not None and unit:
-        raise ValueError(f"{value!r}: an exponent cannot be combined with a unit")
+        raise ValueError(f'"{value}": an exponent cannot be combined with a unit')
     amount = Fraction(match["num"]) * _UNITS[unit]
     if match["exp"] is not None:
         if int(match["exp"]) > 18:  # 1e18 B is more than 4 PiB already
-            raise ValueError(f"{value!r} is more than 4 PiB")
+            raise ValueError(f'"{value}" is more than 4 PiB')
         amount *= 10 ** int(match["exp"])
     if amount.denominator != 1:
-        raise ValueError(f"{value!r} is not a whole number of bytes")
-    return _bounded(int(amount), repr(value))
+        raise ValueError(f'"{value}" is not a whole number of bytes')
+    return _bounded(int(amount), f'"{value}"')
 
 
 def _bounded(size: int, written: str) -> int:
     if size > MAX_MEMORY:
         raise ValueError(f"{written} is more than 4 PiB, the most an x86-64 guest can address")
     return size
+
+
+_DECIMAL = {f"{letter}B": letter for letter in "kKMGTPE"}
+"""The decimal units (powers of 1000) by their letter."""
+
+
+def _unknown_unit(value: str, number: str, unit: str) -> str:
+    """The message for an unknown unit, with the binary unit its first letter suggests."""
+    letter = unit[0].upper()
+    written = f'unknown memory unit "{unit}" in "{value}"'
+    if letter == "B":
+        return f'{written}; did you mean "{number} B" (bytes)?'
+    if letter in "KMGTPE":
+        decimal = "kB" if letter == "K" else f"{letter}B"
+        power = "KMGTPE".index(letter) + 1
+        size = Fraction(number) * 1000**power
+        bytes_ = f"{int(size)} bytes" if size.denominator == 1 else f"10^{3 * power} bytes each"
+        return (f'{written}; did you mean "{number} {letter}iB" (or "{number} {decimal}" = '
+                f'{bytes_})?')
+    return (f"{written} (use B, KiB/Ki/K, MiB/Mi/M, GiB/Gi/G, TiB/Ti/T or kB, MB, GB, TB)")
+
+
+def decimal_hint(value: object) -> str | None:
+    """For a size written with a decimal unit (``"256 MB"``, 256 * 10^6 bytes), a note saying
+    what it is in the binary unit people usually mean: ``"256 MB" is 244.1 MiB; did you mean
+    "256 MiB"?``. ``None`` for anything else (VM-Operator writes decimal units on purpose, so
+    this is a note, never an error)."""
+    if not isinstance(value, str):
+        return None
+    match = _PATTERN.match(value)
+    if match is None or match["unit"] not in _DECIMAL:
+        return None
+    letter = _DECIMAL[match["unit"]].upper()
+    binary = f"{letter}iB"
+    size = Fraction(match["num"]) * _UNITS[match["unit"]]
+    shown_unit = next((f"{u}iB" for u in "EPTGMK" if size >= _UNITS[f"{u}iB"]), "B")
+    amount = size / _UNITS[shown_unit]
+    shown = f"{float(amount):.1f}" if amount.denominator != 1 else str(amount)
+    return (f'"{value.strip()}" is {shown} {shown_unit} ({match["unit"]} = 10^'
+            f'{3 * ("KMGTPE".index(letter) + 1)} bytes); did you mean "{match["num"]} {binary}"?')
 
 
 def format_memory(size: int) -> str:

@@ -78,15 +78,17 @@ class RunnerBuilder:
 
     def __init__(self, config_file: str | Path, *, strict: bool = False,
                  watch: bool = True, kube: Mapping[str, Any] | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, host_files: bool = True) -> None:
         """``kube``: ``/Runner/Kubernetes`` keys that override the file's (the CLI's
         ``--kubeconfig`` etc.); ``environ``: the environment that tells whether the runner
-        is in a pod (default: ``os.environ``)."""
+        is in a pod (default: ``os.environ``); ``host_files``: require the files the
+        configuration names (disks, kernel, ...) to exist (:mod:`vmrunner.daemon.check_files`)."""
         self.config_file = Path(config_file)
         self.strict = strict
         self.watch = watch
         self.kube = dict(kube or {})
         self.environ = environ
+        self.host_files = host_files
         self.components: list[Component] = _standard(self.config_file)
         self.warnings: list[str] = []
 
@@ -119,9 +121,11 @@ class RunnerBuilder:
         messages; the warnings are logged. The Runner takes that configuration as already
         validated and the ConfigWatcher the file's content as already read, so the initial
         ``/Runner`` node is neither read nor validated again at the start. Every other node is
-        checked here too (:func:`node_problems`), so an invalid one stops the start before
-        anything is prepared; its ``Configurable`` validates it once more when it applies it at
-        the start (a few small nodes; presetting would skip ``on_config``).
+        checked here too (:func:`node_problems`), and so are the host files the configuration
+        names (:func:`~vmrunner.daemon.check_files.file_problems`, unless ``host_files`` is
+        false), so an invalid one stops the start before anything is prepared; its
+        ``Configurable`` validates it once more when it applies it at the start (a few small
+        nodes; presetting would skip ``on_config``).
 
         :raise ConfigInvalid: the file is unreadable or invalid (messages name key paths).
         """
@@ -157,6 +161,10 @@ class RunnerBuilder:
         for warning in warnings:
             _log.warning("%s", warning)
         self.warnings += warnings
+        if self.host_files:
+            from vmrunner.daemon.check_files import file_problems
+
+            errors += file_problems(validation.config, nodes)
         if errors:
             raise ConfigInvalid(errors)
         if watcher is not None:
@@ -178,11 +186,19 @@ class RunnerBuilder:
             nodes = _read_nodes(self.config_file)
         except ConfigError as exc:
             raise ConfigInvalid(list(exc.messages)) from None
+        from vmrunner.kube.settings import KUBE_NODE, KubeSettingsError, parse_node
+
         root = Component(BUS, "Runner")
         for component in self.components:
             root.attach(component)
-        return node_problems(root, nodes, strict=self.strict,
-                             base_dir=self.config_file.absolute().parent)
+        errors, warnings = node_problems(root, nodes, strict=self.strict,
+                                         base_dir=self.config_file.absolute().parent)
+        if KUBE_NODE in nodes:  # as build() does (without the command line's overrides)
+            try:
+                parse_node(nodes[KUBE_NODE])
+            except KubeSettingsError as exc:
+                errors += exc.problems
+        return errors, warnings
 
     def _kube_component(self, nodes: Mapping[str, Any], vm_name: str) -> Component | None:
         """The KubeStatusWriter if Kubernetes mode is on (imported only then)."""

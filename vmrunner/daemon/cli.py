@@ -55,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     kube.add_argument("--kube-vm-name", help="the VirtualMachine's name (default: vm.name)")
     kube.add_argument("--no-kube", action="store_true",
                       help="write nothing to Kubernetes, even in a pod")
-    sub.add_parser("check", parents=[config],
-                   help="validate the configuration and render the template; exit 0 or 2")
+    check = sub.add_parser("check", parents=[config],
+                           help="validate the configuration and render the template; exit 0 "
+                           "or 2 (--host: check this host instead)")
+    check.add_argument("--no-host-files", action="store_true",
+                       help="do not require the disks, images, kernel and password files to "
+                       "exist here (a configuration for another machine)")
+    check.add_argument("--host", action="store_true",
+                       help="check this host instead: QEMU, swtpm, /dev/kvm, the bridges and "
+                       "OVMF (PASS/WARN/FAIL per line; exit 0, or 7 on a FAIL)")
     sub.add_parser("render", parents=[config],
                    help="print the swtpm and QEMU command lines, starting nothing")
     status = sub.add_parser("status", parents=[config],
@@ -97,8 +104,10 @@ def _print_problems(lines: Sequence[object], out: TextIO) -> None:
         print(line, file=out)
 
 
-def _prepare(config_file: Path, strict: bool, out: TextIO) -> tuple[object, int]:
-    """Validate and render without side effects; (rendered VM or None, exit code)."""
+def _prepare(config_file: Path, strict: bool, out: TextIO,
+             host_files: bool = False) -> tuple[object, int]:
+    """Validate and render without side effects; (rendered VM or None, exit code).
+    ``host_files``: the files the configuration names must exist (vmrunner.daemon.check_files)."""
     from vmrunner.config.validate import load_config
     from vmrunner.vmtypes.errors import VmTypeError
     from vmrunner.vmtypes.prepare import plan_start
@@ -113,7 +122,14 @@ def _prepare(config_file: Path, strict: bool, out: TextIO) -> tuple[object, int]
         errors, warnings = RunnerBuilder(config_file, strict=strict, watch=False).check_nodes()
     except ConfigInvalid as exc:
         errors, warnings = exc.problems, []
-    _print_problems([*errors, *(f"warning: {w}" for w in warnings)], out)
+    if host_files:
+        from vmrunner.daemon.check_files import config_file_problems
+
+        errors = [*errors, *config_file_problems(config_file, validation.config)]
+    from vmrunner.daemon.check_hints import config_notes
+
+    _print_problems([*errors, *(f"warning: {w}" for w in warnings),
+                     *config_notes(config_file)], out)
     if errors:
         return None, ExitCode.CONFIG_ERROR
     try:
@@ -136,8 +152,12 @@ def _format_command(argv: Sequence[str]) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``vmrunner check``."""
-    _, code = _prepare(args.config, args.strict, sys.stdout)
+    """``vmrunner check`` (``--host``: vmrunner.daemon.check_host)."""
+    if args.host:
+        from vmrunner.daemon.check_host import host_main
+
+        return host_main(args.config, optional=args.config == DEFAULT_CONFIG)
+    _, code = _prepare(args.config, args.strict, sys.stdout, host_files=not args.no_host_files)
     if code == ExitCode.OK:
         print(f"{args.config}: OK")
     return code
@@ -215,6 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The daemon logs to stdout (containers, journald); the tools keep stdout for their output.
     setup_logging(args.log_level, args.log_format,
                   sys.stdout if args.command == "run" else sys.stderr)
+    from vmrunner.daemon.check_hints import missing_default_config
+
+    missing = missing_default_config(args.config, DEFAULT_CONFIG)
+    if missing is not None and not (args.command == "check" and args.host):
+        print(missing, file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
     commands = {"run": cmd_run, "check": cmd_check, "render": cmd_render,
                 "status": cmd_status, "events": cmd_events, "probe": cmd_probe}
     try:

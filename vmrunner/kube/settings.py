@@ -16,6 +16,7 @@ nothing for Kubernetes support).
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,7 +93,12 @@ def parse_node(values: Mapping[str, Any] | None) -> KubeNode:
         problems = []
         for error in exc.errors():
             path = "/".join(str(part) for part in error["loc"])
-            problems.append(f"{KUBE_NODE}/{path}: {error['msg']}")
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                keys = [f.alias or n for n, f in KubeNode.model_fields.items()]
+                close = difflib.get_close_matches(path, keys, n=1, cutoff=0.6)
+                message = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
+            problems.append(f"{KUBE_NODE}/{path}: {message}")
         raise KubeSettingsError(problems) from None
 
 

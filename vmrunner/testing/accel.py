@@ -17,10 +17,11 @@ from typing import Literal
 
 import msgspec
 
+from vmrunner.vmtypes.kvm import HW_KVM_MODULES, hardware_kvm_module, kvm_verdict
+
 Accel = Literal["kvm", "tcg"]
-HW_KVM_MODULES = ("kvm_intel", "kvm_amd")
-SYS_MODULE = Path("/sys/module")
-DEV_KVM = Path("/dev/kvm")
+__all__ = ["HW_KVM_MODULES", "AccelVerdict", "decide_accel", "hardware_kvm_module"]
+
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -40,20 +41,9 @@ class AccelVerdict(msgspec.Struct, frozen=True):
         return ["-accel", "tcg", "-cpu", "max"]
 
 
-def hardware_kvm_module() -> str | None:
-    """Name of the loaded hardware KVM module, if any."""
-    return next((m for m in HW_KVM_MODULES if (SYS_MODULE / m).is_dir()), None)
-
-
 def _static_verdict() -> AccelVerdict:
-    if not os.access(DEV_KVM, os.R_OK | os.W_OK):
-        return AccelVerdict("tcg", f"{DEV_KVM} missing or not accessible")
-    module = hardware_kvm_module()
-    if module is None:
-        others = sorted(p.name for p in SYS_MODULE.glob("kvm*")) if SYS_MODULE.is_dir() else []
-        return AccelVerdict("tcg", f"{DEV_KVM} exists but no {'/'.join(HW_KVM_MODULES)} module "
-                                   f"is loaded (found: {', '.join(others) or 'none'})")
-    return AccelVerdict("kvm", f"{module} loaded")
+    usable, reason = kvm_verdict()
+    return AccelVerdict("kvm" if usable else "tcg", reason)
 
 
 def _boot_id() -> str:

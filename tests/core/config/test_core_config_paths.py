@@ -177,3 +177,10 @@ def test_unknown_keys_are_warnings_by_path_unless_forbidden_or_allowed() -> None
     assert strict.errors == ("/S/b: Extra inputs are not permitted",)
     assert validate(Open, "/O", {"b": 1}).warnings == ()
     assert validate(Strict, "/", {"a": "x"}).errors[0].startswith("/a: ")
+
+
+def test_an_unknown_key_gets_the_closest_known_key_of_its_model() -> None:
+    outcome = validate(RunnerModel, "/Runner", {"vm": {"name": "x", "nmae": "y"},
+                                                "dataDri": "/d"})
+    assert outcome.warnings == ("/Runner/vm/nmae: unknown key (did you mean 'name'?)",
+                                "/Runner/dataDri: unknown key (did you mean 'dataDir'?)")

@@ -61,7 +61,7 @@ def test_default_config_path() -> None:
     if not DEFAULT_CONFIG.exists():
         result = vmrunner("check")
         assert result.returncode == 2
-        assert str(DEFAULT_CONFIG) in result.stdout
+        assert str(DEFAULT_CONFIG) in result.stderr  # with "-c/--config": test_cli_messages
 
 
 def test_check_ok_prints_warnings(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ BASE = """"/Runner":
     accelerator: tcg
     maximumRam: 64 MiB
     network: []
-    kernel: {{image: {base}/no-such-kernel}}
+    kernel: {{image: {base}/vmlinuz}}
 """
 
 
@@ -29,6 +29,7 @@ def vmrunner(*args: str) -> subprocess.CompletedProcess[str]:
 def config(tmp_path: Path, extra: str) -> Path:
     file = tmp_path / "config.yaml"
     file.write_text(BASE.format(base=tmp_path) + extra)
+    (tmp_path / "vmlinuz").write_bytes(b"")  # never booted: nothing starts in these tests
     return file
 
 
@@ -62,3 +63,21 @@ def test_unknown_nodes_and_keys_are_warnings_or_strict_errors(tmp_path: Path) ->
     assert "/Runner/PowerdownHandler/killGrase: unknown key" in strict.stdout
     ran = vmrunner("run", "--strict", "-c", str(file))
     assert ran.returncode == 2 and "started " not in ran.stderr, ran
+
+
+def test_every_standard_node_gets_a_did_you_mean_at_check(tmp_path: Path) -> None:
+    """/Api and /PowerdownHandler typos are warnings with the key meant; /Runner/Kubernetes
+    (extra keys forbidden) is checked by ``check`` too, not only by ``run`` (issue 18)."""
+    file = config(tmp_path, '  "/Api": {tokenFil: t}\n'
+                            '  "/PowerdownHandler": {repeatIntervall: 1}\n')
+    checked = vmrunner("check", "-c", str(file))
+    assert checked.returncode == 0, checked
+    assert ("warning: /Runner/Api/tokenFil: unknown key (did you mean 'tokenFile'?)"
+            in checked.stdout)
+    assert ("warning: /Runner/PowerdownHandler/repeatIntervall: unknown key "
+            "(did you mean 'repeatInterval'?)") in checked.stdout
+    kube = config(tmp_path, '  "/Kubernetes": {kubconfig: k.yaml}\n')
+    checked = vmrunner("check", "-c", str(kube))
+    assert checked.returncode == 2, checked
+    assert ("/Runner/Kubernetes/kubconfig: unknown key (did you mean 'kubeconfig'?)"
+            in checked.stdout)

@@ -2,13 +2,15 @@
 
 Errors read ``<node path>/<key path>: <message>``, e.g.
 ``/Runner/vm/currentCpus: Input should be a valid integer``. Keys the model does not know are
-reported as warnings (``/Runner/vm/accelertor: unknown key``) unless the model (or the nested
+reported as warnings (``/Runner/vm/accelertor: unknown key (did you mean 'accelerator'?)``)
+unless the model (or the nested
 model concerned) sets ``extra="forbid"`` (then pydantic reports them as errors) or
 ``extra="allow"`` (then they are wanted).
 """
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -34,9 +36,10 @@ def validate(
 ) -> Validated[ModelT]:
     """Validate the values of node ``node_path`` with ``model`` (``context``: pydantic's
     validation context, seen by validators as ``info.context``)."""
-    warnings = tuple(
-        f"{_join(node_path, loc)}: unknown key" for loc in unknown_keys(model, values)
-    )
+    found: list[tuple[tuple[int | str, ...], list[str]]] = []
+    _check_model(model, values, (), found)
+    warnings = tuple(f"{_join(node_path, loc)}: unknown key{_did_you_mean(loc[-1], keys)}"
+                     for loc, keys in found)
     try:
         config = model.model_validate(values, context=context)
     except ValidationError as exc:
@@ -54,16 +57,24 @@ def _join(node_path: str, loc: Sequence[int | str]) -> str:
     return prefix + "".join(f"/{part}" for part in loc) if loc else node_path
 
 
+def _did_you_mean(key: int | str, keys: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def unknown_keys(model: type[BaseModel], data: object) -> list[tuple[int | str, ...]]:
     """The locations of keys in ``data`` that ``model`` (or a nested model) ignores."""
-    found: list[tuple[int | str, ...]] = []
+    found: list[tuple[tuple[int | str, ...], list[str]]] = []
     _check_model(model, data, (), found)
-    return found
+    return [loc for loc, _ in found]
+
+
+Found = list[tuple[tuple[int | str, ...], list[str]]]
+"""Unknown keys: (location, every spelling of the keys the model there knows)."""
 
 
 def _check_model(
-    model: type[BaseModel], data: object, loc: tuple[int | str, ...],
-    found: list[tuple[int | str, ...]],
+    model: type[BaseModel], data: object, loc: tuple[int | str, ...], found: Found,
 ) -> None:
     if not isinstance(data, Mapping):
         return
@@ -77,7 +88,7 @@ def _check_model(
         if key in known:
             _check_value(known[key], value, (*loc, key), found)
         elif extra not in ("forbid", "allow"):
-            found.append((*loc, key))
+            found.append(((*loc, key), list(known)))
 
 
 def _keys_of(name: str, alias: str | None, validation_alias: object) -> list[str]:
@@ -98,8 +109,7 @@ def _keys_of(name: str, alias: str | None, validation_alias: object) -> list[str
 
 
 def _check_value(
-    annotation: Any, value: object, loc: tuple[int | str, ...],
-    found: list[tuple[int | str, ...]],
+    annotation: Any, value: object, loc: tuple[int | str, ...], found: Found,
 ) -> None:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
