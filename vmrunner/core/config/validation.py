@@ -2,7 +2,8 @@
 
 Errors read ``<node path>/<key path>: <message>``, e.g.
 ``/Runner/vm/currentCpus: Input should be a valid integer``. Keys the model does not know are
-reported as warnings (``/Runner/vm/accelertor: unknown key``) unless the model (or the nested
+reported as warnings (``/Runner/vm/accelertor: unknown key``; past :data:`MAX_LISTED` one
+warning counts the rest) unless the model (or the nested
 model concerned) sets ``extra="forbid"`` (then pydantic reports them as errors) or
 ``extra="allow"`` (then they are wanted).
 """
@@ -18,6 +19,8 @@ import msgspec
 from pydantic import AliasChoices, AliasPath, BaseModel, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+MAX_LISTED = 20
+"""Unknown keys reported one by one; the rest are summed up in one more warning."""
 
 
 class Validated(msgspec.Struct, Generic[ModelT], frozen=True):
@@ -34,9 +37,11 @@ def validate(
 ) -> Validated[ModelT]:
     """Validate the values of node ``node_path`` with ``model`` (``context``: pydantic's
     validation context, seen by validators as ``info.context``)."""
-    warnings = tuple(
-        f"{_join(node_path, loc)}: unknown key" for loc in unknown_keys(model, values)
-    )
+    unknown = unknown_keys(model, values)
+    warnings = tuple(f"{_join(node_path, loc)}: unknown key" for loc in unknown[:MAX_LISTED])
+    if len(unknown) > MAX_LISTED:
+        warnings += (f"{node_path}: {len(unknown) - MAX_LISTED} more unknown keys (not "
+                     f"listed; {len(unknown)} in all)",)
     try:
         config = model.model_validate(values, context=context)
     except ValidationError as exc:
