@@ -20,6 +20,8 @@ from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from vmrunner.config.model import RunnerConfig
+from vmrunner.config.secret_files import secret_file_problem
+from vmrunner.config.spice import spice_exposure
 from vmrunner.core.config.errors import ConfigFileError
 from vmrunner.core.config.loader import load_document, read_bytes
 
@@ -192,7 +194,8 @@ def runner_values(document: object) -> tuple[dict[str, Any] | None, list[Problem
 def validate_values(
     values: Mapping[str, Any], *, strict: bool = False, base_dir: Path | None = None
 ) -> Validation:
-    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys into errors.
+    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys and secret
+    files others may read (:mod:`vmrunner.config.secret_files`) into errors.
     With ``base_dir`` (the configuration file's directory), relative paths are taken relative
     to it."""
     problems = unknown_keys(RunnerConfig, values)
@@ -204,6 +207,20 @@ def validate_values(
         config = RunnerConfig.model_validate(plain, context=context)
     except ValidationError as exc:
         return Validation(None, problems_from_error(exc) + problems)
+    exposure = spice_exposure(config)
+    if exposure is not None:
+        path, message, is_error = exposure
+        problems.append(Problem(path, message, "error" if is_error else "warning"))
+        if is_error:
+            return Validation(None, problems)
+    spice = config.vm.display.spice if config.vm.display is not None else None
+    if spice is not None and spice.password_file is not None:
+        secret = secret_file_problem(spice.password_file)
+        if secret is not None:
+            problems.append(Problem("/Runner/vm/display/spice/passwordFile", secret,
+                                    "error" if strict else "warning"))
+            if strict:
+                return Validation(None, problems)
     return Validation(config, problems)
 
 
