@@ -57,17 +57,42 @@ async def test_runtime_dir_of_another_user_is_refused(base: Path) -> None:
     assert "started qemu" not in log
 
 
-async def test_world_writable_data_dir_is_refused(base: Path) -> None:
+@needs_root
+async def test_world_writable_data_dir_with_a_foreign_file_is_refused(base: Path) -> None:
     data = base / "data"
     data.mkdir()
     data.chmod(0o777)
+    planted = data / "VM.yaml.mako"
+    planted.write_text("planted\n")
+    os.chown(planted, NOBODY, NOBODY)
     code, log = await _run(_config(base, data, base / "run"))
     assert code == ExitCode.HOST_ERROR, log
-    assert f"/Runner/dataDir: {data} (owner " in log, log
-    assert "has mode 0777: writable by its group and others" in log, log
-    assert f"chmod 0700 {data}" in log, log
-    assert list(data.iterdir()) == []
+    assert (f"/Runner/dataDir: {data} had mode 0777 (writable by its group and others): made "
+            "it 0700") in log, log
+    assert (f"cannot prepare the VM: /Runner/dataDir: {data} holds {planted}, owned by "
+            "nobody (uid 65534): planted by another user? remove it") in log, log
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert planted.read_text() == "planted\n"
     assert "started qemu" not in log
+    code, log = await _run(_config(base, data, base / "run"))  # refused until removed
+    assert code == ExitCode.HOST_ERROR, log
+    assert f"{data} holds {planted}, owned by nobody" in log, log
+
+
+async def test_world_writable_dirs_of_ours_are_made_private(base: Path) -> None:
+    """A Kubernetes emptyDir (or local-path volume) is a 0777 directory of root's, empty at
+    first, with the VM's own files after a restart."""
+    data, run = base / "data", base / "run"
+    for directory in (data, run):
+        directory.mkdir()
+        directory.chmod(0o777)
+    (data / "uuid.txt").write_text("6f1c3f4e-6e0e-4d51-9a53-7b3c2f6f2a10\n")
+    code, log = await _run(_config(base, data, run))
+    assert code == ExitCode.START_FAILED, log  # got as far as QEMU: no such kernel
+    assert (f"WARNING vmrunner.vmtypes.private: /Runner/dataDir: {data} had mode 0777 "
+            "(writable by its group and others): made it 0700") in log, log
+    assert f"/Runner/runtimeDir: {run} had mode 0777" in log, log
+    assert {stat.S_IMODE(d.stat().st_mode) for d in (data, run)} == {0o700}
 
 
 @needs_root

@@ -565,8 +565,9 @@ class RunnerConfig(_Model):
     data_dir: ConfigPath | None = None
     """Persistent state (uuid.txt, fw-vars.fd, TPM state, the template copy); unset =
     ``$XDG_DATA_HOME/vmrunner/<vm.name>`` (``~/.local/share/vmrunner/<vm.name>``). Created
-    0700; an existing one must belong to the runner's user and not be writable by others
-    (nor may a directory above it belong to another user), else the start fails (exit 7)."""
+    0700; an existing one must belong to the runner's user (nor may a directory above it, or
+    an entry in it, belong to another user), else the start fails (exit 7); if others may
+    write to it, it is made 0700 (a warning)."""
     runtime_dir: ConfigPath | None = None
     """Sockets and the cloud-init image; unset = ``$XDG_RUNTIME_DIR/vmrunner/<vm.name>``, else
     ``/run/<user>/vmrunner/<vm.name>`` if ``/run/<user>`` is (or can be made) writable, else

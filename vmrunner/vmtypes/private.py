@@ -4,7 +4,11 @@
   writable by its group or others; each directory above it belongs to root or that user and,
   if others may write to it, has the sticky bit (like ``/tmp``). Anything else lets another
   user plant links or files (or swap the directory) and is refused as a
-  :class:`~vmrunner.vmtypes.errors.HostStateError` (the fix is on the host: exit 7).
+  :class:`~vmrunner.vmtypes.errors.HostStateError` (the fix is on the host: exit 7). One
+  exception: a directory of the runner's own that others may write to (a Kubernetes
+  ``emptyDir`` or local-path volume is 0777) is made 0700 with a warning. Then (when nobody
+  else can add anything) the directory is refused if an entry in it belongs to another user
+  than root and the runner's (it may have been planted), until that entry is removed.
 - :func:`write_private`: a file is written to a new temporary name beside it, created with
   ``O_CREAT | O_EXCL | O_NOFOLLOW`` and mode 0600 (never through a planted link, never
   readable by others), then renamed over the name (which replaces a link, not its target).
@@ -13,6 +17,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import stat
@@ -21,6 +26,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vmrunner.vmtypes.errors import HostStateError, StateError, state_error
+
+_log = logging.getLogger(__name__)
 
 
 def _owner(uid: int) -> str:
@@ -45,11 +52,8 @@ def verify_private_dir(path: Path, key: str) -> None:
             f"{_owner(uid)} who runs the VM: that user could plant files or links in it; "
             f"remove it or give it to {_owner(uid)} with mode 0700")
     if mode & 0o022:
-        who = " and ".join(w for w, bit in (("its group", 0o020), ("others", 0o002))
-                           if mode & bit)
-        raise HostStateError(
-            key, f"{path} (owner {_owner(info.st_uid)}) has mode {mode:04o}: writable by "
-            f"{who}, who could plant files or links in it; chmod 0700 {path}")
+        _make_private(path, real, key, mode)
+    _refuse_foreign_entries(path, real, key)
     for parent in real.parents:
         try:
             above = os.stat(parent)
@@ -66,6 +70,44 @@ def verify_private_dir(path: Path, key: str) -> None:
                 key, f"{parent} (above {path}) has mode {stat.S_IMODE(above.st_mode):04o}: "
                 f"anybody could replace {path}; remove write access for others or set the "
                 f"sticky bit (chmod o-w or +t {parent})")
+
+
+def _foreign_entry(directory: Path, uid: int) -> tuple[Path, int] | None:
+    """The first entry of ``directory`` (not recursive, links not followed) owned by neither
+    ``uid`` nor root."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            owner = entry.stat(follow_symlinks=False).st_uid
+            if owner not in (uid, 0):
+                return Path(entry.path), owner
+    return None
+
+
+def _make_private(path: Path, real: Path, key: str, mode: int) -> None:
+    """Make the runner's own directory ``path``, which others could write to, 0700, with a
+    warning."""
+    who = " and ".join(w for w, bit in (("its group", 0o020), ("others", 0o002)) if mode & bit)
+    try:
+        os.chmod(real, 0o700)
+    except OSError as exc:
+        raise state_error(key, f"cannot make {path} private: {exc.strerror or exc}",
+                          exc) from None
+    _log.warning("%s: %s had mode %04o (writable by %s): made it 0700", key, path, mode, who)
+
+
+def _refuse_foreign_entries(path: Path, real: Path, key: str) -> None:
+    """Refuse ``path`` if an entry in it belongs to another user (not root): it may have been
+    planted while the directory was open to others."""
+    uid = os.geteuid()
+    try:
+        foreign = _foreign_entry(real, uid)
+    except OSError as exc:
+        raise state_error(key, f"cannot list {path}: {exc.strerror or exc}", exc) from None
+    if foreign is not None:
+        entry, owner = foreign
+        raise HostStateError(
+            key, f"{path} holds {entry}, owned by {_owner(owner)}: planted by another user? "
+            f"remove it (or give it to {_owner(uid)}), then start again")
 
 
 def _in_the_way(temporary: Path, key: str) -> None:

@@ -9,8 +9,9 @@ create what is missing. Defaults follow the XDG base directories:
   ``/run/<user>`` exists or can be created and is writable, else ``/tmp/<user>/vmrunner/<name>``.
 
 Directories the runner creates get mode 0700; an existing dataDir or runtimeDir must be the
-runner's own and owner-only (:func:`vmrunner.vmtypes.private.verify_private_dir`: this also
-covers a ``/tmp/<user>`` fallback another user created first). Files written here are 0600,
+runner's own, holding nothing of another user's, and is made owner-only
+(:func:`vmrunner.vmtypes.private.verify_private_dir`: this also refuses a ``/tmp/<user>``
+fallback another user created first). Files written here are 0600,
 never through a planted link (:func:`vmrunner.vmtypes.private.write_private`).
 """
 
