@@ -38,7 +38,8 @@ def _owner(uid: int) -> str:
 
 
 def verify_private_dir(path: Path, key: str) -> None:
-    """Refuse ``path`` unless it and the directories above it are safe (see module docs)."""
+    """Refuse ``path`` unless it and the directories above it are safe, checking the
+    directories above before anything is changed; may make ``path`` 0700 (see module docs)."""
     uid = os.geteuid()
     real = Path(os.path.realpath(path))
     try:
@@ -51,9 +52,6 @@ def verify_private_dir(path: Path, key: str) -> None:
             key, f"{path} is owned by {_owner(info.st_uid)} (mode {mode:04o}), not by "
             f"{_owner(uid)} who runs the VM: that user could plant files or links in it; "
             f"remove it or give it to {_owner(uid)} with mode 0700")
-    if mode & 0o022:
-        _make_private(path, real, key, mode)
-    _refuse_foreign_entries(path, real, key)
     for parent in real.parents:
         try:
             above = os.stat(parent)
@@ -70,6 +68,9 @@ def verify_private_dir(path: Path, key: str) -> None:
                 key, f"{parent} (above {path}) has mode {stat.S_IMODE(above.st_mode):04o}: "
                 f"anybody could replace {path}; remove write access for others or set the "
                 f"sticky bit (chmod o-w or +t {parent})")
+    if mode & 0o022:
+        _make_private(path, real, key, mode)
+    _refuse_foreign_entries(path, real, key)
 
 
 def _foreign_entry(directory: Path, uid: int) -> tuple[Path, int] | None:
