@@ -163,3 +163,14 @@ async def test_state_files_are_owner_only(base: Path) -> None:
     code, log = await _run(config)
     assert code == ExitCode.START_FAILED, log
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == modes
+
+
+def test_a_stale_temporary_file_of_ours_is_replaced(tmp_path: Path) -> None:
+    """What a runner killed while writing leaves behind does not block the next start."""
+    from vmrunner.vmtypes.private import write_private_bytes
+
+    (tmp_path / ".uuid.txt.tmp").write_text("half a uu")
+    write_private_bytes(tmp_path / "uuid.txt", "/Runner/dataDir", b"whole\n")
+    assert (tmp_path / "uuid.txt").read_text() == "whole\n"
+    assert stat.S_IMODE((tmp_path / "uuid.txt").stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uuid.txt"]
