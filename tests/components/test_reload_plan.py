@@ -82,7 +82,8 @@ def test_cd_becoming_a_disk_needs_restart() -> None:
     old = config(drives=[{"type": "ide-cd", "file": "/a.iso"}])
     new = config(drives=[{"type": "raw", "file": "/a.iso"}])
     assert {e.klass for e in classify(old, new)} == {PlanClass.RESTART}
-    assert {e.path for e in classify(old, new)} == {"/Runner/vm/drives/0/type"}
+    assert {e.path for e in classify(old, new)} == {  # a CD is read-only and on ide
+        "/Runner/vm/drives/0/type", "/Runner/vm/drives/0/bus", "/Runner/vm/drives/0/readOnly"}
 
 
 def test_structural_changes_are_one_entry_each() -> None:

@@ -2,7 +2,8 @@
 
 Listens on ``runtimeDir/api.sock`` (mode 0600, in the 0700 runtime directory) once the VM is
 prepared, and optionally on a TCP ``listen`` address where every request needs
-``Authorization: Bearer <token from tokenFile>``. Routes:
+``Authorization: Bearer <token from tokenFile>`` (a ``tokenFile`` others may read is a
+warning naming ``/Runner/Api/tokenFile``: :mod:`vmrunner.config.secret_files`). Routes:
 
 * ``GET /status``: the components' answers to a ``StatusQuery`` as JSON
   (:mod:`vmrunner.api.status`);
@@ -43,7 +44,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from vmrunner.components.base import BusComponent
+from vmrunner.config.secret_files import secret_file_problem
 from vmrunner.core import Channel, Configurable, Stopped, handler
+from vmrunner.core.config.validation import Validated
 from vmrunner.events import RunnerStateChanged, RunState, TerminationSignal, VmPrepared
 
 from .config import ApiConfig, split_listen
@@ -93,6 +96,19 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
         self._streams: set[asyncio.Future[None]] = set()
         """Done when the stream of a ``GET /events`` ends."""
         self._token: bytes | None = None
+
+    def validate_config(self, path: str, section: dict[str, Any],
+                        context: dict[str, Any] | None) -> Validated[Any]:
+        """The model's validation, and a warning when ``tokenFile`` is not private
+        (:mod:`vmrunner.config.secret_files`)."""
+        outcome = super().validate_config(path, section, context)
+        config = outcome.config
+        if isinstance(config, ApiConfig) and config.token_file is not None:
+            problem = secret_file_problem(config.token_file)
+            if problem is not None:
+                return Validated(config, outcome.errors,
+                                 (*outcome.warnings, f"{path}/tokenFile: {problem}"))
+        return outcome
 
     def on_config(self, config: ApiConfig, initial: bool) -> None:
         """Listening addresses are taken at the start; later changes need a restart."""

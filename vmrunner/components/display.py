@@ -19,7 +19,7 @@ and the Secret volume's ``..data`` swap are all seen).
   password-secret``): ``passwordFile`` is set, or ``display-password`` existed beside the
   configuration when the VM started (VM-Operator's display secret: QEMU's first password is
   read from it), or the deprecated ``ticket`` is set; see
-  :func:`~vmrunner.vmtypes.render.spice_password_source`. Without any of them, a
+  :func:`~vmrunner.config.spice.spice_password_source`. Without any of them, a
   ``display-password`` file that appears later is rejected (once per content) with a "needs
   restart" message and nothing is sent (QEMU 7.2 answers ``set_password`` with "Could not
   set password", and an ``expire_password`` would lock every client out).
@@ -38,6 +38,7 @@ import re
 from pathlib import Path
 
 from vmrunner.components.base import BusComponent
+from vmrunner.config.spice import spice_password_source
 from vmrunner.core import Channel, HandlerContext, handler
 from vmrunner.core.config.watch import FileWatch
 from vmrunner.core.waiting import first_of
@@ -48,7 +49,6 @@ from vmrunner.events import (
     Outcome,
 )
 from vmrunner.protocols.qmp import QmpError, commands
-from vmrunner.vmtypes.render import spice_password_source
 
 _log = logging.getLogger(__name__)
 

@@ -273,6 +273,19 @@ class DriveConfig(_Model):
             return {k: v for k, v in data.items() if k != "file"}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _truthful_defaults(cls, data: Any) -> Any:
+        # the model says what QEMU gets (in status and reload plans too): a raw drive is a
+        # virtio-blk disk, a CD is read-only
+        if not isinstance(data, dict):
+            return data
+        if data.get("type", "raw") == "raw" and "bus" not in data:
+            return {**data, "bus": "virtio"}
+        if data.get("type") == "ide-cd" and "readOnly" not in data and "read_only" not in data:
+            return {**data, "readOnly": True}
+        return data
+
     type: Literal["raw", "ide-cd"] = "raw"
     """``raw``: a virtio-blk disk backed by a file or block device; ``ide-cd``: a CD-ROM drive."""
     file: Annotated[ConfigPath | None, BeforeValidator(_not_a_url)] = None
@@ -285,11 +298,13 @@ class DriveConfig(_Model):
     ``/dev/<name>``, a block device, attached like ``device``)."""
     bootindex: Annotated[int, Field(ge=0)] | None = None
     """Boot order (lower boots first); unset = not a boot device."""
-    bus: Literal["ide", "scsi"] = "ide"
-    """ide-cd only: ``ide`` (q35's AHCI) or ``scsi`` (a scsi-cd on virtio-scsi, for guests
-    whose kernel has no AHCI driver)."""
+    bus: Literal["ide", "scsi", "virtio"] = "ide"
+    """ide-cd: ``ide`` (q35's AHCI, the default) or ``scsi`` (a scsi-cd on virtio-scsi, for
+    guests whose kernel has no AHCI driver). raw: always ``virtio`` (a virtio-blk-pci disk),
+    the default; any other value is an error."""
     read_only: bool = False
-    """raw only: attach the disk read-only."""
+    """raw: attach the disk read-only. ide-cd: always read-only, so ``true`` (the default
+    there) changes nothing and ``false`` is an error."""
     force_after: Annotated[float, Field(gt=0), BeforeValidator(_seconds)] | None = None
     """ide-cd only: seconds after which a media change the guest blocks (locked tray) is
     forced (the guest's mount goes stale); unset = wait for the guest, however long."""
@@ -308,6 +323,17 @@ class DriveConfig(_Model):
             raise PydanticCustomError("drive_source", "an ide-cd drive takes only 'file'")
         if self.type == "raw" and self.force_after is not None:
             raise PydanticCustomError("bad_combination", "'forceAfter' applies to ide-cd only")
+        if self.type == "raw" and self.bus != "virtio":
+            raise PydanticCustomError(
+                "bad_combination", "a raw drive is always a virtio-blk disk: 'bus' can only "
+                "be 'virtio'")
+        if self.type == "ide-cd" and self.bus == "virtio":
+            raise PydanticCustomError(
+                "bad_combination", "an ide-cd drive's bus is 'ide' or 'scsi'")
+        if self.type == "ide-cd" and not self.read_only:
+            raise PydanticCustomError(
+                "bad_combination", "an ide-cd drive is always read-only: 'readOnly: false' "
+                "cannot be honoured (remove it, or use a raw drive)")
         return self
 
 
@@ -317,7 +343,12 @@ class SpiceConfig(_Model):
     port: Annotated[int, Field(ge=0, le=65535)] = 5900
     """TCP port QEMU listens on."""
     address: Text | None = None
-    """Listen address (QEMU's default, all addresses, when unset)."""
+    """Listen address; unset = all addresses, except without a password (then ``127.0.0.1``
+    unless ``allowNoPassword``). Without a password, an address other than loopback needs
+    ``allowNoPassword: true``."""
+    allow_no_password: bool = False
+    """Serve SPICE without a password at ``address`` (unset: on all addresses). Without it,
+    a SPICE without a password listens on loopback only."""
     streaming_video: Literal["off", "all", "filter"] | None = Field(
         None, validation_alias=AliasChoices("streamingVideo", "streaming-video",
                                             "streaming_video"))
@@ -573,11 +604,15 @@ class RunnerConfig(_Model):
 
     data_dir: ConfigPath | None = None
     """Persistent state (uuid.txt, fw-vars.fd, TPM state, the template copy); unset =
-    ``$XDG_DATA_HOME/vmrunner/<vm.name>`` (``~/.local/share/vmrunner/<vm.name>``)."""
+    ``$XDG_DATA_HOME/vmrunner/<vm.name>`` (``~/.local/share/vmrunner/<vm.name>``). Created
+    0700; an existing one must belong to the runner's user (nor may a directory above it, or
+    an entry in it, belong to another user), else the start fails (exit 7); if others may
+    write to it, it is made 0700 (a warning)."""
     runtime_dir: ConfigPath | None = None
     """Sockets and the cloud-init image; unset = ``$XDG_RUNTIME_DIR/vmrunner/<vm.name>``, else
     ``/run/<user>/vmrunner/<vm.name>`` if ``/run/<user>`` is (or can be made) writable, else
-    ``/tmp/<user>/vmrunner/<vm.name>``."""
+    ``/tmp/<user>/vmrunner/<vm.name>``. The same ownership rules as ``dataDir``; they also
+    refuse a ``/tmp/<user>`` that another user created first."""
     template: str = "Standard-VM.yaml.mako"
     """The VM type: a template name looked up in ``templateDirs``, ``/opt/vmrunner/templates``
     and the templates shipped with vmrunner."""

@@ -20,6 +20,8 @@ from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from vmrunner.config.model import RunnerConfig
+from vmrunner.config.secret_files import secret_file_problem
+from vmrunner.config.spice import spice_exposure
 from vmrunner.core.config.errors import ConfigFileError
 from vmrunner.core.config.loader import load_document, read_bytes
 
@@ -121,40 +123,59 @@ def accepted_keys(info: FieldInfo) -> list[str]:
     return keys
 
 
+MAX_UNKNOWN_LISTED = 20
+"""Unknown keys reported one by one; the rest are summed up in one more warning."""
+
+
 def unknown_keys(
     model: type[BaseModel], data: object, base: str = RUNNER_PATH, *, top: bool = True
 ) -> list[Problem]:
-    """Warnings for keys in ``data`` that ``model`` does not know, recursively.
+    """Warnings for keys in ``data`` that ``model`` does not know, recursively: the first
+    :data:`MAX_UNKNOWN_LISTED` by path (with a did-you-mean), then one warning counting
+    the others.
 
     At the top level, keys starting with ``/`` or ``_`` are child component nodes, not values,
     and are skipped.
     """
+    found: list[tuple[str, object, list[str]]] = []
+    _collect_unknown(model, data, base, top, found)
+    problems = []
+    for path, key, aliases in found[:MAX_UNKNOWN_LISTED]:
+        close = difflib.get_close_matches(str(key), aliases, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(Problem(path, f"unknown key{hint}", "warning"))
+    if len(found) > MAX_UNKNOWN_LISTED:
+        problems.append(Problem(
+            base, f"{len(found) - MAX_UNKNOWN_LISTED} more unknown keys (not listed; "
+            f"{len(found)} in all)", "warning"))
+    return problems
+
+
+def _collect_unknown(model: type[BaseModel], data: object, base: str, top: bool,
+                     found: list[tuple[str, object, list[str]]]) -> None:
+    """Append ``(path, key, the model's keys)`` for each unknown key below ``data``."""
     if not isinstance(data, Mapping):
-        return []
+        return
     known: dict[str, str] = {}
     for name, info in model.model_fields.items():
         known[name] = name
         for spelling in accepted_keys(info):
             known[spelling] = name
     aliases = sorted({info.alias or name for name, info in model.model_fields.items()})
-    problems = []
     for key, value in data.items():
         if top and isinstance(key, str) and key.startswith(NODE_PREFIXES):
             continue
         path = join_path(base, (key,))
         field_name = known.get(key) if isinstance(key, str) else None
         if field_name is None:
-            close = difflib.get_close_matches(str(key), aliases, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(Problem(path, f"unknown key{hint}", "warning"))
+            found.append((path, key, aliases))
             continue
         for sub, is_list in _models_in(model.model_fields[field_name].annotation):
             if is_list and isinstance(value, list):
                 for index, item in enumerate(value):
-                    problems += unknown_keys(sub, item, join_path(path, (index,)), top=False)
+                    _collect_unknown(sub, item, join_path(path, (index,)), False, found)
             elif not is_list:
-                problems += unknown_keys(sub, value, path, top=False)
-    return problems
+                _collect_unknown(sub, value, path, False, found)
 
 
 def runner_values(document: object) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -173,7 +194,8 @@ def runner_values(document: object) -> tuple[dict[str, Any] | None, list[Problem
 def validate_values(
     values: Mapping[str, Any], *, strict: bool = False, base_dir: Path | None = None
 ) -> Validation:
-    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys into errors.
+    """Validate the values of the ``/Runner`` node; ``strict`` turns unknown keys and secret
+    files others may read (:mod:`vmrunner.config.secret_files`) into errors.
     With ``base_dir`` (the configuration file's directory), relative paths are taken relative
     to it."""
     problems = unknown_keys(RunnerConfig, values)
@@ -185,6 +207,20 @@ def validate_values(
         config = RunnerConfig.model_validate(plain, context=context)
     except ValidationError as exc:
         return Validation(None, problems_from_error(exc) + problems)
+    exposure = spice_exposure(config)
+    if exposure is not None:
+        path, message, is_error = exposure
+        problems.append(Problem(path, message, "error" if is_error else "warning"))
+        if is_error:
+            return Validation(None, problems)
+    spice = config.vm.display.spice if config.vm.display is not None else None
+    if spice is not None and spice.password_file is not None:
+        secret = secret_file_problem(spice.password_file)
+        if secret is not None:
+            problems.append(Problem("/Runner/vm/display/spice/passwordFile", secret,
+                                    "error" if strict else "warning"))
+            if strict:
+                return Validation(None, problems)
     return Validation(config, problems)
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vmrunner.config.model import CloudInitConfig
-from vmrunner.vmtypes.errors import state_error
+from vmrunner.vmtypes.private import write_private
 
 LABEL = "cidata"
 
@@ -42,7 +41,8 @@ def cloud_init_files(config: CloudInitConfig, hostname: str) -> dict[str, bytes]
 
 
 def write_cloud_init_image(config: CloudInitConfig, hostname: str, target: Path) -> Path:
-    """Write the NoCloud image to ``target`` (atomically, mode 0600) and return it."""
+    """Write the NoCloud image to ``target`` (atomically, mode 0600, never through a planted
+    link: :func:`~vmrunner.vmtypes.private.write_private`) and return it."""
     import pycdlib
 
     iso = pycdlib.PyCdlib()
@@ -50,15 +50,8 @@ def write_cloud_init_image(config: CloudInitConfig, hostname: str, target: Path)
     for index, (name, content) in enumerate(cloud_init_files(config, hostname).items()):
         iso.add_fp(io.BytesIO(content), len(content), f"/CIDATA{index}.;1",
                    rr_name=name, joliet_path=f"/{name}")
-    temporary = target.with_suffix(".tmp")
     try:
-        with open(temporary, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as out:
-            iso.write_fp(out)
-        temporary.replace(target)
-    except OSError as exc:
-        raise state_error("/Runner/runtimeDir",
-                          f"cannot write the cloud-init image {target}: {exc.strerror}",
-                          exc) from None
+        write_private(target, "/Runner/runtimeDir", iso.write_fp)
     finally:
         iso.close()
     return target

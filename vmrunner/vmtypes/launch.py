@@ -47,7 +47,7 @@ def prepare_vm(config: RunnerConfig) -> tuple[StartPlan, RenderedVm]:
     rendered = plan.render()
     spice = config.vm.display.spice if config.vm.display is not None else None
     if spice is not None and spice.ticket is not None:
-        from vmrunner.vmtypes.render import spice_password_source
+        from vmrunner.config.spice import spice_password_source
         from vmrunner.vmtypes.state import write_private_file
 
         if spice_password_source(config) == "ticket":

@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -22,6 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vmrunner.config.model import DriveConfig, RunnerConfig, VmConfig
 from vmrunner.config.sizes import GIB, MIB
+from vmrunner.config.spice import (
+    DISPLAY_PASSWORD,
+    spice_address,
+    spice_password_source,
+)
 from vmrunner.vmtypes.errors import TemplateError, TemplateKeyError
 from vmrunner.vmtypes.escape import Substitutions, Unset, arg, isset, nocomma, opt
 from vmrunner.vmtypes.firmware import FirmwareFiles
@@ -117,34 +122,20 @@ def resolve_drives(vm: VmConfig) -> VmConfig:
     return vm.model_copy(update={"drives": drives})
 
 
+def resolve_spice_address(vm: VmConfig, address: str | None) -> VmConfig:
+    """``vm`` with SPICE's ``address`` set to where it really listens (see
+    :func:`vmrunner.config.spice.spice_address`), so any template renders it."""
+    display = vm.display
+    if display is None or display.spice is None or display.spice.address == address:
+        return vm
+    spice = display.spice.model_copy(update={"address": address})
+    return vm.model_copy(update={"display": display.model_copy(update={"spice": spice})})
+
+
 def ram_size_arg(size: int) -> str:
     """QEMU's ``-m`` for ``size`` bytes: whole MiB as a plain number, else bytes with ``B``
     (QEMU rounds that up to a multiple of 8 KiB itself)."""
     return str(size // MIB) if size % MIB == 0 else f"{size}B"
-
-
-DISPLAY_PASSWORD = "display-password"
-"""The display secret's key, a file beside the configuration (VM-Operator mounts it there)."""
-
-PasswordSource = Literal["passwordFile", "display-password", "ticket"]
-
-
-def spice_password_source(config: RunnerConfig,
-                          config_dir: Path | None = None) -> PasswordSource | None:
-    """Where SPICE's start password comes from, decided when QEMU starts: ``passwordFile``;
-    else a ``display-password`` file beside the configuration (``config_dir``, default
-    :attr:`RunnerConfig.config_dir`), as VM-Operator's display secret provides it; else the
-    deprecated ``ticket``; else ``None``: SPICE without passwords (ticketing off)."""
-    display = config.vm.display
-    spice = display.spice if display is not None else None
-    if spice is None:
-        return None
-    if spice.password_file is not None:
-        return "passwordFile"
-    directory = config_dir if config_dir is not None else config.config_dir
-    if directory is not None and (directory / DISPLAY_PASSWORD).is_file():
-        return "display-password"
-    return "ticket" if spice.ticket is not None else None
 
 
 def spice_password_file(config: RunnerConfig, paths: VmPaths) -> Path | None:
@@ -174,7 +165,7 @@ def template_variables(inputs: RenderInputs) -> dict[str, Any]:
     if cpu_model == "host" and accelerator != "kvm":
         cpu_model = "max"  # QEMU: "CPU model 'host' requires KVM or HVF"
     firmware = inputs.firmware
-    resolved_vm = resolve_drives(vm)
+    resolved_vm = resolve_spice_address(resolve_drives(vm), spice_address(config))
     drives: list[DriveConfig] = resolved_vm.drives
     return {
         "runner": wrap(config.model_copy(update={"vm": resolved_vm}), "/Runner"),

@@ -6,7 +6,8 @@ top-level ``templates/`` in a source checkout). A template name is relative and 
 its directory (no absolute paths, no ``..``, no symlink pointing outside).
 
 On first start the template is copied to ``dataDir/VM.yaml.mako`` (its name is recorded in
-``VM.yaml.mako.source``); later starts render that copy, so upgrading vmrunner does not change an
+``VM.yaml.mako.source``; both 0600, written as :mod:`vmrunner.vmtypes.private` describes);
+later starts render that copy, so upgrading vmrunner does not change an
 existing VM, unless ``updateTemplate`` is set or the configured name changed.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from vmrunner.config.model import RunnerConfig
 from vmrunner.vmtypes.errors import StateError, TemplateError
+from vmrunner.vmtypes.private import tighten, write_private, write_private_bytes
 from vmrunner.vmtypes.state import VmPaths
 
 SITE_TEMPLATE_DIR = Path("/opt/vmrunner/templates")
@@ -76,15 +78,18 @@ def current_template(config: RunnerConfig, paths: VmPaths) -> Path:
 def install_template(config: RunnerConfig, paths: VmPaths) -> Path:
     """The template to render for a start, saving it into dataDir first when needed."""
     if _copy_is_current(config, paths):
+        tighten(paths.template_copy)
+        tighten(_source_record(paths))
         return paths.template_copy
     source = find_template(config.template, template_dirs(config))
-    temporary = paths.template_copy.with_suffix(".tmp")
     try:
-        shutil.copyfile(source, temporary)
-        temporary.replace(paths.template_copy)
-        _source_record(paths).write_text(config.template + "\n", encoding="utf-8")
+        with open(source, "rb") as template:
+            write_private(paths.template_copy, "/Runner/dataDir",
+                          lambda out: shutil.copyfileobj(template, out))
     except OSError as exc:
         raise StateError(
             "/Runner/dataDir", f"cannot save the template in {paths.template_copy}: {exc.strerror}"
         ) from None
+    write_private_bytes(_source_record(paths), "/Runner/dataDir",
+                        (config.template + "\n").encode())
     return paths.template_copy

@@ -8,7 +8,11 @@ create what is missing. Defaults follow the XDG base directories:
 - runtimeDir: ``$XDG_RUNTIME_DIR/vmrunner/<name>``, else ``/run/<user>/vmrunner/<name>`` if
   ``/run/<user>`` exists or can be created and is writable, else ``/tmp/<user>/vmrunner/<name>``.
 
-Directories the runner creates get mode 0700.
+Directories the runner creates get mode 0700; an existing dataDir or runtimeDir must be the
+runner's own, holding nothing of another user's, and is made owner-only
+(:func:`vmrunner.vmtypes.private.verify_private_dir`: this also refuses a ``/tmp/<user>``
+fallback another user created first). Files written here are 0600,
+never through a planted link (:func:`vmrunner.vmtypes.private.write_private`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import msgspec
 from vmrunner.config.model import RunnerConfig
 from vmrunner.vmtypes.errors import StateError, state_error
 from vmrunner.vmtypes.firmware import FirmwareFiles
+from vmrunner.vmtypes.private import tighten, verify_private_dir, write_private, write_private_bytes
 
 SOCKET_PATH_MAX = 107
 """Longest usable AF_UNIX socket path on Linux (108 bytes including the NUL)."""
@@ -163,20 +168,12 @@ def check_paths(config: RunnerConfig, paths: VmPaths) -> list[StateError]:
 def write_private_file(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8), readable by the owner only (0600) from the
     moment it exists; :class:`StateError` (``/Runner/runtimeDir``) when that fails."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        temporary.unlink(missing_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(text.encode())
-        temporary.replace(path)
-    except OSError as exc:
-        raise StateError("/Runner/runtimeDir",
-                         f"cannot write {path}: {exc.strerror or exc}") from None
+    write_private_bytes(path, "/Runner/runtimeDir", text.encode())
 
 
 def make_private_dir(path: Path, key: str) -> None:
-    """Create ``path`` and missing parents; the directories created here get mode 0700."""
+    """Create ``path`` and missing parents (the directories created here get mode 0700),
+    then verify that it is private (:func:`~vmrunner.vmtypes.private.verify_private_dir`)."""
     missing = []
     probe = path
     while not probe.exists():
@@ -194,6 +191,7 @@ def make_private_dir(path: Path, key: str) -> None:
         raise state_error(key, f"cannot create {path}: {exc.strerror or exc}", exc) from None
     if not path.is_dir():
         raise StateError(key, f"{path} is not a directory")
+    verify_private_dir(path, key)
     if not os.access(path, os.W_OK | os.X_OK):
         raise StateError(key, f"{path} is not writable")
 
@@ -216,19 +214,14 @@ def read_uuid(config: RunnerConfig, paths: VmPaths) -> UUID | None:
 
 
 def ensure_uuid(config: RunnerConfig, paths: VmPaths) -> UUID:
-    """The VM's uuid; a new random one is generated once and stored in ``dataDir/uuid.txt``."""
+    """The VM's uuid; a new random one is generated once and stored in ``dataDir/uuid.txt``
+    (0600)."""
     found = read_uuid(config, paths)
     if found is not None:
+        tighten(paths.uuid_file)
         return found
     new = uuidlib.uuid4()
-    temporary = paths.uuid_file.with_suffix(".tmp")
-    try:
-        temporary.write_text(f"{new}\n", encoding="utf-8")
-        temporary.replace(paths.uuid_file)
-    except OSError as exc:
-        raise state_error("/Runner/dataDir",
-                          f"cannot store the uuid in {paths.uuid_file}: {exc.strerror}",
-                          exc) from None
+    write_private_bytes(paths.uuid_file, "/Runner/dataDir", f"{new}\n".encode())
     return new
 
 
@@ -250,11 +243,10 @@ def ensure_firmware_vars(firmware: FirmwareFiles | None, paths: VmPaths) -> Path
                 f"{firmware.vars_template}); delete it to start with fresh UEFI variables",
             )
         return target
-    temporary = target.with_suffix(".tmp")
     try:
-        shutil.copyfile(firmware.vars_template, temporary)
-        temporary.chmod(0o600)
-        temporary.replace(target)
+        with open(firmware.vars_template, "rb") as source:
+            write_private(target, "/Runner/dataDir",
+                          lambda out: shutil.copyfileobj(source, out))
     except OSError as exc:
         raise state_error(
             "/Runner/dataDir", f"cannot copy {firmware.vars_template} to {target}: {exc.strerror}",

@@ -8,12 +8,14 @@ at start, every live re-read):
 - at most :data:`MAX_CONFIG_BYTES` (1 MiB) are read;
 - the text must be UTF-8 (or UTF-16 with a BOM);
 - collections nest at most :data:`MAX_DEPTH` (64) levels, aliases included;
+- the document has at most :data:`MAX_NODES` (50 000) nodes (keys, values, collections;
+  a real configuration has a few hundred), so no file makes validation slow;
 - aliases add at most :data:`MAX_ALIAS_NODES` (100 000) nodes when expanded (no "billion
   laughs"), and an alias may not refer to a node that contains it;
 - a mapping key given twice in the same mapping is an error (merge keys ``<<`` may be
   overridden).
 
-The depth and alias limits are checked on the parser's event stream, iteratively, before any
+The depth, node and alias limits are checked on the parser's event stream, iteratively, before any
 node graph or Python object is built. Every violation is a :class:`ConfigFileError` naming the
 file and, where known, the line.
 """
@@ -39,6 +41,8 @@ MAX_DEPTH: Final = 64
 """The deepest nesting of collections (mappings and sequences), aliases expanded."""
 MAX_ALIAS_NODES: Final = 100_000
 """How many nodes all aliases of a document may add when expanded."""
+MAX_NODES: Final = 50_000
+"""How many nodes (scalars and collections, aliases not expanded) a document may have."""
 
 _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -157,12 +161,14 @@ def _line(event: yaml.Event) -> int | None:
 
 
 def _check_structure(file: Path, text: str | bytes) -> None:
-    """Enforce :data:`MAX_DEPTH` and :data:`MAX_ALIAS_NODES` on the event stream."""
+    """Enforce :data:`MAX_DEPTH`, :data:`MAX_NODES` and :data:`MAX_ALIAS_NODES` on the event
+    stream."""
     # Per open collection: [anchor, size of the subtree, height of the subtree].
     stack: list[list[Any]] = []
     anchors: dict[str, tuple[int, int]] = {}
     open_anchors: set[str] = set()
     added = 0
+    nodes = 0
 
     def done(size: int, height: int) -> None:
         if stack:
@@ -170,6 +176,12 @@ def _check_structure(file: Path, text: str | bytes) -> None:
             stack[-1][2] = max(stack[-1][2], height)
 
     for event in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(event, yaml.NodeEvent) and not isinstance(event, yaml.AliasEvent):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise ConfigFileError(
+                    file, f"more than {MAX_NODES} nodes (keys and values)", _line(event)
+                )
         if isinstance(event, yaml.DocumentStartEvent):
             anchors.clear()
         elif isinstance(event, yaml.ScalarEvent):

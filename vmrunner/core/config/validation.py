@@ -2,8 +2,8 @@
 
 Errors read ``<node path>/<key path>: <message>``, e.g.
 ``/Runner/vm/currentCpus: Input should be a valid integer``. Keys the model does not know are
-reported as warnings (``/Runner/vm/accelertor: unknown key (did you mean 'accelerator'?)``)
-unless the model (or the nested
+reported as warnings (``/Runner/vm/accelertor: unknown key (did you mean 'accelerator'?)``;
+past :data:`MAX_LISTED` one warning counts the rest) unless the model (or the nested
 model concerned) sets ``extra="forbid"`` (then pydantic reports them as errors) or
 ``extra="allow"`` (then they are wanted).
 """
@@ -20,6 +20,8 @@ import msgspec
 from pydantic import AliasChoices, AliasPath, BaseModel, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+MAX_LISTED = 20
+"""Unknown keys reported one by one; the rest are summed up in one more warning."""
 
 
 class Validated(msgspec.Struct, Generic[ModelT], frozen=True):
@@ -36,10 +38,13 @@ def validate(
 ) -> Validated[ModelT]:
     """Validate the values of node ``node_path`` with ``model`` (``context``: pydantic's
     validation context, seen by validators as ``info.context``)."""
-    found: list[tuple[tuple[int | str, ...], list[str]]] = []
+    found: Found = []
     _check_model(model, values, (), found)
     warnings = tuple(f"{_join(node_path, loc)}: unknown key{_did_you_mean(loc[-1], keys)}"
-                     for loc, keys in found)
+                     for loc, keys in found[:MAX_LISTED])
+    if len(found) > MAX_LISTED:
+        warnings += (f"{node_path}: {len(found) - MAX_LISTED} more unknown keys (not "
+                     f"listed; {len(found)} in all)",)
     try:
         config = model.model_validate(values, context=context)
     except ValidationError as exc:
