@@ -49,10 +49,12 @@ def test_version() -> None:
 
 
 def test_run_is_the_default_command() -> None:
-    assert _with_command(["-c", "x"]) == ["run", "-c", "x"]
+    assert _with_command(["-c", "x"]) == ["-c", "x", "run"]
     assert _with_command([]) == ["run"]
     assert _with_command(["--log-level", "debug", "-c", "x"]) == ["--log-level", "debug",
-                                                                  "run", "-c", "x"]
+                                                                  "-c", "x", "run"]
+    assert _with_command(["-cx", "--strict", "--no-kube"]) == ["-cx", "--strict", "run",
+                                                                "--no-kube"]
     assert _with_command(["--log-format=json", "check"]) == ["--log-format=json", "check"]
 
 
