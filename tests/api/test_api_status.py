@@ -197,7 +197,8 @@ async def test_document_through_a_run(tmp_path: Path) -> None:
         assert doc == {
             "vm": "t", "state": "booted", "stateReason": "the guest agent answered",
             "stateSince": since, "qemuPid": pid,
-            "runnerPid": os.getpid(), "runnerSince": doc["runnerSince"], "paused": None, "shutdown": no_shutdown,
+            "runnerPid": os.getpid(), "runnerSince": doc["runnerSince"], "paused": None,
+            "shutdown": no_shutdown,
             "ram": {"maximum": 256 * MIB, "requested": 192 * MIB, "actual": 192 * MIB,
                     "outcome": "applied"},
             "cpus": {"maximum": 2, "requested": 1, "present": 1, "outcome": "applied"},

@@ -45,7 +45,7 @@ def add_parsers(sub: Any, config: argparse.ArgumentParser) -> None:
     qmp = sub.add_parser(
         "qmp", parents=[config],
         help="send one raw QMP command through the runner (debugging only)")
-    qmp.add_argument("command", metavar="JSON",
+    qmp.add_argument("qmp_command", metavar="JSON",
                      help='the command, e.g. \'{"execute": "query-status"}\'')
 
 
@@ -71,7 +71,7 @@ def _reset(args: argparse.Namespace) -> int:
 def _qmp(args: argparse.Namespace) -> int:
     from vmrunner.daemon.commands.control import qmp_main
 
-    return qmp_main(args.config, args.command, strict=args.strict)
+    return qmp_main(args.config, args.qmp_command, strict=args.strict)
 
 
 def _list(args: argparse.Namespace) -> int:
