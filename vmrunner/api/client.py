@@ -258,7 +258,8 @@ def probe_main(config_file: Path, which: str, *, strict: bool = False,
 def events_main(config_file: Path, *, as_json: bool = False, since: int | None = None,
                 strict: bool = False, out: TextIO = sys.stdout,
                 err: TextIO = sys.stderr) -> int:
-    """``vmrunner events``: follow the stream until the runner stops (or Ctrl-C)."""
+    """``vmrunner events``: follow the stream until the runner stops (Ctrl-C raises
+    ``KeyboardInterrupt``: the command's exit code 130)."""
     path = _socket_or_exit(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
@@ -273,6 +274,4 @@ def events_main(config_file: Path, *, as_json: bool = False, since: int | None =
     except ApiUnavailable as exc:
         print(f"vmrunner events: {exc}", file=err)
         return ExitCode.INTERNAL_ERROR
-    except KeyboardInterrupt:
-        pass
     return ExitCode.OK

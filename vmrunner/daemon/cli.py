@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok (guest powered off), 1 internal error, 2 invalid configuration, "
         "3 forced stop after powerdownTimeout, 4 QEMU died, 5 start failed, "
         "6 another runner runs this VM, 7 the host cannot hold the VM's state (a full or "
-        "read-only dataDir/runtimeDir).",
+        "read-only dataDir/runtimeDir); 130 after Ctrl-C, 141 when stdout was closed early "
+        "(as a shell reports SIGINT and SIGPIPE).",
     )
     parser.add_argument("--version", action="version", version=f"vmrunner {__version__}")
     _global_options(parser, after=False)
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="the raw GET /status document")
     probe = sub.add_parser("probe", parents=[config],
                            help="exit 0 if the runner is live / the VM is ready (for probes)")
-    probe.add_argument("which", choices=("live", "ready"))
+    probe.add_argument("which", choices=("live", "ready"),
+                       help="live: the runner serves its API; ready: the VM runs unpaused")
     events = sub.add_parser("events", parents=[config],
                             help="follow the running VM's event stream")
     events.add_argument("--json", action="store_true", help="JSON lines as the API sends them")
