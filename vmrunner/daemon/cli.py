@@ -279,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The daemon logs to stdout (containers, journald); the tools keep stdout for their output.
     setup_logging(args.log_level, args.log_format,
                   sys.stdout if args.command == "run" else sys.stderr)
+    if args.command != "list" and args.config == DEFAULT_CONFIG and not DEFAULT_CONFIG.exists():
+        print(f"vmrunner {args.command}: no configuration file at {DEFAULT_CONFIG} (the "
+              "default); give one with -c FILE", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
     commands = {"run": cmd_run, "check": cmd_check, "render": cmd_render,
                 "status": cmd_status, "events": cmd_events, "probe": cmd_probe, **VM_COMMANDS}
     try:

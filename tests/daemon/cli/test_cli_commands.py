@@ -61,9 +61,11 @@ def test_run_is_the_default_command() -> None:
 def test_default_config_path() -> None:
     assert Path("/etc/opt/vmrunner/config.yaml") == DEFAULT_CONFIG
     if not DEFAULT_CONFIG.exists():
-        result = vmrunner("check")
-        assert result.returncode == 2
-        assert str(DEFAULT_CONFIG) in result.stdout
+        for command in ("check", "status", "console"):
+            result = vmrunner(command)
+            assert result.returncode == 2
+            assert f"vmrunner {command}: no configuration file at {DEFAULT_CONFIG} (the " \
+                "default); give one with -c FILE" in result.stderr
 
 
 def test_check_ok_prints_warnings(tmp_path: Path) -> None:

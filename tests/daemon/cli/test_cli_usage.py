@@ -172,19 +172,21 @@ def test_vm_commands_without_a_runner(config: Path) -> None:
 
 
 def test_list_reports_a_socket_nobody_answers_on(tmp_path: Path) -> None:
-    """A socket left behind (bound, nothing accepting: a killed runner's) is listed as such."""
-    run = tmp_path / "gone"
-    run.mkdir()
+    """A socket left behind (bound, nothing accepting: a killed runner's) in a default runtime
+    dir (``$XDG_RUNTIME_DIR/vmrunner/<name>``) is found without ``--dir`` and listed as
+    such."""
+    run = tmp_path / "vmrunner" / "gone"
+    run.mkdir(parents=True)
     left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     left.bind(str(run / "api.sock"))
     left.close()
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "none")}
-    result = vmrunner("list", "--json", "--dir", str(tmp_path), env=env)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    result = vmrunner("list", "--json", env=env)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {"name": "gone", "state": "not answering", "pid": None, "uptime": None,
             "ram": None, "cpus": None, "runtimeDir": str(run)} in rows
-    table = vmrunner("list", "--dir", str(tmp_path), env=env).stdout.splitlines()
+    table = vmrunner("list", env=env).stdout.splitlines()
     assert table[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RAM", "VCPUS", "RUNTIME",
                                 "DIR"]
     assert any(line.startswith("gone") and "not answering" in line for line in table)
