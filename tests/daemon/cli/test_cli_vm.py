@@ -80,6 +80,9 @@ async def test_console_qmp_list_reset_shutdown(guest_image: GuestImage,
             code, out, err = await vmrunner("qmp", '{"execute": "no-such-cmd"}',
                                             "-c", str(config))
             assert code == 1 and "error" in json.loads(out), out
+            code, out, err = await vmrunner("qmp", '{"execute": "quit", "id": 1}',
+                                            "-c", str(config))
+            assert code == 2 and "only the keys 'execute' and 'arguments'" in err, err
             records = []
             async for record in follow(runner.runtime_dir / "api.sock", since=0):
                 records.append(record)
