@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
 import re
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -136,4 +139,49 @@ async def test_console_qmp_list_reset_shutdown(guest_image: GuestImage,
                 if session.returncode is None:
                     session.kill()
                     await session.wait()
+            await runner.close()
+
+
+async def test_console_on_a_terminal_is_raw_and_restored(guest_image: GuestImage,
+                                                         accel: AccelVerdict) -> None:
+    """On a terminal (a real pty), the session puts it in raw mode (no ICANON; a Ctrl-C byte
+    is passed on and does not end the session); Ctrl-] detaches and the terminal's mode is
+    restored."""
+    with scratch_dir("vrpty") as base:
+        config = guest_config(base, guest_image, accel=str(accel.accel), name="ptyvm")
+        runner = RunnerProcess(config)
+        master, slave = pty.openpty()
+        before = termios.tcgetattr(slave)
+        proc: asyncio.subprocess.Process | None = None
+        try:
+            await runner.start()  # the runner's own console client sees TG-READY
+            await runner.wait_ready(120)
+            assert runner.console is not None
+            await runner.console.close()  # free QEMU's socket for the session
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "vmrunner", "console", "-c", str(config),
+                stdin=slave, stdout=slave, stderr=asyncio.subprocess.PIPE)
+            assert proc.stderr is not None
+            assert b"Connected to the serial console" in await asyncio.wait_for(
+                proc.stderr.readline(), 30)
+            assert not termios.tcgetattr(slave)[3] & termios.ICANON  # raw while attached
+            os.write(master, b"\x03")  # Ctrl-C: a byte for the guest, not SIGINT
+            await asyncio.sleep(1)
+            assert proc.returncode is None
+            os.write(master, b"@5 echo pty-$((2+3))\r")
+            seen = b""
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(30):
+                while b"TG-END 5" not in seen:
+                    seen += await loop.run_in_executor(None, os.read, master, 4096)
+            assert b"pty-5" in seen
+            os.write(master, b"\x1d")
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
+            assert termios.tcgetattr(slave) == before
+        finally:
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            os.close(master)
+            os.close(slave)
             await runner.close()
