@@ -373,7 +373,8 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             return 400, {"error": "only the keys 'execute' and 'arguments' (an object) are "
                                   f"taken{f', not {sorted(unknown)}' if unknown else ''}"}
         name: str = command["execute"]
-        _log.warning("raw QMP command from the API: %s", json.dumps(command))
+        # logged like the event stream shows it: values of secret-named keys masked
+        _log.warning("raw QMP command from the API: %s", json.dumps(to_json(command)))
         self.fire(RawQmpRequested(command=name, arguments=arguments))
         reply = await self.call(ExecuteQmp(command=RawCommand(command=name, args=arguments)))
         if reply is None:

@@ -86,6 +86,12 @@ async def test_console_qmp_list_reset_shutdown(guest_image: GuestImage,
             code, out, err = await vmrunner("qmp", '{"execute": "quit", "id": 1}',
                                             "-c", str(config))
             assert code == 2 and "only the keys 'execute' and 'arguments'" in err, err
+            code, out, err = await vmrunner("qmp", json.dumps({
+                "execute": "set_password",
+                "arguments": {"protocol": "vnc", "password": "hunter2"}}), "-c", str(config))
+            assert code == 1, out  # no VNC display; the point is what was logged
+            assert "hunter2" not in runner.log_text()
+            assert '"password": "***"' in runner.log_text()
             records = []
             async for record in follow(runner.runtime_dir / "api.sock", since=0):
                 records.append(record)
