@@ -11,6 +11,7 @@ The bus, the Runner, the controllers, the ladder, the ProcessManager and the API
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -195,7 +196,9 @@ async def test_document_through_a_run(tmp_path: Path) -> None:
                                        "deadline": None, "remaining": None, "duration": None}
         assert doc == {
             "vm": "t", "state": "booted", "stateReason": "the guest agent answered",
-            "stateSince": since, "qemuPid": pid, "paused": None, "shutdown": no_shutdown,
+            "stateSince": since, "qemuPid": pid,
+            "runnerPid": os.getpid(), "runnerSince": doc["runnerSince"], "paused": None,
+            "shutdown": no_shutdown,
             "ram": {"maximum": 256 * MIB, "requested": 192 * MIB, "actual": 192 * MIB,
                     "outcome": "applied"},
             "cpus": {"maximum": 2, "requested": 1, "present": 1, "outcome": "applied"},

@@ -47,15 +47,18 @@ async def _open(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 async def _exchange(path: Path, method: str, target: str,
-                    on_data: Callable[[bytes], None]) -> int:
-    """Send one request; feed the body to ``on_data`` as it arrives; return the status."""
+                    on_data: Callable[[bytes], None], body: bytes = b"") -> int:
+    """Send one request (with ``body``); feed the answer's body to ``on_data`` as it
+    arrives; return the status."""
     import h11
 
     reader, writer = await _open(path)
     http = h11.Connection(h11.CLIENT)
     try:
         writer.write(http.send(h11.Request(method=method, target=target, headers=[
-            ("Host", "vmrunner"), ("Content-Length", "0")])) or b"")
+            ("Host", "vmrunner"), ("Content-Length", str(len(body)))])) or b"")
+        if body:
+            writer.write(http.send(h11.Data(data=body)) or b"")
         writer.write(http.send(h11.EndOfMessage()) or b"")
         await writer.drain()
         status = 0
@@ -75,10 +78,11 @@ async def _exchange(path: Path, method: str, target: str,
         writer.close()
 
 
-async def request(path: Path, method: str, target: str) -> tuple[int, bytes]:
+async def request(path: Path, method: str, target: str,
+                  body: bytes = b"") -> tuple[int, bytes]:
     """One request to the API at ``path``: (status, body)."""
     chunks: list[bytes] = []
-    status = await _exchange(path, method, target, chunks.append)
+    status = await _exchange(path, method, target, chunks.append, body)
     return status, b"".join(chunks)
 
 
@@ -254,7 +258,8 @@ def probe_main(config_file: Path, which: str, *, strict: bool = False,
 def events_main(config_file: Path, *, as_json: bool = False, since: int | None = None,
                 strict: bool = False, out: TextIO = sys.stdout,
                 err: TextIO = sys.stderr) -> int:
-    """``vmrunner events``: follow the stream until the runner stops (or Ctrl-C)."""
+    """``vmrunner events``: follow the stream until the runner stops (Ctrl-C raises
+    ``KeyboardInterrupt``: the command's exit code 130)."""
     path = _socket_or_exit(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
@@ -269,6 +274,4 @@ def events_main(config_file: Path, *, as_json: bool = False, since: int | None =
     except ApiUnavailable as exc:
         print(f"vmrunner events: {exc}", file=err)
         return ExitCode.INTERNAL_ERROR
-    except KeyboardInterrupt:
-        pass
     return ExitCode.OK

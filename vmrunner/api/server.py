@@ -12,6 +12,12 @@ warning naming ``/Runner/Api/tokenFile``: :mod:`vmrunner.config.secret_files`). 
   too slow to keep up gets a last ``{"event": "StreamDropped", ...}`` line and the end of the
   stream;
 * ``POST /powerdown``: fires ``TerminationSignal(SIGTERM)``, the same path as a TERM;
+* ``POST /reset``: fires ``ResetRequested`` and answers with its ``ResetChange`` (200 when
+  applied, 409 otherwise);
+* ``POST /qmp`` with ``{"execute": NAME, "arguments": {...}}``: a raw QMP command for
+  debugging, recorded as ``RawQmpRequested`` and logged at WARNING, executed as an
+  ``ExecuteQmp`` (the runner's monitor stays the only QMP client); answers
+  ``{"return": ...}`` or ``{"error": ...}``;
 * ``GET /metrics``: Prometheus text (:mod:`vmrunner.api.metrics`);
 * ``GET /live`` (200 while the runner serves) and ``GET /ready`` (200 while the VM runs and
   QEMU has not paused it, else 503), for probes.
@@ -47,10 +53,20 @@ from vmrunner.components.base import BusComponent
 from vmrunner.config.secret_files import secret_file_problem
 from vmrunner.core import Channel, Configurable, Stopped, handler
 from vmrunner.core.config.validation import Validated
-from vmrunner.events import RunnerStateChanged, RunState, TerminationSignal, VmPrepared
+from vmrunner.events import (
+    ExecuteQmp,
+    RawQmpRequested,
+    ResetRequested,
+    RunnerStateChanged,
+    RunState,
+    TerminationSignal,
+    VmPrepared,
+)
+from vmrunner.protocols.qmp.commands import RawCommand
 
 from .config import ApiConfig, split_listen
 from .eventlog import EventLog
+from .serialize import to_json
 from .status import Status, ask
 
 if TYPE_CHECKING:
@@ -225,10 +241,11 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
         try:
             while True:
-                request = await self._read_request(http, reader, writer)
-                if request is None:
+                received = await self._read_request(http, reader, writer)
+                if received is None:
                     break
-                await self._respond(http, request, local, reader, writer)
+                request, body = received
+                await self._respond(http, request, body, local, reader, writer)
                 if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
                     break
                 http.start_next_cycle()
@@ -240,9 +257,9 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
                 await writer.wait_closed()
 
     async def _read_request(self, http: h11.Connection, reader: asyncio.StreamReader,
-                            writer: asyncio.StreamWriter) -> h11.Request | None:
-        """The next whole request, or None (connection to be closed); a client that takes
-        longer than ``request_timeout`` gets a 408 if it had begun one."""
+                            writer: asyncio.StreamWriter) -> tuple[h11.Request, bytes] | None:
+        """The next whole request with its body, or None (connection to be closed); a
+        client that takes longer than ``request_timeout`` gets a 408 if it had begun one."""
         import h11
 
         try:
@@ -257,11 +274,11 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             return None
 
     async def _receive_request(self, http: h11.Connection, reader: asyncio.StreamReader,
-                               writer: asyncio.StreamWriter) -> h11.Request | None:
+                               writer: asyncio.StreamWriter) -> tuple[h11.Request, bytes] | None:
         import h11
 
         request: h11.Request | None = None
-        size = 0
+        body = bytearray()
         while True:
             try:
                 event = http.next_event()
@@ -278,12 +295,12 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             elif isinstance(event, h11.Request):
                 request = event
             elif isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > MAX_BODY:
+                body += event.data
+                if len(body) > MAX_BODY:
                     await self._send(http, writer, 413, {"error": "body too large"})
                     return None
             elif isinstance(event, h11.EndOfMessage):
-                return request
+                return None if request is None else (request, bytes(body))
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return None
 
@@ -296,8 +313,9 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
                 return hmac.compare_digest(credentials.strip(), self._token)
         return False
 
-    async def _respond(self, http: h11.Connection, request: h11.Request, local: bool,
-                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _respond(self, http: h11.Connection, request: h11.Request, body: bytes,
+                       local: bool, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
         method = request.method.decode()
         url = urlsplit(request.target.decode("ascii", "replace"))
         if not local and not self._authorized(request):
@@ -305,7 +323,7 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
                              [(b"WWW-Authenticate", b"Bearer")])
             return
         routes = {"/status": "GET", "/events": "GET", "/metrics": "GET", "/powerdown": "POST",
-                  "/live": "GET", "/ready": "GET"}
+                  "/live": "GET", "/ready": "GET", "/reset": "POST", "/qmp": "POST"}
         if url.path not in routes:
             await self._send(http, writer, 404, {"error": f"no such resource: {url.path}"})
             return
@@ -326,6 +344,17 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
                 return
             await self._stream(http, reader, writer, None if since is None else int(since))
             return
+        if url.path == "/reset":
+            change = await self.call(ResetRequested())
+            outcome, detail = ("failed", "nobody handled the reset") if change is None else (
+                change.outcome.value, change.detail)
+            await self._send(http, writer, 200 if outcome == "applied" else 409,
+                             {"outcome": outcome, "detail": detail})
+            return
+        if url.path == "/qmp":
+            code, reply = await self._raw_qmp(body)
+            await self._send(http, writer, code, reply)
+            return
         status = await self.status()
         if url.path == "/status":
             await self._send(http, writer, 200, status.document())
@@ -345,6 +374,30 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             if status.pause.paused:
                 answer["paused"] = status.pause.reason
             await self._send(http, writer, 200 if ready else 503, answer)
+
+    async def _raw_qmp(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """``POST /qmp``: (HTTP status, answer); 400 for a body that is no QMP command."""
+        try:
+            command = json.loads(body)
+        except ValueError as exc:
+            return 400, {"error": f"the body is not JSON: {exc}"}
+        if not isinstance(command, dict) or not isinstance(command.get("execute"), str):
+            return 400, {"error": 'expected {"execute": "NAME", "arguments": {...}}'}
+        arguments = command.get("arguments", {})
+        unknown = set(command) - {"execute", "arguments"}
+        if not isinstance(arguments, dict) or unknown:
+            return 400, {"error": "only the keys 'execute' and 'arguments' (an object) are "
+                                  f"taken{f', not {sorted(unknown)}' if unknown else ''}"}
+        name: str = command["execute"]
+        # logged like the event stream shows it: values of secret-named keys masked
+        _log.warning("raw QMP command from the API: %s", json.dumps(to_json(command)))
+        self.fire(RawQmpRequested(command=name, arguments=arguments))
+        reply = await self.call(ExecuteQmp(command=RawCommand(command=name, args=arguments)))
+        if reply is None:
+            return 503, {"error": "no QMP monitor answered (is QEMU running?)"}
+        if reply.error is not None:
+            return 200, {"error": str(reply.error)}
+        return 200, {"return": to_json(reply.value)}
 
     async def status(self) -> Status:
         """Asks the components (``StatusQuery``, from a connection task, never a handler)."""

@@ -12,6 +12,7 @@ known.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -123,6 +124,8 @@ class Status:
             "stateReason": runner.reason,
             "stateSince": round(self.log.created if runner.since is None else runner.since, 3),
             "qemuPid": self.processes.pid(ProcessRole.QEMU),
+            "runnerPid": os.getpid(),
+            "runnerSince": round(self.log.created, 3),
             "paused": (None if not self.pause.paused else
                        {"reason": self.pause.reason, "detail": self.pause.detail,
                         "since": self.pause.since}),

@@ -26,6 +26,10 @@ QMP (a guest may keep a hot-added vCPU offline); :class:`CpuChange` reports what
     ("malloc(): largebin double linked list corrupted", SIGABRT): on an affected QEMU no
     vCPU is unplugged live.
 
+  With ``unplug_on_affected_qemu`` (tests only) the unplug is made anyway, and a later
+  :class:`~vmrunner.events.ResetRequested` (``vmrunner reset``) is then ``rejected`` here
+  instead of crashing QEMU.
+
   Either way the change is ``rejected`` ("needs a restart") and ``RestartNeeded`` puts
   ``/Runner/vm/currentCpus`` into the status's ``restartPending`` until a later change is
   applied.
@@ -54,6 +58,8 @@ from vmrunner.events import (
     Outcome,
     QmpAcpiDeviceOst,
     QmpDeviceDeleted,
+    ResetChange,
+    ResetRequested,
     RestartNeeded,
     RunState,
 )
@@ -124,6 +130,8 @@ class CpuController(BusComponent):
         self._refusals: list[str] = []
         self._unplug_hazard: str | None = None
         """Why unplugging would endanger QEMU ("" when it would not; None: not asked)."""
+        self._unplugged = False
+        """A ``device_del`` of a vCPU was sent to this QEMU process."""
         self._restart_needed = False
         self._status_maximum: int | None = None
         self._status_target: int | None = None
@@ -225,9 +233,12 @@ class CpuController(BusComponent):
             self._report(target, Outcome.NOT_REACHED, "the added vCPUs did not show up")
 
     async def _unplug_hazardous(self) -> bool:
-        """Whether this QEMU crashes at a reset after a vCPU unplug (QEMU < 8 on TCG)."""
-        if self.unplug_on_affected_qemu:
-            return False
+        """Whether this QEMU crashes at a reset after a vCPU unplug (QEMU < 8 on TCG) and
+        the guard is on."""
+        await self._learn_hazard()
+        return bool(self._unplug_hazard) and not self.unplug_on_affected_qemu
+
+    async def _learn_hazard(self) -> None:
         if self._unplug_hazard is None:
             version, kvm = (await self.execute(commands.QueryVersion()),
                             await self.execute(commands.QueryKvm()))
@@ -238,12 +249,12 @@ class CpuController(BusComponent):
                 major, on_kvm = 0, False
             self._unplug_hazard = "" if major >= 8 or on_kvm else (
                 f"QEMU {major}.x under TCG crashes at the next reset after a vCPU unplug")
-        return bool(self._unplug_hazard)
 
     async def _unplug(self, target: int, used: list[Slot]) -> None:
         # the lowest slot is the boot processor: never unplugged
         victims = list(reversed(used[1:]))[:len(used) - target]
         self._refusals.clear()
+        self._unplugged = True
         errors: list[str] = []
         deadline = asyncio.get_running_loop().time() + self.unplug_timeout
         for slot in victims:
@@ -293,6 +304,21 @@ class CpuController(BusComponent):
                                        max(0.0, min(deadline - now, self.poll_interval,
                                                     renotify_at - now)))
 
+    @handler(priority=100)
+    def on_reset_requested(self, event: ResetRequested,
+                           ctx: HandlerContext[ResetChange]) -> None:
+        """The QEMU 7.2 guard for ``vmrunner reset``: after an unplug on an affected QEMU
+        (only with ``unplug_on_affected_qemu``) the reset is rejected before it is sent."""
+        if not (self._unplugged and self._unplug_hazard):
+            return
+        detail = f"{self._unplug_hazard}; a vCPU was unplugged: restart the VM instead"
+        _log.warning("reset rejected: %s", detail)
+        change = ResetChange(previous=0, counter=0, outcome=Outcome.REJECTED, detail=detail,
+                             source="api")
+        self.fire(change)
+        ctx.set_result(change)
+        ctx.stop()
+
     @handler
     def on_acpi_ost(self, event: QmpAcpiDeviceOst) -> None:
         if event.slot_type != "CPU":
@@ -316,6 +342,7 @@ class CpuController(BusComponent):
 
     @handler
     def on_monitor_closed(self, event: MonitorClosed) -> None:
+        self._unplugged = False  # the next QEMU process starts clean
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()

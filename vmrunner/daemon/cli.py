@@ -1,8 +1,14 @@
-"""The ``vmrunner`` command: ``run`` (default), ``check``, ``render``, ``status``, ``events``.
+"""The ``vmrunner`` command: ``run`` (default), ``check``, ``render``, ``status``, ``events``,
+``probe`` and the commands for one running VM (:mod:`vmrunner.daemon.commands`: ``console``,
+``shutdown``, ``reset``, ``list``, ``qmp``).
 
 Exit codes are :class:`vmrunner.components.exit_codes.ExitCode`: 0 ok, 1 internal error, 2 invalid
-configuration or template, 3 forced stop, 4 QEMU died, 5 start failed, 6 already running,
-7 host error (full or read-only state directories).
+configuration or template (or bad usage), 3 forced stop, 4 QEMU died, 5 start failed,
+6 already running, 7 host error (full or read-only state directories); 130 after Ctrl-C and 141
+when stdout was closed early (``vmrunner render | head -1``), as a shell reports SIGINT/SIGPIPE.
+
+Global options (``--log-level``, ``--log-format``, ``-c/--config``, ``--strict``) are taken
+before and after the command; given after it, they win.
 """
 
 from __future__ import annotations
@@ -19,10 +25,35 @@ from vmrunner import __version__
 from vmrunner.components.exit_codes import ExitCode
 
 DEFAULT_CONFIG = Path("/etc/opt/vmrunner/config.yaml")
-COMMANDS = ("run", "check", "render", "status", "events", "probe")
-_GLOBAL_WITH_VALUE = ("--log-level", "--log-format")
+COMMANDS = ("run", "check", "render", "status", "events", "probe", "console", "shutdown",
+            "reset", "list", "qmp")
+_GLOBAL_WITH_VALUE = ("--log-level", "--log-format", "-c", "--config")
+_GLOBAL_FLAGS = ("--strict",)
+_GLOBAL_JOINED = ("--log-level=", "--log-format=", "--config=", "-c")
+"""Prefixes of a global option and its value in one word (``-cFILE``, ``--config=FILE``)."""
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT: Ctrl-C."""
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: the reader of stdout went away."""
 
 log = logging.getLogger(__name__)
+
+
+def _global_options(parser: argparse.ArgumentParser, *, after: bool) -> None:
+    """The options every command takes; ``after``: the copy on a subcommand, which sets a
+    value only when given (``SUPPRESS``), so it overrides the one before the command."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after else value
+
+    parser.add_argument("--log-level", default=default("INFO"), type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                        help="log threshold (default INFO)")
+    parser.add_argument("--log-format", default=default("text"), choices=["text", "json"],
+                        help="log line format (default text)")
+    parser.add_argument("-c", "--config", type=Path, default=default(DEFAULT_CONFIG),
+                        help=f"configuration file (default {DEFAULT_CONFIG})")
+    parser.add_argument("--strict", action="store_true", default=default(False),
+                        help="treat unknown configuration keys as errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,18 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok (guest powered off), 1 internal error, 2 invalid configuration, "
         "3 forced stop after powerdownTimeout, 4 QEMU died, 5 start failed, "
         "6 another runner runs this VM, 7 the host cannot hold the VM's state (a full or "
-        "read-only dataDir/runtimeDir).",
+        "read-only dataDir/runtimeDir); 130 after Ctrl-C, 141 when stdout was closed early "
+        "(as a shell reports SIGINT and SIGPIPE).",
     )
     parser.add_argument("--version", action="version", version=f"vmrunner {__version__}")
-    parser.add_argument("--log-level", default="INFO", type=str.upper,
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    sub = parser.add_subparsers(dest="command", metavar="{run,check,render,status,events,probe}")
+    _global_options(parser, after=False)
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     config = argparse.ArgumentParser(add_help=False)
-    config.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG,
-                        help=f"configuration file (default {DEFAULT_CONFIG})")
-    config.add_argument("--strict", action="store_true",
-                        help="treat unknown configuration keys as errors")
+    _global_options(config, after=True)
     run = sub.add_parser("run", parents=[config], help="run the VM (default)")
     kube = run.add_argument_group(
         "Kubernetes (override /Runner/Kubernetes; in a pod the service account is used)")
@@ -64,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--host", action="store_true",
                        help="check this host instead: QEMU, swtpm, /dev/kvm, the bridges and "
                        "OVMF (PASS/WARN/FAIL per line; exit 0, or 7 on a FAIL)")
+    check.add_argument("--json", action="store_true",
+                       help="the problems as JSON: {file, ok, problems: [{path, severity, "
+                       "message}]}")
     sub.add_parser("render", parents=[config],
                    help="print the swtpm and QEMU command lines, starting nothing")
     status = sub.add_parser("status", parents=[config],
@@ -71,49 +101,72 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="the raw GET /status document")
     probe = sub.add_parser("probe", parents=[config],
                            help="exit 0 if the runner is live / the VM is ready (for probes)")
-    probe.add_argument("which", choices=("live", "ready"))
+    probe.add_argument("which", choices=("live", "ready"),
+                       help="live: the runner serves its API; ready: the VM runs unpaused")
     events = sub.add_parser("events", parents=[config],
                             help="follow the running VM's event stream")
     events.add_argument("--json", action="store_true", help="JSON lines as the API sends them")
     events.add_argument("--since", type=int, default=0,
                         help="replay the kept events after this sequence number (default 0)")
+    from vmrunner.daemon.commands import add_parsers
+
+    add_parsers(sub, config)
     return parser
 
 
+class UnknownCommand(ValueError):
+    """The first word after the global options is not a command."""
+
+
 def _with_command(argv: Sequence[str]) -> list[str]:
-    """``argv`` with ``run`` inserted when no command is given."""
+    """``argv`` with ``run`` inserted when no command is given (before the first option that
+    is not a global one).
+
+    :raise UnknownCommand: a word that is no command stands where the command belongs.
+    """
     args = list(argv)
     index = 0
     while index < len(args):
         token = args[index]
         if token in _GLOBAL_WITH_VALUE:
             index += 2
-        elif token.startswith(tuple(f"{o}=" for o in _GLOBAL_WITH_VALUE)):
+        elif token in _GLOBAL_FLAGS or token.startswith(_GLOBAL_JOINED):
             index += 1
         elif token in ("-h", "--help", "--version"):
             return args
         else:
             break
-    if index >= len(args) or args[index] not in COMMANDS:
-        args.insert(index, "run")
+    if index < len(args) and args[index] in COMMANDS:
+        return args
+    if index < len(args) and not args[index].startswith("-"):
+        raise UnknownCommand(f"unknown command {args[index]!r}; the commands are: "
+                             f"{', '.join(COMMANDS)} (run is the default; see vmrunner -h)")
+    args.insert(index, "run")
     return args
 
 
-def _print_problems(lines: Sequence[object], out: TextIO) -> None:
+def _print_problems(lines: Sequence[object], out: TextIO,
+                    sink: list[object] | None = None) -> None:
+    """Print the problems to ``out``, or collect them in ``sink`` (``check --json``)."""
     for line in lines:
-        print(line, file=out)
+        if sink is not None:
+            sink.append(line)
+        else:
+            print(line, file=out)
 
 
 def _prepare(config_file: Path, strict: bool, out: TextIO,
-             host_files: bool = False) -> tuple[object, int]:
+             host_files: bool = False, sink: list[object] | None = None
+             ) -> tuple[object, int]:
     """Validate and render without side effects; (rendered VM or None, exit code).
-    ``host_files``: the files the configuration names must exist (vmrunner.daemon.check_files)."""
+    ``host_files``: the files the configuration names must exist (vmrunner.daemon.check_files).
+    The problems go to ``out``, or into ``sink`` when one is given."""
     from vmrunner.config.validate import load_config
     from vmrunner.vmtypes.errors import VmTypeError
     from vmrunner.vmtypes.prepare import plan_start
 
     validation = load_config(config_file, strict=strict)
-    _print_problems(validation.problems, out)
+    _print_problems(validation.problems, out, sink)
     if not validation.ok or validation.config is None:
         return None, ExitCode.CONFIG_ERROR
     from vmrunner.daemon.builder import ConfigInvalid, RunnerBuilder
@@ -129,14 +182,14 @@ def _prepare(config_file: Path, strict: bool, out: TextIO,
     from vmrunner.daemon.check_hints import config_notes
 
     _print_problems([*errors, *(f"warning: {w}" for w in warnings),
-                     *config_notes(config_file)], out)
+                     *config_notes(config_file)], out, sink)
     if errors:
         return None, ExitCode.CONFIG_ERROR
     try:
         plan = plan_start(validation.config, create=False)
         rendered = plan.render()
     except VmTypeError as exc:
-        print(exc, file=out)
+        _print_problems([exc], out, sink)
         return None, ExitCode.CONFIG_ERROR
     return (plan, rendered), ExitCode.OK
 
@@ -157,7 +210,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         from vmrunner.daemon.check_host import host_main
 
         return host_main(args.config, optional=args.config == DEFAULT_CONFIG)
-    _, code = _prepare(args.config, args.strict, sys.stdout, host_files=not args.no_host_files)
+    host_files = not args.no_host_files
+    if args.json:
+        from vmrunner.daemon.commands.checkjson import problems_document
+
+        sink: list[object] = []
+        _, code = _prepare(args.config, args.strict, sys.stderr, host_files, sink)
+        print(problems_document(args.config, sink, ok=code == ExitCode.OK))
+        return code
+    _, code = _prepare(args.config, args.strict, sys.stdout, host_files)
     if code == ExitCode.OK:
         print(f"{args.config}: OK")
     return code
@@ -228,29 +289,48 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vmrunner`` and ``python -m vmrunner``; returns the exit code."""
+    from vmrunner.daemon.commands import COMMANDS as VM_COMMANDS
     from vmrunner.daemon.logs import setup_logging
 
     parser = build_parser()
-    args = parser.parse_args(_with_command(sys.argv[1:] if argv is None else argv))
+    try:
+        args = parser.parse_args(_with_command(sys.argv[1:] if argv is None else argv))
+    except UnknownCommand as exc:
+        parser.error(str(exc))
     # The daemon logs to stdout (containers, journald); the tools keep stdout for their output.
     setup_logging(args.log_level, args.log_format,
                   sys.stdout if args.command == "run" else sys.stderr)
     from vmrunner.daemon.check_hints import missing_default_config
 
     missing = missing_default_config(args.config, DEFAULT_CONFIG)
-    if missing is not None and not (args.command == "check" and args.host):
+    if missing is not None and args.command != "list" and not (
+            args.command == "check" and args.host):
         print(missing, file=sys.stderr)
         return ExitCode.CONFIG_ERROR
     commands = {"run": cmd_run, "check": cmd_check, "render": cmd_render,
-                "status": cmd_status, "events": cmd_events, "probe": cmd_probe}
+                "status": cmd_status, "events": cmd_events, "probe": cmd_probe, **VM_COMMANDS}
     try:
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
     except KeyboardInterrupt:
-        return ExitCode.INTERNAL_ERROR
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         log.debug("internal error", exc_info=True)
         print(f"vmrunner: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return ExitCode.INTERNAL_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
 * :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
 * :mod:`.console`: the SPICE console client;
+* :mod:`.control`: requests from the API (reset, raw QMP);
 * :mod:`.changes`: outcomes of live changes (RAM, vCPUs, reset, CD-ROM, display password);
 * :mod:`.config`: the reload plan of an accepted configuration change;
 * :mod:`.status`: the status query the components answer (``GET /status``).
@@ -27,6 +28,7 @@ from vmrunner.events.changes import (
 )
 from vmrunner.events.config import PlanClass, PlanEntry, ReloadPlan
 from vmrunner.events.console import ConsoleConnected, ConsoleDisconnected
+from vmrunner.events.control import RawQmpRequested, ResetRequested
 from vmrunner.events.guest import (
     GuestAgentConnected,
     GuestAgentDisconnected,
@@ -163,8 +165,10 @@ __all__ = [
     "QmpVserportChange",
     "RamChange",
     "RamStatus",
+    "RawQmpRequested",
     "ReloadPlan",
     "ResetChange",
+    "ResetRequested",
     "RestartNeeded",
     "RunState",
     "Rung",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Literal
 
 from vmrunner.core import Event
 
@@ -99,9 +100,12 @@ class RestartNeeded(Event[None], frozen=True, kw_only=True):
 
 
 class ResetChange(Event[None], frozen=True, kw_only=True):
-    """The reset requested by raising ``resetCounter`` from ``previous`` to ``counter``."""
+    """The reset requested by raising ``resetCounter`` from ``previous`` to ``counter``
+    (``source="resetCounter"``), or through the API (``source="api"``: ``previous`` and
+    ``counter`` are both the counter's current value, 0 when unset)."""
 
     previous: int
     counter: int
     outcome: Outcome
     detail: str = ""
+    source: Literal["resetCounter", "api"] = "resetCounter"

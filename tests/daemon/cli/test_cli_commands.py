@@ -49,19 +49,23 @@ def test_version() -> None:
 
 
 def test_run_is_the_default_command() -> None:
-    assert _with_command(["-c", "x"]) == ["run", "-c", "x"]
+    assert _with_command(["-c", "x"]) == ["-c", "x", "run"]
     assert _with_command([]) == ["run"]
     assert _with_command(["--log-level", "debug", "-c", "x"]) == ["--log-level", "debug",
-                                                                  "run", "-c", "x"]
+                                                                  "-c", "x", "run"]
+    assert _with_command(["-cx", "--strict", "--no-kube"]) == ["-cx", "--strict", "run",
+                                                                "--no-kube"]
     assert _with_command(["--log-format=json", "check"]) == ["--log-format=json", "check"]
 
 
 def test_default_config_path() -> None:
     assert Path("/etc/opt/vmrunner/config.yaml") == DEFAULT_CONFIG
     if not DEFAULT_CONFIG.exists():
-        result = vmrunner("check")
-        assert result.returncode == 2
-        assert str(DEFAULT_CONFIG) in result.stderr  # with "-c/--config": test_cli_messages
+        for command in ("check", "status", "console"):
+            result = vmrunner(command)
+            assert result.returncode == 2
+            assert f"vmrunner: no configuration file at {DEFAULT_CONFIG} (the " \
+                "default); name one with -c/--config FILE" in result.stderr
 
 
 def test_check_ok_prints_warnings(tmp_path: Path) -> None:

@@ -1,0 +1,84 @@
+"""The commands for one running VM: ``console``, ``shutdown``, ``reset``, ``list``, ``qmp``.
+
+Each talks to the runner through its API (``runtimeDir/api.sock``) or, for ``console``, the
+serial console socket; none opens QEMU's monitor. :func:`add_parsers` adds them to the
+``vmrunner`` parser; :data:`COMMANDS` maps each name to its function (argparse namespace →
+exit code). The modules are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vmrunner.daemon.commands.console import DETACH_DEFAULT
+
+
+def add_parsers(sub: Any, config: argparse.ArgumentParser) -> None:
+    """Add the subcommands to ``sub`` (the ``vmrunner`` parser's subparsers); ``config``
+    is the parent parser with the global options."""
+    console = sub.add_parser(
+        "console", parents=[config],
+        help="attach to the VM's serial console (detach with Ctrl-])",
+        description="Attach the terminal to the VM's serial console (runtimeDir/console.sock). "
+        "One session at a time: a second attach is refused, naming the holder's pid.")
+    console.add_argument("--detach-key", default=DETACH_DEFAULT, metavar="KEY",
+                         help="the detach key as ^X (default ^])")
+    shutdown = sub.add_parser(
+        "shutdown", parents=[config],
+        help="shut the VM down like a TERM (the powerdown ladder)")
+    shutdown.add_argument("--wait", action="store_true",
+                          help="wait until the runner has exited")
+    shutdown.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                          help="give up waiting after this long (default 300); exit 1")
+    sub.add_parser("reset", parents=[config],
+                   help="hard-reset the VM (QMP system_reset through the runner)")
+    listing = sub.add_parser(
+        "list", parents=[config],
+        help="list the runners on this host (name, state, pid, uptime, RAM, vCPUs)")
+    listing.add_argument("--dir", type=Path, action="append", default=[], metavar="DIR",
+                         help="look here too: a runtimeDir, or a directory of them (for VMs "
+                         "with a configured runtimeDir); may be repeated")
+    listing.add_argument("--json", action="store_true", help="one JSON object per runner")
+    qmp = sub.add_parser(
+        "qmp", parents=[config],
+        help="send one raw QMP command through the runner (debugging only)")
+    qmp.add_argument("qmp_command", metavar="JSON",
+                     help='the command, e.g. \'{"execute": "query-status"}\'')
+
+
+def _console(args: argparse.Namespace) -> int:
+    from vmrunner.daemon.commands.console import console_main
+
+    return console_main(args.config, detach_key=args.detach_key, strict=args.strict)
+
+
+def _shutdown(args: argparse.Namespace) -> int:
+    from vmrunner.daemon.commands.control import shutdown_main
+
+    return shutdown_main(args.config, wait=args.wait, timeout=args.timeout,
+                         strict=args.strict)
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from vmrunner.daemon.commands.control import reset_main
+
+    return reset_main(args.config, strict=args.strict)
+
+
+def _qmp(args: argparse.Namespace) -> int:
+    from vmrunner.daemon.commands.control import qmp_main
+
+    return qmp_main(args.config, args.qmp_command, strict=args.strict)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from vmrunner.daemon.commands.listing import list_main
+
+    return list_main(extra=args.dir, as_json=args.json)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "console": _console, "shutdown": _shutdown, "reset": _reset, "list": _list, "qmp": _qmp}
