@@ -187,7 +187,9 @@ async def test_start_ready_and_stop(tree: Tree, plan: LaunchPlan) -> None:
     assert is_socket(plan.paths.swtpm_socket)
     assert await tree.stop() == ExitCode.OK
     exited = await tree.exited(ProcessRole.SWTPM)
-    assert exited.pid == pid and exited.status.success, exited  # swtpm ends cleanly on SIGTERM
+    # swtpm ends on the SIGTERM: cleanly (0), or by the signal itself when it arrives before
+    # swtpm installed its handler (it creates the socket first; seen under load)
+    assert exited.pid == pid and exited.status.returncode in (0, -signal.SIGTERM), exited
     assert not process_alive(pid)
     assert not plan.paths.swtpm_socket.exists()
     assert not tree.recorder.of_type(StartFailed)

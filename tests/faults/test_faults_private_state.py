@@ -5,7 +5,8 @@ directory, its owner and mode and the fix; files the runner writes there are 060
 written through a planted link.
 
 Real directories (``chown`` to another uid needs root), the real ``vmrunner run``; QEMU is
-never needed: the runs end before it starts, or at its start (a kernel that does not exist).
+never needed: the runs end before it starts, or at its start (an empty kernel image, which QEMU
+refuses).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid 
 
 def _config(base: Path, data: Path, run: Path, **extra: Any) -> Path:
     path = base / "config.yaml"
+    kernel = base / "empty-kernel"
+    kernel.touch()
     vm = {"name": "priv", "firmware": "bios", "accelerator": "tcg", "maximumRam": "64 MiB",
-          "network": [], "kernel": {"image": str(base / "no-such-kernel")}}
+          "network": [], "kernel": {"image": str(kernel)}}
     path.write_text(yaml.safe_dump({"/Runner": {
         "dataDir": str(data), "runtimeDir": str(run), "vm": vm, **extra}}))
     return path
@@ -88,7 +91,7 @@ async def test_world_writable_dirs_of_ours_are_made_private(base: Path) -> None:
         directory.chmod(0o777)
     (data / "uuid.txt").write_text("6f1c3f4e-6e0e-4d51-9a53-7b3c2f6f2a10\n")
     code, log = await _run(_config(base, data, run))
-    assert code == ExitCode.START_FAILED, log  # got as far as QEMU: no such kernel
+    assert code == ExitCode.START_FAILED, log  # got as far as QEMU: an empty kernel
     assert (f"WARNING vmrunner.vmtypes.private: /Runner/dataDir: {data} had mode 0777 "
             "(writable by its group and others): made it 0700") in log, log
     assert f"/Runner/runtimeDir: {run} had mode 0777" in log, log
@@ -141,7 +144,7 @@ async def test_links_at_the_final_names_are_replaced_not_followed(base: Path) ->
     for link in (run / "cloud-init.img", data / "VM.yaml.mako"):
         link.symlink_to(victim)
     code, log = await _run(_config(base, data, run, cloudInit={"userData": {}}))
-    assert code == ExitCode.START_FAILED, log  # got as far as QEMU: no such kernel
+    assert code == ExitCode.START_FAILED, log  # got as far as QEMU: an empty kernel
     assert victim.read_text() == "precious\n"
     assert not (run / "cloud-init.img").is_symlink()
     assert not (data / "VM.yaml.mako").is_symlink()
@@ -151,7 +154,7 @@ async def test_state_files_are_owner_only(base: Path) -> None:
     data, run = base / "data", base / "run"
     config = _config(base, data, run, cloudInit={"userData": {}})
     code, log = await _run(config)
-    assert code == ExitCode.START_FAILED, log  # got as far as QEMU: no such kernel
+    assert code == ExitCode.START_FAILED, log  # got as far as QEMU: an empty kernel
     # (runtimeDir's cloud-init.img is removed at the exit; it is written like these)
     written = [data / "uuid.txt", data / "VM.yaml.mako", data / "VM.yaml.mako.source"]
     modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written}
