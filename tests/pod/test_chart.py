@@ -189,13 +189,15 @@ def test_values_schema_rejects(tools: Tools, values: dict[str, Any], message: st
     assert message in _fails(tools, values)
 
 
-def test_probes_run_without_a_shell(tools: Tools) -> None:
+def test_probes_are_curl_on_the_api_socket(tools: Tools) -> None:
+    """No shell and no Python per probe: curl asks GET /live or /ready on the API socket."""
     container = pod_spec(_render(tools, {}))["containers"][0]
     for probe, which in (("startupProbe", "live"), ("readinessProbe", "ready"),
                          ("livenessProbe", "live")):
         assert container[probe]["exec"]["command"] == [
-            "/opt/vmrunner/venv/bin/vmrunner", "probe", which, "-c",
-            "/etc/opt/vmrunner/config.yaml"]
+            "/usr/bin/curl", "-fsS", "-o", "/dev/null", "--max-time", "4", "--unix-socket",
+            "/run/vmrunner/api.sock", f"http://localhost/{which}"]
+        assert container[probe]["timeoutSeconds"] == 5
 
 
 @pytest.mark.parametrize("variant", ["defaults", "tcg-no-kvm"])

@@ -62,11 +62,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- dict "/Runner" $runner | toYaml }}
 {{- end }}
 
-{{/* A probe command: `vmrunner probe live|ready` asks the runner's API (GET /live, /ready)
-     on its unix socket; exec form, no shell. Call with (list . "live"). */}}
+{{/* A probe: curl asks the runner's API (GET /live, /ready) on its unix socket; exec form,
+     no shell, no Python and no configuration parsing (~16 ms CPU against ~0.2-0.7 s for
+     `vmrunner probe`, benchmarks/probe.py). Exit 0 on 200, 22 on 503, 7 when nothing
+     listens. Call with (list . "live"). */}}
 {{- define "vmrunner.probe" -}}
 {{- $root := index . 0 -}}
 exec:
-  command: ["/opt/vmrunner/venv/bin/vmrunner", "probe", "{{ index . 1 }}", "-c", "{{ include "vmrunner.configDir" $root }}/config.yaml"]
+  command: ["/usr/bin/curl", "-fsS", "-o", "/dev/null", "--max-time", "4", "--unix-socket", "{{ include "vmrunner.runtimeDir" $root }}/api.sock", "http://localhost/{{ index . 1 }}"]
 timeoutSeconds: 5
 {{- end }}
