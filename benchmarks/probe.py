@@ -37,7 +37,7 @@ from vmrunner.testing.runnerproc import RunnerProcess, guest_config, short_dir
 from vmrunner.vmtypes.render import kvm_usable
 
 sys.path.insert(0, str(Path(__file__).parent))
-from lifecycle import installed_python  # noqa: E402
+from lifecycle import installed_python
 
 BOOT = 120.0
 
