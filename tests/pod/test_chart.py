@@ -49,6 +49,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "dataVolume": {"hostPath": {"path": "/var/lib/vms/x", "type": "DirectoryOrCreate"}},
     },
     "vmoperator-rbac": {"vmoperator": {"enabled": True}},
+    "privileged-tap": {"kvm": {"mode": "privileged"}, "hostNetwork": True,
+                       "vm": {"network": [{"bridge": "br0"}]}},
 }
 
 # The runner's rules of the VM-Operator contract (vmoperator-contract.md, section 1): read and
@@ -162,11 +164,12 @@ def test_grace_period_shorter_than_the_timeout_is_refused(tools: Tools) -> None:
 
 
 def test_kvm_modes(tools: Tools) -> None:
-    container = pod_spec(_render(tools, {}))["containers"][0]
+    container = pod_spec(_render(tools, {"kvm": {"mode": "privileged"}}))["containers"][0]
     assert container["securityContext"] == {"privileged": True}
-    container = pod_spec(_render(tools, {"kvm": {"mode": "devicePlugin"}}))["containers"][0]
-    assert "securityContext" not in container
+    assert "resources" not in container
+    container = pod_spec(_render(tools, {}))["containers"][0]
     assert container["resources"]["limits"] == {"devices.kubevirt.io/kvm": 1}
+    assert "privileged" not in container["securityContext"]
     error = _fails(tools, {"kvm": {"mode": "none"}})
     assert "set vm.accelerator to tcg or auto" in error
 

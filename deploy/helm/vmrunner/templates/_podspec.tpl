@@ -1,11 +1,16 @@
 {{/* The pod spec shared by the Pod and the StatefulSet. */}}
 {{- define "vmrunner.podSpec" -}}
 {{- $privileged := eq .Values.kvm.mode "privileged" }}
+{{- $tap := eq (include "vmrunner.usesTap" .) "true" }}
 {{- if .Values.serviceAccountName }}
 serviceAccountName: {{ .Values.serviceAccountName }}
 {{- end }}
 automountServiceAccountToken: false
 terminationGracePeriodSeconds: {{ include "vmrunner.gracePeriod" . }}
+{{- with include "vmrunner.podSecurityContext" . | fromYaml }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- if .Values.hostNetwork }}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
@@ -32,18 +37,17 @@ containers:
       - run
       - --config={{ include "vmrunner.configDir" . }}/config.yaml
     {{- $resources := deepCopy .Values.resources }}
-    {{- if eq .Values.kvm.mode "devicePlugin" }}
+    {{- if not $privileged }}
     {{- $limits := $resources.limits | default dict }}
-    {{- $_ := set $limits .Values.kvm.resourceName 1 }}
-    {{- $_ := set $resources "limits" $limits }}
+    {{- if eq .Values.kvm.mode "devicePlugin" }}{{ $_ := set $limits .Values.kvm.resourceName 1 }}{{ end }}
+    {{- if $tap }}{{ $_ := set $limits .Values.kvm.tunResourceName 1 }}{{ end }}
+    {{- with $limits }}{{ $_ := set $resources "limits" . }}{{ end }}
     {{- end }}
     {{- with $resources }}
     resources:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- $security := deepCopy .Values.securityContext }}
-    {{- if $privileged }}{{ $_ := set $security "privileged" true }}{{ end }}
-    {{- with $security }}
+    {{- with include "vmrunner.containerSecurityContext" . | fromYaml }}
     securityContext:
       {{- toYaml . | nindent 6 }}
     {{- end }}
@@ -74,6 +78,10 @@ containers:
         mountPath: {{ include "vmrunner.dataDir" . }}
       - name: runtime
         mountPath: {{ include "vmrunner.runtimeDir" . }}
+      {{- if include "vmrunner.readOnlyRoot" . }}
+      - name: tmp
+        mountPath: /tmp
+      {{- end }}
       {{- if or .Values.templates.files .Values.templates.volume }}
       - name: templates
         mountPath: {{ include "vmrunner.templatesDir" . }}
@@ -110,6 +118,12 @@ volumes:
     emptyDir:
       medium: Memory
       sizeLimit: 16Mi
+  {{- if include "vmrunner.readOnlyRoot" . }}
+  - name: tmp
+    emptyDir:
+      medium: Memory
+      sizeLimit: 16Mi
+  {{- end }}
   {{- if .Values.templates.files }}
   - name: templates
     configMap:
