@@ -166,9 +166,9 @@ def test_grace_period_shorter_than_the_timeout_is_refused(tools: Tools) -> None:
 def test_kvm_modes(tools: Tools) -> None:
     container = pod_spec(_render(tools, {"kvm": {"mode": "privileged"}}))["containers"][0]
     assert container["securityContext"] == {"privileged": True}
-    assert "resources" not in container
+    assert "devices.kubevirt.io/kvm" not in container["resources"]["limits"]
     container = pod_spec(_render(tools, {}))["containers"][0]
-    assert container["resources"]["limits"] == {"devices.kubevirt.io/kvm": 1}
+    assert container["resources"]["limits"]["devices.kubevirt.io/kvm"] == 1
     assert "privileged" not in container["securityContext"]
     error = _fails(tools, {"kvm": {"mode": "none"}})
     assert "set vm.accelerator to tcg or auto" in error

@@ -1,7 +1,6 @@
 {{/* The pod spec shared by the Pod and the StatefulSet. */}}
 {{- define "vmrunner.podSpec" -}}
 {{- $privileged := eq .Values.kvm.mode "privileged" }}
-{{- $tap := eq (include "vmrunner.usesTap" .) "true" }}
 {{- if .Values.serviceAccountName }}
 serviceAccountName: {{ .Values.serviceAccountName }}
 {{- end }}
@@ -36,14 +35,7 @@ containers:
       - --log-level={{ .Values.logLevel }}
       - run
       - --config={{ include "vmrunner.configDir" . }}/config.yaml
-    {{- $resources := deepCopy .Values.resources }}
-    {{- if not $privileged }}
-    {{- $limits := $resources.limits | default dict }}
-    {{- if eq .Values.kvm.mode "devicePlugin" }}{{ $_ := set $limits .Values.kvm.resourceName 1 }}{{ end }}
-    {{- if $tap }}{{ $_ := set $limits .Values.kvm.tunResourceName 1 }}{{ end }}
-    {{- with $limits }}{{ $_ := set $resources "limits" . }}{{ end }}
-    {{- end }}
-    {{- with $resources }}
+    {{- with include "vmrunner.resources" . | fromYaml }}
     resources:
       {{- toYaml . | nindent 6 }}
     {{- end }}
