@@ -49,6 +49,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "dataVolume": {"hostPath": {"path": "/var/lib/vms/x", "type": "DirectoryOrCreate"}},
     },
     "vmoperator-rbac": {"vmoperator": {"enabled": True}},
+    "operator-pieces": {
+        "workload": "StatefulSet", "imagePullSecrets": [{"name": "regcred"}],
+        "priorityClassName": "vm-critical", "nodeSelector": {"kvm": "true"},
+        "tolerations": [{"key": "vms", "operator": "Exists", "effect": "NoSchedule"}],
+        "metrics": {"enabled": True, "tokenSecret": {"name": "vm1-api-token"},
+                    "podMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+    },
     "privileged-tap": {"kvm": {"mode": "privileged"}, "hostNetwork": True,
                        "vm": {"network": [{"bridge": "br0"}]}},
 }
@@ -203,7 +210,7 @@ def test_probes_are_curl_on_the_api_socket(tools: Tools) -> None:
         assert container[probe]["timeoutSeconds"] == 5
 
 
-@pytest.mark.parametrize("variant", ["defaults", "tcg-no-kvm"])
+@pytest.mark.parametrize("variant", ["defaults", "tcg-no-kvm", "operator-pieces"])
 def test_config_passes_the_runner_check_in_the_image(tools: Tools, image: ImageBuild,
                                                      variant: str) -> None:
     """``vmrunner check --strict`` in the image accepts the rendered config.yaml."""

@@ -59,6 +59,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $runner "dataDir" (include "vmrunner.dataDir" .) }}
 {{- $_ := set $runner "runtimeDir" (include "vmrunner.runtimeDir" .) }}
 {{- $_ := set $runner "vm" $vm }}
+{{- if .Values.metrics.enabled }}
+{{- $api := deepCopy (index $runner "/Api" | default dict) }}
+{{- $_ := set $api "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port)) }}
+{{- $_ := set $api "tokenFile" (printf "%s/%s" (include "vmrunner.metricsTokenDir" .) .Values.metrics.tokenSecret.key) }}
+{{- $_ := set $runner "/Api" $api }}
+{{- end }}
 {{- dict "/Runner" $runner | toYaml }}
 {{- end }}
 
@@ -72,3 +78,10 @@ exec:
   command: ["/usr/bin/curl", "-fsS", "-o", "/dev/null", "--max-time", "4", "--unix-socket", "{{ include "vmrunner.runtimeDir" $root }}/api.sock", "http://localhost/{{ index . 1 }}"]
 timeoutSeconds: 5
 {{- end }}
+
+{{/* The Secret holding the API's bearer token for the metrics listener (required). */}}
+{{- define "vmrunner.metricsSecret" -}}
+{{- required "metrics.tokenSecret.name: the metrics listener needs a Secret with its bearer token" .Values.metrics.tokenSecret.name }}
+{{- end }}
+
+{{- define "vmrunner.metricsTokenDir" -}}/etc/opt/vmrunner-api{{- end }}

@@ -5,6 +5,13 @@
 serviceAccountName: {{ .Values.serviceAccountName }}
 {{- end }}
 automountServiceAccountToken: false
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 terminationGracePeriodSeconds: {{ include "vmrunner.gracePeriod" . }}
 {{- with include "vmrunner.podSecurityContext" . | fromYaml }}
 securityContext:
@@ -35,6 +42,12 @@ containers:
       - --log-level={{ .Values.logLevel }}
       - run
       - --config={{ include "vmrunner.configDir" . }}/config.yaml
+    {{- if .Values.metrics.enabled }}
+    ports:
+      - name: metrics
+        containerPort: {{ .Values.metrics.port }}
+        protocol: TCP
+    {{- end }}
     {{- with include "vmrunner.resources" . | fromYaml }}
     resources:
       {{- toYaml . | nindent 6 }}
@@ -73,6 +86,11 @@ containers:
       {{- if include "vmrunner.readOnlyRoot" . }}
       - name: tmp
         mountPath: /tmp
+      {{- end }}
+      {{- if .Values.metrics.enabled }}
+      - name: api-token
+        mountPath: {{ include "vmrunner.metricsTokenDir" . }}
+        readOnly: true
       {{- end }}
       {{- if or .Values.templates.files .Values.templates.volume }}
       - name: templates
@@ -115,6 +133,12 @@ volumes:
     emptyDir:
       medium: Memory
       sizeLimit: 16Mi
+  {{- end }}
+  {{- if .Values.metrics.enabled }}
+  - name: api-token
+    secret:
+      secretName: {{ include "vmrunner.metricsSecret" . }}
+      defaultMode: 0400
   {{- end }}
   {{- if .Values.templates.files }}
   - name: templates
