@@ -161,7 +161,11 @@ def test_vm_name_defaults_to_the_release(tools: Tools) -> None:
 ])
 def test_grace_period_covers_the_powerdown_timeout(tools: Tools, values: dict[str, Any],
                                                    expected: int) -> None:
-    assert pod_spec(_render(tools, values))["terminationGracePeriodSeconds"] == expected
+    spec = pod_spec(_render(tools, values))
+    assert spec["terminationGracePeriodSeconds"] == expected
+    # the runner compares powerdownTimeout with it (vmrunner.daemon.grace)
+    assert spec["containers"][0]["env"] == [
+        {"name": "VMRUNNER_TERMINATION_GRACE_PERIOD", "value": str(expected)}]
 
 
 def test_grace_period_shorter_than_the_timeout_is_refused(tools: Tools) -> None:

@@ -42,6 +42,10 @@ containers:
       - --log-level={{ .Values.logLevel }}
       - run
       - --config={{ include "vmrunner.configDir" . }}/config.yaml
+    env:
+      # the runner warns (by key path) when powerdownTimeout no longer fits (docs/kubernetes.md)
+      - name: VMRUNNER_TERMINATION_GRACE_PERIOD
+        value: {{ include "vmrunner.gracePeriod" . | quote }}
     {{- if .Values.metrics.enabled }}
     ports:
       - name: metrics
