@@ -49,6 +49,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "dataVolume": {"hostPath": {"path": "/var/lib/vms/x", "type": "DirectoryOrCreate"}},
     },
     "vmoperator-rbac": {"vmoperator": {"enabled": True}},
+    "operator-pieces": {
+        "workload": "StatefulSet", "imagePullSecrets": [{"name": "regcred"}],
+        "priorityClassName": "vm-critical", "nodeSelector": {"kvm": "true"},
+        "tolerations": [{"key": "vms", "operator": "Exists", "effect": "NoSchedule"}],
+        "metrics": {"enabled": True, "tokenSecret": {"name": "vm1-api-token"},
+                    "podMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+    },
+    "privileged-tap": {"kvm": {"mode": "privileged"}, "hostNetwork": True,
+                       "vm": {"network": [{"bridge": "br0"}]}},
 }
 
 # The runner's rules of the VM-Operator contract (vmoperator-contract.md, section 1): read and
@@ -152,7 +161,11 @@ def test_vm_name_defaults_to_the_release(tools: Tools) -> None:
 ])
 def test_grace_period_covers_the_powerdown_timeout(tools: Tools, values: dict[str, Any],
                                                    expected: int) -> None:
-    assert pod_spec(_render(tools, values))["terminationGracePeriodSeconds"] == expected
+    spec = pod_spec(_render(tools, values))
+    assert spec["terminationGracePeriodSeconds"] == expected
+    # the runner compares powerdownTimeout with it (vmrunner.daemon.grace)
+    assert spec["containers"][0]["env"] == [
+        {"name": "VMRUNNER_TERMINATION_GRACE_PERIOD", "value": str(expected)}]
 
 
 def test_grace_period_shorter_than_the_timeout_is_refused(tools: Tools) -> None:
@@ -162,11 +175,12 @@ def test_grace_period_shorter_than_the_timeout_is_refused(tools: Tools) -> None:
 
 
 def test_kvm_modes(tools: Tools) -> None:
-    container = pod_spec(_render(tools, {}))["containers"][0]
+    container = pod_spec(_render(tools, {"kvm": {"mode": "privileged"}}))["containers"][0]
     assert container["securityContext"] == {"privileged": True}
-    container = pod_spec(_render(tools, {"kvm": {"mode": "devicePlugin"}}))["containers"][0]
-    assert "securityContext" not in container
-    assert container["resources"]["limits"] == {"devices.kubevirt.io/kvm": 1}
+    assert "devices.kubevirt.io/kvm" not in container["resources"]["limits"]
+    container = pod_spec(_render(tools, {}))["containers"][0]
+    assert container["resources"]["limits"]["devices.kubevirt.io/kvm"] == 1
+    assert "privileged" not in container["securityContext"]
     error = _fails(tools, {"kvm": {"mode": "none"}})
     assert "set vm.accelerator to tcg or auto" in error
 
@@ -189,16 +203,18 @@ def test_values_schema_rejects(tools: Tools, values: dict[str, Any], message: st
     assert message in _fails(tools, values)
 
 
-def test_probes_run_without_a_shell(tools: Tools) -> None:
+def test_probes_are_curl_on_the_api_socket(tools: Tools) -> None:
+    """No shell and no Python per probe: curl asks GET /live or /ready on the API socket."""
     container = pod_spec(_render(tools, {}))["containers"][0]
     for probe, which in (("startupProbe", "live"), ("readinessProbe", "ready"),
                          ("livenessProbe", "live")):
         assert container[probe]["exec"]["command"] == [
-            "/opt/vmrunner/venv/bin/vmrunner", "probe", which, "-c",
-            "/etc/opt/vmrunner/config.yaml"]
+            "/usr/bin/curl", "-fsS", "-o", "/dev/null", "--max-time", "4", "--unix-socket",
+            "/run/vmrunner/api.sock", f"http://localhost/{which}"]
+        assert container[probe]["timeoutSeconds"] == 5
 
 
-@pytest.mark.parametrize("variant", ["defaults", "tcg-no-kvm"])
+@pytest.mark.parametrize("variant", ["defaults", "tcg-no-kvm", "operator-pieces"])
 def test_config_passes_the_runner_check_in_the_image(tools: Tools, image: ImageBuild,
                                                      variant: str) -> None:
     """``vmrunner check --strict`` in the image accepts the rendered config.yaml."""

@@ -29,6 +29,7 @@ beyond the settings check.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from vmrunner.components.processes import ProcessManager
 from vmrunner.components.runner import Runner
 from vmrunner.components.swtpm import SwtpmManager
 from vmrunner.core import Component
+from vmrunner.daemon.grace import grace_warnings
 
 _log = logging.getLogger(__name__)
 
@@ -91,6 +93,9 @@ class RunnerBuilder:
         self.host_files = host_files
         self.components: list[Component] = _standard(self.config_file)
         self.warnings: list[str] = []
+
+    def _environ(self) -> Mapping[str, str]:
+        return os.environ if self.environ is None else self.environ
 
     def _index(self, name: str) -> int:
         for index, component in enumerate(self.components):
@@ -158,6 +163,7 @@ class RunnerBuilder:
             runner.attach(kube)
         errors, warnings = node_problems(runner, nodes, strict=self.strict,
                                          base_dir=self.config_file.absolute().parent)
+        warnings += grace_warnings(nodes.get(RUNNER_NODE), self._environ())
         for warning in warnings:
             _log.warning("%s", warning)
         self.warnings += warnings
@@ -198,7 +204,7 @@ class RunnerBuilder:
                 parse_node(nodes[KUBE_NODE])
             except KubeSettingsError as exc:
                 errors += exc.problems
-        return errors, warnings
+        return errors, warnings + grace_warnings(nodes.get(RUNNER_NODE), self._environ())
 
     def _kube_component(self, nodes: Mapping[str, Any], vm_name: str) -> Component | None:
         """The KubeStatusWriter if Kubernetes mode is on (imported only then)."""

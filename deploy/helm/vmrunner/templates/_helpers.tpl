@@ -59,14 +59,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $runner "dataDir" (include "vmrunner.dataDir" .) }}
 {{- $_ := set $runner "runtimeDir" (include "vmrunner.runtimeDir" .) }}
 {{- $_ := set $runner "vm" $vm }}
+{{- if .Values.metrics.enabled }}
+{{- $api := deepCopy (index $runner "/Api" | default dict) }}
+{{- $_ := set $api "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port)) }}
+{{- $_ := set $api "tokenFile" (printf "%s/%s" (include "vmrunner.metricsTokenDir" .) .Values.metrics.tokenSecret.key) }}
+{{- $_ := set $runner "/Api" $api }}
+{{- end }}
 {{- dict "/Runner" $runner | toYaml }}
 {{- end }}
 
-{{/* A probe command: `vmrunner probe live|ready` asks the runner's API (GET /live, /ready)
-     on its unix socket; exec form, no shell. Call with (list . "live"). */}}
+{{/* A probe: curl asks the runner's API (GET /live, /ready) on its unix socket; exec form,
+     no shell, no Python and no configuration parsing (~16 ms CPU against ~0.2-0.7 s for
+     `vmrunner probe`, benchmarks/probe.py). Exit 0 on 200, 22 on 503, 7 when nothing
+     listens. Call with (list . "live"). */}}
 {{- define "vmrunner.probe" -}}
 {{- $root := index . 0 -}}
 exec:
-  command: ["/opt/vmrunner/venv/bin/vmrunner", "probe", "{{ index . 1 }}", "-c", "{{ include "vmrunner.configDir" $root }}/config.yaml"]
+  command: ["/usr/bin/curl", "-fsS", "-o", "/dev/null", "--max-time", "4", "--unix-socket", "{{ include "vmrunner.runtimeDir" $root }}/api.sock", "http://localhost/{{ index . 1 }}"]
 timeoutSeconds: 5
 {{- end }}
+
+{{/* The Secret holding the API's bearer token for the metrics listener (required). */}}
+{{- define "vmrunner.metricsSecret" -}}
+{{- required "metrics.tokenSecret.name: the metrics listener needs a Secret with its bearer token" .Values.metrics.tokenSecret.name }}
+{{- end }}
+
+{{- define "vmrunner.metricsTokenDir" -}}/etc/opt/vmrunner-api{{- end }}

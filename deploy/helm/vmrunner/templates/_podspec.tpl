@@ -5,7 +5,18 @@
 serviceAccountName: {{ .Values.serviceAccountName }}
 {{- end }}
 automountServiceAccountToken: false
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 terminationGracePeriodSeconds: {{ include "vmrunner.gracePeriod" . }}
+{{- with include "vmrunner.podSecurityContext" . | fromYaml }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- if .Values.hostNetwork }}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
@@ -31,19 +42,21 @@ containers:
       - --log-level={{ .Values.logLevel }}
       - run
       - --config={{ include "vmrunner.configDir" . }}/config.yaml
-    {{- $resources := deepCopy .Values.resources }}
-    {{- if eq .Values.kvm.mode "devicePlugin" }}
-    {{- $limits := $resources.limits | default dict }}
-    {{- $_ := set $limits .Values.kvm.resourceName 1 }}
-    {{- $_ := set $resources "limits" $limits }}
+    env:
+      # the runner warns (by key path) when powerdownTimeout no longer fits (docs/kubernetes.md)
+      - name: VMRUNNER_TERMINATION_GRACE_PERIOD
+        value: {{ include "vmrunner.gracePeriod" . | quote }}
+    {{- if .Values.metrics.enabled }}
+    ports:
+      - name: metrics
+        containerPort: {{ .Values.metrics.port }}
+        protocol: TCP
     {{- end }}
-    {{- with $resources }}
+    {{- with include "vmrunner.resources" . | fromYaml }}
     resources:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- $security := deepCopy .Values.securityContext }}
-    {{- if $privileged }}{{ $_ := set $security "privileged" true }}{{ end }}
-    {{- with $security }}
+    {{- with include "vmrunner.containerSecurityContext" . | fromYaml }}
     securityContext:
       {{- toYaml . | nindent 6 }}
     {{- end }}
@@ -74,6 +87,15 @@ containers:
         mountPath: {{ include "vmrunner.dataDir" . }}
       - name: runtime
         mountPath: {{ include "vmrunner.runtimeDir" . }}
+      {{- if include "vmrunner.readOnlyRoot" . }}
+      - name: tmp
+        mountPath: /tmp
+      {{- end }}
+      {{- if .Values.metrics.enabled }}
+      - name: api-token
+        mountPath: {{ include "vmrunner.metricsTokenDir" . }}
+        readOnly: true
+      {{- end }}
       {{- if or .Values.templates.files .Values.templates.volume }}
       - name: templates
         mountPath: {{ include "vmrunner.templatesDir" . }}
@@ -110,6 +132,18 @@ volumes:
     emptyDir:
       medium: Memory
       sizeLimit: 16Mi
+  {{- if include "vmrunner.readOnlyRoot" . }}
+  - name: tmp
+    emptyDir:
+      medium: Memory
+      sizeLimit: 16Mi
+  {{- end }}
+  {{- if .Values.metrics.enabled }}
+  - name: api-token
+    secret:
+      secretName: {{ include "vmrunner.metricsSecret" . }}
+      defaultMode: 0400
+  {{- end }}
   {{- if .Values.templates.files }}
   - name: templates
     configMap:
