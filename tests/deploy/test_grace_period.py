@@ -24,7 +24,7 @@ CONFIG = """"/Runner":
     maximumRam: 64 MiB
     network: []
     {timeout}
-    kernel: {{image: {base}/no-such-kernel}}
+    kernel: {{image: {base}/empty-kernel}}
 """
 WARNING = "/Runner/vm/powerdownTimeout: {timeout} s plus the 5 s forced stop exceeds the " \
           "pod's terminationGracePeriodSeconds ({grace} s, VMRUNNER_TERMINATION_GRACE_PERIOD)"
@@ -34,6 +34,7 @@ def _vmrunner(tmp_path: Path, command: str, timeout: str,
               grace: str | None) -> subprocess.CompletedProcess[str]:
     file = tmp_path / "config.yaml"
     file.write_text(CONFIG.format(base=tmp_path, timeout=timeout))
+    (tmp_path / "empty-kernel").touch()  # exists (check requires it); QEMU refuses it at run
     env = {k: v for k, v in os.environ.items() if k != GRACE_ENV}
     if grace is not None:
         env[GRACE_ENV] = grace

@@ -168,7 +168,9 @@ async def test_storm_of_edits_converges_to_the_last_valid_one(
                 # burst converges to the last *content*), so the last valid edit must have
                 # been seen before the final, invalid one is written.
                 want = RunnerConfig.model_validate(last_valid, context={"base_dir": vmdir})
+                waited = time.monotonic()
                 await rec.wait_for(ConfigureQemu, lambda e, w=want: e.config == w, 10)
+                begin += time.monotonic() - waited  # the pace counts the writing only
                 invalid += 1
                 text = "# the last edit\n" * 50 + "vm: [\n"  # a syntax error on line 52
             elif index < EDITS - 2 and rng.random() < 0.3:
@@ -197,7 +199,9 @@ async def test_storm_of_edits_converges_to_the_last_valid_one(
         rejections = sum(isinstance(e, ConfigurationRejected) for e in events)
         _log.info("storm seed %d: %d edits (%d invalid, %s) in %.1f s; %d updates, "
                   "%d rejections", seed, EDITS, invalid, hows, elapsed, updates, rejections)
-        assert elapsed < SPAN * 1.5, elapsed
+        # the edits came at (about) the intended pace: the runner in this process did not hold
+        # up the writer's loop for long (the bound leaves room for a loaded CI machine)
+        assert elapsed < SPAN * 2, elapsed
 
         # ...and everything stands on the last valid edit
         assert vm.runner.config is not None

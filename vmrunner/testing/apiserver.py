@@ -269,6 +269,7 @@ class KubeApiServer:
             raise RuntimeError("the API server is not running")
         self._api.send_signal(signal.SIGSTOP)
         self._paused = True
+        _wait_stopped(self._api.pid)
 
     def resume(self) -> None:
         if self._api is not None and self._paused:
@@ -403,3 +404,21 @@ def _read_lines(path: Path) -> Iterator[str]:
         for line in f:
             if line.strip():
                 yield line
+
+
+def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Return once every thread of ``pid`` is stopped (a SIGSTOP is delivered asynchronously:
+    under load a thread could still answer one request after ``kill`` returned)."""
+    deadline = time.monotonic() + timeout
+    tasks = Path(f"/proc/{pid}/task")
+    while time.monotonic() < deadline:
+        states = []
+        for task in tasks.iterdir():
+            with contextlib.suppress(OSError):
+                stat = (task / "stat").read_text()
+                states.append(stat[stat.rindex(")") + 2])
+        if states and all(state in "tT" for state in states):
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"the API server (pid {pid}) did not stop within {timeout:g} s")
+
