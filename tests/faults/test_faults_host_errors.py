@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from vmrunner.components.exit_codes import ExitCode
-from vmrunner.testing.runnerproc import RunnerProcess
+from vmrunner.testing.runnerproc import run_to_exit
 
 
 def _config(base: Path, data_dir: Path) -> Path:
@@ -30,19 +30,10 @@ def _config(base: Path, data_dir: Path) -> Path:
     return path
 
 
-async def _run(config: Path) -> tuple[int | None, str]:
-    runner = RunnerProcess(config)
-    await runner.start(console=False)
-    try:
-        return await runner.wait(30), runner.log_text()
-    finally:
-        await runner.close()
-
-
 async def test_read_only_data_dir_is_a_host_error(
         base: Path, tmpfs: Callable[[str], Path]) -> None:
     mount = tmpfs("ro,size=1m")
-    code, log = await _run(_config(base, mount / "data"))
+    code, log = await run_to_exit(_config(base, mount / "data"))
     assert code == ExitCode.HOST_ERROR, log
     assert "/Runner/dataDir: cannot create" in log and "Read-only file system" in log, log
     assert "started qemu" not in log
@@ -58,7 +49,7 @@ async def test_full_data_dir_is_a_host_error(
                 os.write(fd, b"\0" * 4096)
     finally:
         os.close(fd)
-    code, log = await _run(_config(base, mount / "data"))
+    code, log = await run_to_exit(_config(base, mount / "data"))
     assert code == ExitCode.HOST_ERROR, log
     assert "No space left on device" in log, log
     assert "started qemu" not in log
@@ -70,7 +61,7 @@ async def test_runner_pid_is_never_written_through_a_planted_link(base: Path) ->
     runtime = base / "run"
     runtime.mkdir(mode=0o700)
     (runtime / "runner.pid").symlink_to(victim)
-    code, log = await _run(_config(base, base / "data"))
+    code, log = await run_to_exit(_config(base, base / "data"))
     assert code == ExitCode.START_FAILED, log  # the kernel does not exist: QEMU refuses
     assert victim.read_text() == "precious\n"
     assert not [p for p in runtime.iterdir() if p.name.startswith(".runner.pid")]

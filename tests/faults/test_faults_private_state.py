@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from vmrunner.components.exit_codes import ExitCode
-from vmrunner.testing.runnerproc import RunnerProcess
+from vmrunner.testing.runnerproc import run_to_exit
 
 NOBODY = 65534
 
@@ -38,21 +38,12 @@ def _config(base: Path, data: Path, run: Path, **extra: Any) -> Path:
     return path
 
 
-async def _run(config: Path) -> tuple[int | None, str]:
-    runner = RunnerProcess(config)
-    await runner.start(console=False)
-    try:
-        return await runner.wait(30), runner.log_text()
-    finally:
-        await runner.close()
-
-
 @needs_root
 async def test_runtime_dir_of_another_user_is_refused(base: Path) -> None:
     run = base / "run"
     run.mkdir(mode=0o700)
     os.chown(run, NOBODY, NOBODY)
-    code, log = await _run(_config(base, base / "data", run))
+    code, log = await run_to_exit(_config(base, base / "data", run))
     assert code == ExitCode.HOST_ERROR, log
     assert f"/Runner/runtimeDir: {run} is owned by" in log and "uid 65534" in log, log
     assert "mode 0700" in log and "remove it or give it to" in log, log
@@ -68,7 +59,7 @@ async def test_world_writable_data_dir_with_a_foreign_file_is_refused(base: Path
     planted = data / "VM.yaml.mako"
     planted.write_text("planted\n")
     os.chown(planted, NOBODY, NOBODY)
-    code, log = await _run(_config(base, data, base / "run"))
+    code, log = await run_to_exit(_config(base, data, base / "run"))
     assert code == ExitCode.HOST_ERROR, log
     assert (f"/Runner/dataDir: {data} had mode 0777 (writable by its group and others): made "
             "it 0700") in log, log
@@ -77,7 +68,7 @@ async def test_world_writable_data_dir_with_a_foreign_file_is_refused(base: Path
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert planted.read_text() == "planted\n"
     assert "started qemu" not in log
-    code, log = await _run(_config(base, data, base / "run"))  # refused until removed
+    code, log = await run_to_exit(_config(base, data, base / "run"))  # refused until removed
     assert code == ExitCode.HOST_ERROR, log
     assert f"{data} holds {planted}, owned by nobody" in log, log
 
@@ -90,7 +81,7 @@ async def test_world_writable_dirs_of_ours_are_made_private(base: Path) -> None:
         directory.mkdir()
         directory.chmod(0o777)
     (data / "uuid.txt").write_text("6f1c3f4e-6e0e-4d51-9a53-7b3c2f6f2a10\n")
-    code, log = await _run(_config(base, data, run))
+    code, log = await run_to_exit(_config(base, data, run))
     assert code == ExitCode.START_FAILED, log  # got as far as QEMU: an empty kernel
     assert (f"WARNING vmrunner.vmtypes.private: /Runner/dataDir: {data} had mode 0777 "
             "(writable by its group and others): made it 0700") in log, log
@@ -106,7 +97,7 @@ async def test_a_directory_under_another_users_directory_is_refused(base: Path) 
     foreign.mkdir()
     os.chown(foreign, NOBODY, NOBODY)
     foreign.chmod(0o777)
-    code, log = await _run(_config(base, base / "data", foreign / "vmrunner" / "priv"))
+    code, log = await run_to_exit(_config(base, base / "data", foreign / "vmrunner" / "priv"))
     assert code == ExitCode.HOST_ERROR, log
     assert f"{foreign} (above {foreign}/vmrunner/priv) is owned by" in log, log
     assert "started qemu" not in log
@@ -126,7 +117,7 @@ async def test_a_planted_link_is_not_followed(base: Path, where: str, name: str)
         directory.mkdir(mode=0o700)
     link = dirs[where] / name
     link.symlink_to(victim)
-    code, log = await _run(_config(base, dirs["data"], dirs["run"],
+    code, log = await run_to_exit(_config(base, dirs["data"], dirs["run"],
                                    cloudInit={"userData": {"hostname": "x"}}))
     assert code == ExitCode.HOST_ERROR, log
     assert f"{link} is a symbolic link, planted where the runner writes a new file" in log, log
@@ -143,7 +134,7 @@ async def test_links_at_the_final_names_are_replaced_not_followed(base: Path) ->
     run.mkdir(mode=0o700)
     for link in (run / "cloud-init.img", data / "VM.yaml.mako"):
         link.symlink_to(victim)
-    code, log = await _run(_config(base, data, run, cloudInit={"userData": {}}))
+    code, log = await run_to_exit(_config(base, data, run, cloudInit={"userData": {}}))
     assert code == ExitCode.START_FAILED, log  # got as far as QEMU: an empty kernel
     assert victim.read_text() == "precious\n"
     assert not (run / "cloud-init.img").is_symlink()
@@ -153,7 +144,7 @@ async def test_links_at_the_final_names_are_replaced_not_followed(base: Path) ->
 async def test_state_files_are_owner_only(base: Path) -> None:
     data, run = base / "data", base / "run"
     config = _config(base, data, run, cloudInit={"userData": {}})
-    code, log = await _run(config)
+    code, log = await run_to_exit(config)
     assert code == ExitCode.START_FAILED, log  # got as far as QEMU: an empty kernel
     # (runtimeDir's cloud-init.img is removed at the exit; it is written like these)
     written = [data / "uuid.txt", data / "VM.yaml.mako", data / "VM.yaml.mako.source"]
@@ -163,7 +154,7 @@ async def test_state_files_are_owner_only(base: Path) -> None:
     # files of older versions (0644) are tightened at the next start
     for path in written:
         path.chmod(0o644)
-    code, log = await _run(config)
+    code, log = await run_to_exit(config)
     assert code == ExitCode.START_FAILED, log
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == modes
 

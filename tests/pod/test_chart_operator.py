@@ -7,6 +7,7 @@ and 1.34 (variant ``operator-pieces`` in test_chart.py).
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import pytest
@@ -41,13 +42,19 @@ def test_scheduling_and_pull_values_reach_the_pod(tools: Tools) -> None:
             assert spec[key] == value, (workload, key)
 
 
-def test_image_pull_secrets_are_schema_checked(tools: Tools) -> None:
-    path = values_file({"imagePullSecrets": ["regcred"]})
+def _refused(tools: Tools, values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """``helm template`` with ``values``, which must fail."""
+    path = values_file(values)
     try:
         result = helm(tools.helm, "template", "x", str(CHART), "-f", str(path), check=False)
     finally:
         path.unlink()
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout
+    return result
+
+
+def test_image_pull_secrets_are_schema_checked(tools: Tools) -> None:
+    result = _refused(tools, {"imagePullSecrets": ["regcred"]})
     assert "at '/imagePullSecrets/0'" in result.stderr
 
 
@@ -102,12 +109,7 @@ def test_metrics_listener_port_token_and_pod_monitor(tools: Tools) -> None:
 
 
 def test_metrics_need_a_token_secret(tools: Tools) -> None:
-    path = values_file({"metrics": {"enabled": True}})
-    try:
-        result = helm(tools.helm, "template", "x", str(CHART), "-f", str(path), check=False)
-    finally:
-        path.unlink()
-    assert result.returncode != 0
+    result = _refused(tools, {"metrics": {"enabled": True}})
     assert "metrics.tokenSecret.name: the metrics listener needs a Secret" in result.stderr
 
 

@@ -180,6 +180,18 @@ async def term_during_start(runners: list[RunnerProcess], config: Path,
     return runner, code
 
 
+async def run_to_exit(config: Path, timeout: float = 30.0  # noqa: ASYNC109
+                      ) -> tuple[int | None, str]:
+    """Run ``vmrunner run -c config`` (no console) until it exits by itself within
+    ``timeout`` s: (exit code or None, its log)."""
+    runner = RunnerProcess(config)
+    await runner.start(console=False)
+    try:
+        return await runner.wait(timeout), runner.log_text()
+    finally:
+        await runner.close()
+
+
 async def boot_runner(runners: list[RunnerProcess], config: Path,
                       timeout: float = 60.0) -> RunnerProcess:  # noqa: ASYNC109
     """Start a runner for ``config``, record it in ``runners`` (closed by the test's fixture)
