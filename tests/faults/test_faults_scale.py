@@ -1,10 +1,13 @@
 """``benchmarks/scale.py`` at CI size: 5 runners at once, TERMed together, all graceful,
-each runner ≤ 46 MiB RSS here. ~16 s under TCG on the 2-core development machine.
+each runner ≤ 47 MiB RSS here. ~16 s under TCG on the 2-core development machine.
 
 The bound was 40 MiB (issue 8) while ``vmrunner run`` kept ``ssl`` and pygments out of the
 process with stub modules; without them (no monkeypatching) a runner measures ~44.7 MiB in
 this development environment, where pytest brings pygments and Mako then imports it (~6
-MiB), and ~40.3 MiB (PSS ~34, USS ~29) as installed (``benchmarks/lifecycle.py``)."""
+MiB), and ~40.3 MiB (PSS ~34, USS ~29) as installed (``benchmarks/lifecycle.py``). With the
+CLI commands, file and permission checks of issues 15, 17 and 18 (``benchmarks/scale.py --vms
+2``): 45.05 MiB per runner before, 45.35 after in this environment; one CI run measured 46.06
+(the bound was 46): the bound is the measured value plus 1 MiB for noise."""
 
 from __future__ import annotations
 
@@ -32,5 +35,5 @@ def test_five_runners_stop_gracefully_together(guest_image: GuestImage) -> None:
                          r"(\d+\.\d) MiB", last)
     assert found, output
     assert int(found[1]) == VMS, output
-    assert float(found[2]) <= 46 * VMS, output
+    assert float(found[2]) <= 47 * VMS, output
     assert result.returncode == 0 and "Traceback" not in output, output

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vmrunner.daemon.commands.console import DETACH_DEFAULT
+DETACH_DEFAULT = "^]"
+"""The console's default detach key (Ctrl-])."""
 
 
 def add_parsers(sub: Any, config: argparse.ArgumentParser) -> None:

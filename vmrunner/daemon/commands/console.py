@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-DETACH_DEFAULT = "^]"
+from vmrunner.daemon.commands import DETACH_DEFAULT
+
 LOCK_NAME = "console.lock"
 READ_SIZE = 4096
 
