@@ -217,13 +217,15 @@ def test_probes_are_curl_on_the_api_socket(tools: Tools) -> None:
 @pytest.mark.parametrize("variant", ["defaults", "tcg-no-kvm", "operator-pieces"])
 def test_config_passes_the_runner_check_in_the_image(tools: Tools, image: ImageBuild,
                                                      variant: str) -> None:
-    """``vmrunner check --strict`` in the image accepts the rendered config.yaml."""
+    """``vmrunner check --strict`` in the image accepts the rendered config.yaml (with
+    ``--no-host-files``: the Secrets and volumes it names are mounted only in the pod)."""
     config = config_map(_render(tools, VARIANTS[variant]))["data"]["config.yaml"]
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "config.yaml").write_text(config, encoding="utf-8")
         result = podman("run", "--rm", "--network", "none",
                         "-v", f"{tmp}:/etc/opt/vmrunner:ro", image.tag,
-                        "check", "--strict", "-c", "/etc/opt/vmrunner/config.yaml", check=False)
+                        "check", "--strict", "--no-host-files",
+                        "-c", "/etc/opt/vmrunner/config.yaml", check=False)
     assert result.returncode == ExitCode.OK, result.stdout + result.stderr
 
 

@@ -1,14 +1,16 @@
 """Owner-only directories and files: what nobody else can plant a file or a link in.
 
-- :func:`verify_private_dir`: the directory belongs to the runner's effective user and is not
-  writable by its group or others; each directory above it belongs to root or that user and,
-  if others may write to it, has the sticky bit (like ``/tmp``). Anything else lets another
-  user plant links or files (or swap the directory) and is refused as a
-  :class:`~vmrunner.vmtypes.errors.HostStateError` (the fix is on the host: exit 7). One
-  exception: a directory of the runner's own that others may write to (a Kubernetes
-  ``emptyDir`` or local-path volume is 0777) is made 0700 with a warning. Then (when nobody
-  else can add anything) the directory is refused if an entry in it belongs to another user
-  than root and the runner's (it may have been planted), until that entry is removed.
+- :func:`verify_private_dir`: the directory belongs to the runner's effective user (or to
+  root, whom every user trusts anyway) and is not writable by its group or others; each
+  directory above it belongs to root or that user and, if others may write to it, has the
+  sticky bit (like ``/tmp``). Anything else lets another user plant links or files (or swap
+  the directory) and is refused as a :class:`~vmrunner.vmtypes.errors.HostStateError` (the
+  fix is on the host: exit 7). Volumes are the exception: a Kubernetes ``emptyDir`` or
+  local-path volume is root's and 0777. The runner's own such directory is made 0700 with a
+  warning; root's, which a non-root runner cannot change, is used with a warning (saying
+  whether the sticky bit keeps others from replacing the runner's files). Then the
+  directory is refused if an entry in it belongs to another user than root and the runner's
+  (it may have been planted), until that entry is removed.
 - :func:`write_private`: a file is written to a new temporary name beside it, created with
   ``O_CREAT | O_EXCL | O_NOFOLLOW`` and mode 0600 (never through a planted link, never
   readable by others), then renamed over the name (which replaces a link, not its target).
@@ -47,7 +49,7 @@ def verify_private_dir(path: Path, key: str) -> None:
     except OSError as exc:
         raise state_error(key, f"cannot use {path}: {exc.strerror or exc}", exc) from None
     mode = stat.S_IMODE(info.st_mode)
-    if info.st_uid != uid:
+    if info.st_uid not in (uid, 0):
         raise HostStateError(
             key, f"{path} is owned by {_owner(info.st_uid)} (mode {mode:04o}), not by "
             f"{_owner(uid)} who runs the VM: that user could plant files or links in it; "
@@ -68,9 +70,20 @@ def verify_private_dir(path: Path, key: str) -> None:
                 key, f"{parent} (above {path}) has mode {stat.S_IMODE(above.st_mode):04o}: "
                 f"anybody could replace {path}; remove write access for others or set the "
                 f"sticky bit (chmod o-w or +t {parent})")
-    if mode & 0o022:
+    if mode & 0o022 and info.st_uid == uid:
         _make_private(path, real, key, mode)
+    elif mode & 0o022:
+        _accept_roots_volume(path, key, mode)
     _refuse_foreign_entries(path, real, key)
+
+
+def _accept_roots_volume(path: Path, key: str, mode: int) -> None:
+    """Use root's directory ``path`` that others may write to (a volume, which a non-root
+    runner cannot make private), with a warning."""
+    risk = ("others may add files to it" if mode & stat.S_ISVTX else
+            "others may add files to it and replace the runner's (no sticky bit)")
+    _log.warning("%s: %s belongs to root and has mode %04o: %s; give it to %s with mode 0700 "
+                 "to make it private", key, path, mode, risk, _owner(os.geteuid()))
 
 
 def _foreign_entry(directory: Path, uid: int) -> tuple[Path, int] | None:
