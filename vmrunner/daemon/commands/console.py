@@ -135,10 +135,11 @@ def console_main(config_file: Path, *, detach_key: str = DETACH_DEFAULT, strict:
                 print(f"vmrunner console: no console at {paths.console_socket} (is the VM "
                       f"running?): {exc.strerror or exc}", file=err)
                 return 1
-            print(f"Connected to the serial console of VM {config.vm.name}; detach with "
-                  f"{detach_key}.", file=err, flush=True)
             stdin = sys.stdin.fileno()
             with raw_terminal(stdin):
+                # said once the terminal is raw (hence the \r): whoever reads it may type
+                print(f"Connected to the serial console of VM {config.vm.name}; detach with "
+                      f"{detach_key}.", end="\r\n", file=err, flush=True)
                 how = pump(conn, stdin, sys.stdout.buffer, detach)
     except ConsoleBusy as exc:
         print(f"vmrunner console: {exc}", file=err)
