@@ -147,7 +147,7 @@ qemu:
     - ${opt(None, {"driver": "host_device", "node-name": "disk%d-file" % i, "filename": disk.device, "read-only": disk.readOnly, "aio": "native", "cache.direct": True, "discard": "unmap"})}
 %   endif
     - -blockdev
-    - ${opt(None, {"driver": "raw", "node-name": "disk%d" % i, "file": "disk%d-file" % i, "read-only": disk.readOnly, "discard": "unmap"})}
+    - ${opt(None, {"driver": disk.format, "node-name": "disk%d" % i, "file": "disk%d-file" % i, "read-only": disk.readOnly, "discard": "unmap"})}
     - -device
     - ${opt("virtio-blk-pci", {"drive": "disk%d" % i, "id": "disk%d" % i, "bootindex": disk.bootindex})}
 % endfor

@@ -296,6 +296,9 @@ class DriveConfig(_Model):
     resource: Annotated[ConfigPath | None, BeforeValidator(_not_a_url)] = None
     """raw only: a file or block device, decided when the VM starts (VM-Operator's disks:
     ``/dev/<name>``, a block device, attached like ``device``)."""
+    format: Literal["raw", "qcow2"] = "raw"
+    """raw with ``file`` only: the image's format, ``raw`` (the default) or ``qcow2`` (e.g. an
+    overlay on a base image); a ``device``/``resource`` or an ide-cd is always raw."""
     bootindex: Annotated[int, Field(ge=0)] | None = None
     """Boot order (lower boots first); unset = not a boot device."""
     bus: Literal["ide", "scsi", "virtio"] = "ide"
@@ -321,6 +324,10 @@ class DriveConfig(_Model):
                 )
         elif self.device is not None or self.resource is not None:
             raise PydanticCustomError("drive_source", "an ide-cd drive takes only 'file'")
+        if self.format != "raw" and (self.type != "raw" or self.file is None):
+            raise PydanticCustomError(
+                "bad_combination", "'format: {format}' applies to a raw drive's 'file' only "
+                "(a block device or an ide-cd image is read as raw)", {"format": self.format})
         if self.type == "raw" and self.force_after is not None:
             raise PydanticCustomError("bad_combination", "'forceAfter' applies to ide-cd only")
         if self.type == "raw" and self.bus != "virtio":
