@@ -16,6 +16,8 @@ if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
 PKGS=(qemu-system-x86 qemu-utils swtpm swtpm-tools ovmf)
 # A real SPICE client for the console tests: remote-viewer on Xvfb, screenshots by imagemagick.
 PKGS+=(virt-viewer xvfb xauth imagemagick)
+# systemd-analyze verifies and scores examples/vmrunner@.service (tests/daemon/test_daemon_unit.py).
+PKGS+=(systemd)
 externally_managed() {
   "$1" -c 'import pathlib, sys, sysconfig
 sys.exit(0 if pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists() else 1)'
