@@ -18,6 +18,8 @@ PKGS=(qemu-system-x86 qemu-utils swtpm swtpm-tools ovmf)
 PKGS+=(virt-viewer xvfb xauth imagemagick)
 # The tap networking test: a bridge in its own network namespace (ip, unshare, nsenter).
 PKGS+=(iproute2 util-linux)
+# systemd-analyze verifies and scores examples/vmrunner@.service (tests/daemon/test_daemon_unit.py).
+PKGS+=(systemd)
 externally_managed() {
   "$1" -c 'import pathlib, sys, sysconfig
 sys.exit(0 if pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists() else 1)'

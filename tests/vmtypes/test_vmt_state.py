@@ -37,7 +37,7 @@ def test_xdg_defaults() -> None:
     env = {"XDG_DATA_HOME": "/x/data", "XDG_RUNTIME_DIR": "/x/run", "HOME": "/home/u"}
     assert default_data_dir("vm1", env) == Path("/x/data/vmrunner/vm1")
     assert default_runtime_dir("vm1", env) == Path("/x/run/vmrunner/vm1")
-    assert default_data_dir("vm1", {"HOME": "/home/u"}) == Path(
+    assert default_data_dir("vm1", {"HOME": "/home/u"}, uid=1000) == Path(
         "/home/u/.local/share/vmrunner/vm1")
 
 

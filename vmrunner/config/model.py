@@ -610,16 +610,19 @@ class RunnerConfig(_Model):
     """The ``/Runner`` node."""
 
     data_dir: ConfigPath | None = None
-    """Persistent state (uuid.txt, fw-vars.fd, TPM state, the template copy); unset =
-    ``$XDG_DATA_HOME/vmrunner/<vm.name>`` (``~/.local/share/vmrunner/<vm.name>``). Created
+    """Persistent state (uuid.txt, fw-vars.fd, TPM state, the template copy); unset = the
+    first path in ``$STATE_DIRECTORY`` (systemd), else ``$XDG_DATA_HOME/vmrunner/<vm.name>``,
+    else ``/var/lib/vmrunner/<vm.name>`` for root, ``~/.local/share/vmrunner/<vm.name>`` for
+    others. Created
     0700; an existing one must belong to the runner's user (nor may a directory above it, or
     an entry in it, belong to another user), else the start fails (exit 7); if others may
     write to it, it is made 0700 (a warning)."""
     runtime_dir: ConfigPath | None = None
-    """Sockets and the cloud-init image; unset = ``$XDG_RUNTIME_DIR/vmrunner/<vm.name>``, else
-    ``/run/<user>/vmrunner/<vm.name>`` if ``/run/<user>`` is (or can be made) writable, else
-    ``/tmp/<user>/vmrunner/<vm.name>``. The same ownership rules as ``dataDir``; they also
-    refuse a ``/tmp/<user>`` that another user created first."""
+    """Sockets and the cloud-init image; unset = the first path in ``$RUNTIME_DIRECTORY``
+    (systemd), else ``$XDG_RUNTIME_DIR/vmrunner/<vm.name>``, else ``/run/vmrunner/<vm.name>``
+    for root, else ``/run/<user>/vmrunner/<vm.name>`` if ``/run/<user>`` is (or can be made)
+    writable, else ``/tmp/<user>/vmrunner/<vm.name>``. The same ownership rules as
+    ``dataDir``; they also refuse a ``/tmp/<user>`` that another user created first."""
     template: str = "Standard-VM.yaml.mako"
     """The VM type: a template name looked up in ``templateDirs``, ``/opt/vmrunner/templates``
     and the templates shipped with vmrunner."""

@@ -82,8 +82,10 @@ class RunnerProcess:
 
     def __init__(self, config: Path, *, log_level: str = "DEBUG",
                  args: tuple[str, ...] = (), python: str = sys.executable,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.env = env
+        """The runner's environment (default: this process's)."""
         self.python = python
         """The interpreter that runs ``-m vmrunner`` (default: this one)."""
         self.cwd = cwd
@@ -105,7 +107,8 @@ class RunnerProcess:
                 "-c", str(self.config), *self.args]
         with open(self.log, "ab") as log:  # noqa: ASYNC230 - tiny, local
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.cwd)
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.cwd,
+                env=self.env)
         if console:
             self.runtime_dir.mkdir(parents=True, exist_ok=True)
             socket = self.runtime_dir / "console.sock"
@@ -193,10 +196,11 @@ async def run_to_exit(config: Path, timeout: float = 30.0  # noqa: ASYNC109
 
 
 async def boot_runner(runners: list[RunnerProcess], config: Path,
-                      timeout: float = 60.0) -> RunnerProcess:  # noqa: ASYNC109
-    """Start a runner for ``config``, record it in ``runners`` (closed by the test's fixture)
-    and wait for the guest's ready line."""
-    runner = RunnerProcess(config)
+                      timeout: float = 60.0,  # noqa: ASYNC109
+                      env: dict[str, str] | None = None) -> RunnerProcess:
+    """Start a runner for ``config`` (in ``env``, default this process's), record it in
+    ``runners`` (closed by the test's fixture) and wait for the guest's ready line."""
+    runner = RunnerProcess(config, env=env)
     runners.append(runner)
     await runner.start()
     await runner.wait_ready(timeout)

@@ -1,12 +1,15 @@
 """A VM's directories and persistent state: dataDir, runtimeDir, uuid, firmware variables.
 
 Resolution is pure (:func:`resolve_paths`, :func:`read_uuid`); the ``ensure_*`` functions
-create what is missing. Defaults follow the XDG base directories:
+create what is missing. Defaults: systemd's, then the XDG base directories:
 
-- dataDir: ``$XDG_DATA_HOME/vmrunner/<name>``, else ``$HOME/.local/share/vmrunner/<name>``,
-  else ``/tmp/<user>/vmrunner-data/<name>``;
-- runtimeDir: ``$XDG_RUNTIME_DIR/vmrunner/<name>``, else ``/run/<user>/vmrunner/<name>`` if
-  ``/run/<user>`` exists or can be created and is writable, else ``/tmp/<user>/vmrunner/<name>``.
+- dataDir: the first path in ``$STATE_DIRECTORY`` (systemd's ``StateDirectory=``), else
+  ``$XDG_DATA_HOME/vmrunner/<name>``, else (root) ``/var/lib/vmrunner/<name>``, else
+  ``$HOME/.local/share/vmrunner/<name>``, else ``/tmp/<user>/vmrunner-data/<name>``;
+- runtimeDir: the first path in ``$RUNTIME_DIRECTORY`` (``RuntimeDirectory=``), else
+  ``$XDG_RUNTIME_DIR/vmrunner/<name>``, else (root) ``/run/vmrunner/<name>``, else
+  ``/run/<user>/vmrunner/<name>`` if ``/run/<user>`` exists or can be created and is
+  writable, else ``/tmp/<user>/vmrunner/<name>``.
 
 Directories the runner creates get mode 0700; an existing dataDir or runtimeDir must be the
 runner's own, holding nothing of another user's, and is made owner-only
@@ -104,6 +107,11 @@ class VmPaths(msgspec.Struct, frozen=True):
                 self.guest_agent_socket, self.vmop_agent_socket)
 
 
+def user_name() -> str:
+    """The effective user's name (its uid as text when it has none)."""
+    return _user()
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -118,19 +126,39 @@ def _usable_dir(path: Path) -> bool:
     return not path.exists() and os.access(path.parent, os.W_OK | os.X_OK)
 
 
-def default_data_dir(name: str, env: Mapping[str, str]) -> Path:
-    """The default dataDir of VM ``name``."""
+def _systemd_dir(env: Mapping[str, str], key: str) -> Path | None:
+    """The first of the colon-separated paths in ``env[key]``, or None."""
+    first = env.get(key, "").split(":")[0]
+    return Path(first) if first else None
+
+
+def _is_root(uid: int | None) -> bool:
+    return (os.geteuid() if uid is None else uid) == 0
+
+
+def default_data_dir(name: str, env: Mapping[str, str], uid: int | None = None) -> Path:
+    """The default dataDir of VM ``name`` (``uid``: the effective uid, for tests)."""
+    systemd = _systemd_dir(env, "STATE_DIRECTORY")
+    if systemd is not None:
+        return systemd
     if env.get("XDG_DATA_HOME"):
         return Path(env["XDG_DATA_HOME"]) / "vmrunner" / name
+    if _is_root(uid):
+        return Path("/var/lib/vmrunner") / name
     if env.get("HOME"):
         return Path(env["HOME"]) / ".local" / "share" / "vmrunner" / name
     return Path("/tmp") / _user() / "vmrunner-data" / name
 
 
-def default_runtime_dir(name: str, env: Mapping[str, str]) -> Path:
-    """The default runtimeDir of VM ``name``."""
+def default_runtime_dir(name: str, env: Mapping[str, str], uid: int | None = None) -> Path:
+    """The default runtimeDir of VM ``name`` (``uid``: the effective uid, for tests)."""
+    systemd = _systemd_dir(env, "RUNTIME_DIRECTORY")
+    if systemd is not None:
+        return systemd
     if env.get("XDG_RUNTIME_DIR"):
         return Path(env["XDG_RUNTIME_DIR"]) / "vmrunner" / name
+    if _is_root(uid):
+        return Path("/run/vmrunner") / name
     run_user = Path("/run") / _user()
     if _usable_dir(run_user):
         return run_user / "vmrunner" / name

@@ -2,10 +2,11 @@
 
 A runner serves ``api.sock`` in its runtimeDir. The default runtime dirs are
 ``<root>/<vm name>`` below these roots (:func:`vmrunner.vmtypes.state.default_runtime_dir`):
-``$XDG_RUNTIME_DIR/vmrunner``, ``/run/<user>/vmrunner``, ``/tmp/<user>/vmrunner``. A VM with a
-configured ``runtimeDir`` elsewhere is found only with ``--dir``. Every socket found is asked
-``GET /status`` (2 s); one that does not answer is listed as ``not answering`` (a runner that
-is hung, or a socket left behind by one that was killed).
+``$XDG_RUNTIME_DIR/vmrunner``, ``/run/vmrunner``, ``/run/<user>/vmrunner``,
+``/tmp/<user>/vmrunner``. A VM with a configured ``runtimeDir`` elsewhere is found only with
+``--dir``. Every socket found is asked ``GET /status`` (2 s); one that does not answer is
+listed as ``not answering`` (a runner that is hung, or a socket left behind by one that was
+killed).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, TextIO
 from vmrunner.api.client import ApiUnavailable, get_json
 from vmrunner.api.server import SOCKET_NAME
 from vmrunner.components.exit_codes import ExitCode
-from vmrunner.vmtypes.state import default_runtime_dir
+from vmrunner.vmtypes.state import default_runtime_dir, user_name
 
 ASK_TIMEOUT = 2.0
 """Seconds each runner has to answer ``GET /status``."""
@@ -32,12 +33,11 @@ HEADER = ("NAME", "STATE", "PID", "UPTIME", "RAM", "VCPUS", "RUNTIME DIR")
 
 def default_roots(env: Mapping[str, str]) -> list[Path]:
     """The directories that hold default runtime dirs (one per VM name), current first:
-    ``$XDG_RUNTIME_DIR/vmrunner`` (if set), ``/run/<user>/vmrunner``,
+    ``$XDG_RUNTIME_DIR/vmrunner`` (if set), ``/run/vmrunner`` (root), ``/run/<user>/vmrunner``,
     ``/tmp/<user>/vmrunner``."""
-    without_xdg = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}
-    user = default_runtime_dir("x", without_xdg).parent.parent.name
-    roots = [default_runtime_dir("x", env).parent, Path("/run") / user / "vmrunner",
-             Path("/tmp") / user / "vmrunner"]
+    user = user_name()
+    roots = [default_runtime_dir("x", env).parent, Path("/run/vmrunner"),
+             Path("/run") / user / "vmrunner", Path("/tmp") / user / "vmrunner"]
     return list(dict.fromkeys(roots))
 
 
