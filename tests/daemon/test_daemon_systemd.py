@@ -51,6 +51,8 @@ def test_watchdog_interval() -> None:
     assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "43"}, 42) is None
     assert watchdog_interval({"WATCHDOG_USEC": "0"}, 42) is None
     assert watchdog_interval({"WATCHDOG_USEC": "x"}, 42) is None
+    assert watchdog_interval({"WATCHDOG_USEC": "\u00b2"}, 42) is None  # a Unicode digit
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "\u00b2"}, 42) is None
     assert watchdog_interval({}, 42) is None
 
 

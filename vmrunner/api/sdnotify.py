@@ -43,9 +43,9 @@ def watchdog_interval(env: Mapping[str, str], pid: int) -> float | None:
     watchdog is off, the value is not a positive integer, or ``$WATCHDOG_PID`` names another
     process."""
     usec, owner = env.get("WATCHDOG_USEC", ""), env.get("WATCHDOG_PID", "")
-    if not usec.isdigit() or int(usec) == 0:
+    if not (usec.isascii() and usec.isdigit()) or int(usec) == 0:
         return None
-    if owner and (not owner.isdigit() or int(owner) != pid):
+    if owner and (not (owner.isascii() and owner.isdigit()) or int(owner) != pid):
         return None
     return int(usec) / 2e6
 
