@@ -56,7 +56,7 @@ def journal_priority(level: int) -> int:
 def is_journal(stream: TextIO, env: Mapping[str, str]) -> bool:
     """Whether ``stream``'s fd is the one ``$JOURNAL_STREAM`` names (``dev:inode``)."""
     dev, _, inode = env.get("JOURNAL_STREAM", "").partition(":")
-    if not (dev.isdigit() and inode.isdigit()):
+    if not (dev.isascii() and inode.isascii() and dev.isdigit() and inode.isdigit()):
         return False
     try:
         info = os.fstat(stream.fileno())
