@@ -207,7 +207,9 @@ def format_event(record: dict[str, Any]) -> str:
 # -- the subcommands -------------------------------------------------------------------------
 
 
-def _socket_or_exit(config_file: Path, strict: bool, err: TextIO) -> Path | None:
+def socket_or_report(config_file: Path, strict: bool, err: TextIO) -> Path | None:
+    """The API socket of the VM ``config_file`` configures, or None after printing why
+    there is none (an invalid configuration) to ``err``."""
     try:
         return api_socket(config_file, strict=strict)
     except ValueError as exc:
@@ -218,7 +220,7 @@ def _socket_or_exit(config_file: Path, strict: bool, err: TextIO) -> Path | None
 def status_main(config_file: Path, *, as_json: bool = False, strict: bool = False,
                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """``vmrunner status``: 0, 2 for a bad configuration, 1 when no runner answers."""
-    path = _socket_or_exit(config_file, strict, err)
+    path = socket_or_report(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
     try:
@@ -235,7 +237,7 @@ def probe_main(config_file: Path, which: str, *, strict: bool = False,
     """``vmrunner probe live|ready``: 0 when ``GET /<which>`` answers 200, else 1 (2 for a bad
     configuration). For Kubernetes exec probes: ``live`` fails when the runner no longer
     serves (hung or gone), ``ready`` unless the VM is booting or booted."""
-    path = _socket_or_exit(config_file, strict, err)
+    path = socket_or_report(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
 
@@ -260,7 +262,7 @@ def events_main(config_file: Path, *, as_json: bool = False, since: int | None =
                 err: TextIO = sys.stderr) -> int:
     """``vmrunner events``: follow the stream until the runner stops (Ctrl-C raises
     ``KeyboardInterrupt``: the command's exit code 130)."""
-    path = _socket_or_exit(config_file, strict, err)
+    path = socket_or_report(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
 

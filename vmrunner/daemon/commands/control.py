@@ -14,21 +14,13 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from vmrunner.api.client import ApiUnavailable, api_socket, get_json, request
+from vmrunner.api.client import ApiUnavailable, get_json, request, socket_or_report
 from vmrunner.components.exit_codes import ExitCode
 
 REQUEST_TIMEOUT = 30.0
 """Seconds a request may take (a reset waits up to 10 s for QEMU's RESET)."""
 POLL = 0.2
 """Seconds between checks while ``shutdown --wait`` waits for the runner to exit."""
-
-
-def _socket(config_file: Path, strict: bool, err: TextIO) -> Path | None:
-    try:
-        return api_socket(config_file, strict=strict)
-    except ValueError as exc:
-        print(exc, file=err)
-        return None
 
 
 async def _post(path: Path, target: str, body: bytes = b"") -> tuple[int, Any]:
@@ -45,7 +37,7 @@ def shutdown_main(config_file: Path, *, wait: bool = False, timeout: float = 300
                   err: TextIO = sys.stderr) -> int:
     """Ask for the shutdown ladder (as a TERM does); with ``wait``, return once the runner
     has exited (its socket refuses connections and its pid is gone), 1 after ``timeout``."""
-    path = _socket(config_file, strict, err)
+    path = socket_or_report(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
     try:
@@ -105,7 +97,7 @@ def _runner_alive(pid: int) -> bool:
 def reset_main(config_file: Path, *, strict: bool = False, out: TextIO = sys.stdout,
                err: TextIO = sys.stderr) -> int:
     """Reset the VM; 0 once QEMU confirmed it (its ``RESET`` event), else 1."""
-    path = _socket(config_file, strict, err)
+    path = socket_or_report(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
     try:
@@ -131,7 +123,7 @@ def qmp_main(config_file: Path, command: str, *, strict: bool = False,
     except ValueError as exc:
         print(f"vmrunner qmp: not JSON: {exc}", file=err)
         return ExitCode.CONFIG_ERROR
-    path = _socket(config_file, strict, err)
+    path = socket_or_report(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
     try:
