@@ -13,7 +13,7 @@ Each probe is run ``--count`` times one after the other; its CPU time is the chi
 system time from ``wait4`` (so only the probe process, not the runner that answers it). Every
 probe must exit 0, else the benchmark fails. Also printed: the RSS of the runner and of QEMU
 while the guest runs (the overhead the chart's memory request adds to the guest RAM,
-docs/kubernetes.md).
+docs/guide/kubernetes.md).
 
 The last line is ``probe: cpu X ms per probe (old Y ms, ratio R)`` (R = new / old).
 """

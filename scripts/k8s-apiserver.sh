@@ -5,7 +5,7 @@
 # (the real API server code for CustomResourceDefinitions and custom resources). This script
 # builds it in a throwaway sid chroot made with mmdebstrap from this machine's Debian mirror
 # (the host stays untouched), copies out the binary and the chroot's /usr/bin/etcd, and deletes
-# the chroot (2.8 GB). Recipe and limits: docs/testing.md, "The Kubernetes test bed".
+# the chroot (2.8 GB). Recipe and limits: docs/design/testing.md, "The Kubernetes test bed".
 #
 # Cache: ~/.cache/vmrunner/k8s/<key>/{apiextensions-apiserver,etcd,versions.txt}; <key> hashes
 # the recipe and the versions of the sid packages the binaries came from. A warm run reads the

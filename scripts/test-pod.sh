@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The pod test stage (docs/kubernetes.md, "Testing with podman"): install podman, buildah,
+# The pod test stage (docs/guide/kubernetes.md, "Testing with podman"): install podman, buildah,
 # mmdebstrap, runc and catatonit (apt), then run the pytest tests marked "pod" (tests/pod):
 # image build without a Docker engine, helm lint/template, offline schema validation,
 # `podman kube play` of the rendered chart with the test guest, live config swap, graceful

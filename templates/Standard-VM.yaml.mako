@@ -3,7 +3,7 @@
 ## Output: a YAML document with "qemu" (and "swtpm" when the VM has a TPM), each with
 ## "executable" (candidates) and "arguments". Every ${...} is escaped for QEMU option strings
 ## (',' -> ',,'); arg(x) inserts x verbatim where QEMU does not split the argument; opt() builds
-## an option string from escaped values. See docs/templates.md.
+## an option string from escaped values. See docs/guide/templates.md.
 <%
     spice = vm.display.spice if vm.display else None
 %>\
@@ -116,7 +116,7 @@ qemu:
     - -device
     - virtserialport,bus=virtio-serial0.0,id=channel0,name=org.qemu.guest_agent.0,chardev=guest-agent-socket
 % endif
-    ## the vmop agent (auto-login, vm.display.loggedInUser): a line protocol, see docs/live-changes.md
+    ## the vmop agent (auto-login, vm.display.loggedInUser): a line protocol, see docs/guide/live-changes.md
     - -chardev
     - ${opt("socket", {"id": "vmop-agent-socket", "path": vmopAgentSocket, "server": True, "wait": False})}
     - -device

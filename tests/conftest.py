@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny test guest and the accelerator verdict (see docs/testing.md)."""
+"""Shared fixtures: the tiny test guest and the accelerator verdict (see docs/design/testing.md)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ HEADER = """# vmrunner Helm chart
 
 One QEMU virtual machine in a pod, started and supervised by vmrunner. The full guide,
 security modes, the resource formula and the production checklist are in
-[docs/kubernetes.md](../../../docs/kubernetes.md).
+[docs/guide/kubernetes.md](../../../docs/guide/kubernetes.md).
 
 ```sh
 helm install vm1 deploy/helm/vmrunner -n vms -f vm1-values.yaml

@@ -37,8 +37,8 @@ def errors(schema: dict[str, Any], document: object) -> list[str]:
 
 
 def test_markdown_reference_is_current() -> None:
-    assert (REPO / "docs" / "configuration.md").read_text() == markdown(node_models()), (
-        REGENERATE.format("markdown", "configuration.md"))
+    assert (REPO / "docs/guide/configuration.md").read_text() == markdown(node_models()), (
+        REGENERATE.format("markdown", "guide/configuration.md"))
 
 
 def test_json_schema_is_current(schema: dict[str, Any]) -> None:

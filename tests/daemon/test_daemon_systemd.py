@@ -1,5 +1,5 @@
 """systemd integration that needs no VM: directory defaults, the watchdog interval, journald
-log lines (docs/operations.md, "systemd")."""
+log lines (docs/guide/operations.md, "systemd")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The shipped systemd unit (examples/vmrunner@.service) parses cleanly and is hardened:
 ``systemd-analyze verify`` reports nothing and ``systemd-analyze security --offline=yes``
-scores it at most :data:`MAX_EXPOSURE` (docs/operations.md, "Hardening the unit")."""
+scores it at most :data:`MAX_EXPOSURE` (docs/guide/operations.md, "Hardening the unit")."""
 
 from __future__ import annotations
 

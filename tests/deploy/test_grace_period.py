@@ -1,4 +1,4 @@
-"""The pod's grace period against powerdownTimeout (docs/kubernetes.md, "Grace period"):
+"""The pod's grace period against powerdownTimeout (docs/guide/kubernetes.md, "Grace period"):
 ``vmrunner check`` and the start of ``vmrunner run`` warn by key path when the chart's
 ``VMRUNNER_TERMINATION_GRACE_PERIOD`` cannot hold the timeout plus the forced stop. Real
 subprocesses; no guest (the warning comes before anything starts)."""

@@ -3,7 +3,7 @@
 QMP stays connected but never answers ``system_powerdown``. The ``powerdown`` rung must be
 logged and in ``GET /status`` within a second of the TERM (with the reason the runner
 waits), a WARNING must follow while QEMU stays silent, and the deadline must still force the
-stop (exit 3) with nothing left behind. See docs/reliability.md.
+stop (exit 3) with nothing left behind. See docs/design/reliability.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fault matrix gaps not covered by tests/runner (issue 8): each case has a defined outcome
 and exit code, and leaves no QEMU or swtpm process (checked by pid, and by the ``base``
-fixture for anything mentioning the test's directory). See docs/reliability.md."""
+fixture for anything mentioning the test's directory). See docs/design/reliability.md."""
 
 from __future__ import annotations
 

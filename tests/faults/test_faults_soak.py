@@ -34,7 +34,7 @@ CHURN_CYCLES = 3
 
 
 def test_soak_with_churn_all_graceful_no_crash(guest_image: GuestImage) -> None:
-    """CI size of ``soak.py --churn`` (50 cycles by hand, docs/reliability.md): random live
+    """CI size of ``soak.py --churn`` (50 cycles by hand, docs/design/reliability.md): random live
     edits (RAM, vCPUs, CD, reset, password) in each cycle, then TERM; a fixed seed so a
     failure can be replayed."""
     result = subprocess.run(

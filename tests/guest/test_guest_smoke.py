@@ -2,7 +2,7 @@
 
 One VM (cloud kernel, swtpm, CD, qemu-ga, balloon) is shared by the independent
 checks; power-off, the power-button knob, the boot counter and the generic flavour
-get their own short-lived VMs.  Timeouts are sized for TCG (see docs/testing.md).
+get their own short-lived VMs.  Timeouts are sized for TCG (see docs/design/testing.md).
 """
 
 from __future__ import annotations

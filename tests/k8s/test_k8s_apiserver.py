@@ -229,7 +229,7 @@ def test_the_events_stand_in_checks_the_event_time(kube_api: KubeApiServer) -> N
 
 
 def test_no_403_from_this_server_only_500_and_401(kube_api: KubeApiServer) -> None:
-    """Measured (docs/testing.md): a user outside ``system:masters`` is authorized by the
+    """Measured (docs/design/testing.md): a user outside ``system:masters`` is authorized by the
     delegated SubjectAccessReview webhook, which is the dead address: 500, not 403; a bearer
     token nobody can review is a real 401."""
     kube_api.create_vm("vm1")

@@ -1,4 +1,4 @@
-"""The package map of docs/architecture.md holds: each package imports (at run time) only the
+"""The package map of docs/design/architecture.md holds: each package imports (at run time) only the
 packages below it. Imports under ``if TYPE_CHECKING:`` name types for annotations and are not
 counted."""
 

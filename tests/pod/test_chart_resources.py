@@ -1,4 +1,7 @@
-"""The chart's resources from the VM (``helm template`` only): docs/kubernetes.md, "Resources"."""
+"""The chart's resources from the VM (``helm template`` only).
+
+See docs/guide/kubernetes.md, "Resources".
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The chart's least privilege: the rendered securityContexts per mode (``helm template`` only).
 
-docs/kubernetes.md ("Security") lists each mode's securityContext; these tests pin them.
+docs/guide/kubernetes.md ("Security") lists each mode's securityContext; these tests pin them.
 """
 
 from __future__ import annotations

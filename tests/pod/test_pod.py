@@ -2,7 +2,7 @@
 
 The tiny test guest (kernel + initrd, TCG) is mounted into the pod by a hostPath volume
 (``extraVolumes``). Adaptations of the rendered manifest for podman 4.3, see
-docs/kubernetes.md ("Testing with podman"):
+docs/guide/kubernetes.md ("Testing with podman"):
 
 * ``--network none``: the pod gets no network at all;
 * the ``config`` volume becomes a hostPath directory written like the kubelet's AtomicWriter

@@ -15,7 +15,7 @@ image's entrypoint runs), ``serviceAccountName: vm-runner``, ``hostNetwork``, ``
 The config is what the manager writes, with the test guest's boot keys overlaid (``accelerator:
 tcg``, ``firmware: bios``, a direct ``kernel`` boot of the tiny test guest, mounted by
 hostPath). What podman 4.3 cannot do and what the test does instead (each in
-docs/kubernetes.md, "Testing with podman"): no projected volumes (and a crash on Secret
+docs/guide/kubernetes.md, "Testing with podman"): no projected volumes (and a crash on Secret
 volumes, no updates of ConfigMap volumes), so the config directory is a hostPath directory in
 the kubelet's AtomicWriter layout with all four keys, updated by the ``..data`` swap;
 ``volumeDevices`` is ignored, and a hostPath of type BlockDevice vanishes in a privileged
@@ -63,7 +63,7 @@ PASSWORD_WINDOW = 1.5
 """Seconds the manager waits for a new display password to be applied (contract, section 3)."""
 PASSWORD_BOUND = 5.0
 """What the test allows on this shared 2-core machine (TCG guest, podman); the measured value
-is printed and recorded in docs/kubernetes.md."""
+is printed and recorded in docs/guide/kubernetes.md."""
 QEMU_OPEN_FILES = """
 import os, pathlib
 for proc in pathlib.Path("/proc").iterdir():

@@ -2,7 +2,7 @@
 
 Before, both killed the runner without a log line (and the VM with it, through
 ``PR_SET_PDEATHSIG``). Now SIGHUP (a closed SSH terminal, or ``kill -HUP``) re-reads the
-configuration file and SIGUSR1 logs the status; the VM keeps running. See docs/runner.md
+configuration file and SIGUSR1 logs the status; the VM keeps running. See docs/design/runner.md
 ("Signals").
 """
 

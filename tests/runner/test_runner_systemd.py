@@ -1,4 +1,4 @@
-"""``vmrunner run`` under systemd's protocols, seen from outside (docs/operations.md).
+"""``vmrunner run`` under systemd's protocols, seen from outside (docs/guide/operations.md).
 
 A real runner process boots the test guest with ``NOTIFY_SOCKET`` pointing at a datagram
 socket this test binds (the test's receiver, standing in for systemd's: no systemd runs in

@@ -9,7 +9,7 @@ Half a second after ``cont`` this component:
 3. returns the freed C heap to the kernel (``malloc_trim``; glibc only), which lowers the
    runner's resident size for the VM's lifetime.
 
-Measured (docs/runner.md, "Performance"): it lowers the resident size by only ~0.1 MiB now,
+Measured (docs/design/runner.md, "Performance"): it lowers the resident size by only ~0.1 MiB now,
 but the stop is shorter with the start-up objects frozen (~35 ms against ~160 ms of stop
 overhead without it). Switching the collector off during the start was measured and dropped:
 no start-up time gained beyond the noise (±15 ms), 0.4 MiB more resident afterwards.

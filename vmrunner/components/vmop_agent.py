@@ -128,7 +128,7 @@ class VmopAgent(BusComponent):
             _log.warning(
                 "/Runner/vm/display/loggedInUser is set, but the VM type has no virtio-serial "
                 "port named org.jdrupes.vmop_agent.0 (with an id): nobody will be logged in "
-                "(see docs/templates.md)")
+                "(see docs/guide/templates.md)")
 
     # -- the connection ----------------------------------------------------------------------
 

@@ -370,7 +370,7 @@ class SpiceConfig(_Model):
     never appears in the command line. Unset = the ``display-password`` file beside the
     configuration if it exists when the VM starts (VM-Operator's display secret), else
     ``ticket``, else no password (ticketing disabled). Later changes of ``display-password``
-    apply live (docs/live-changes.md)."""
+    apply live (docs/guide/live-changes.md)."""
     ticket: Annotated[Text | None, BeforeValidator(_empty_is_unset)] = Field(None, repr=False)
     """Deprecated (VM-Operator's old static SPICE password): the SPICE password when there is
     neither ``passwordFile`` nor a ``display-password`` file at start (those win). It is written to
@@ -641,7 +641,7 @@ class RunnerConfig(_Model):
     reset_counter: int | None = None
     """Increment it while the VM runs to reset the VM. A drop to 0 (VM-Operator's manager
     restarted) only sets the new baseline; a drop to a smaller positive value resets, too
-    (the manager's 0 was not seen), see docs/live-changes.md."""
+    (the manager's 0 was not seen), see docs/guide/live-changes.md."""
     vm: VmConfig
     """The virtual machine (required)."""
 

@@ -5,7 +5,7 @@ this package may not import), so they are passed in as ``nodes`` (path → model
 docs/ are written with every standard node by :mod:`vmrunner.daemon.check_schema`::
 
     python -m vmrunner.daemon.check_schema --json     > docs/config.schema.json
-    python -m vmrunner.daemon.check_schema --markdown > docs/configuration.md
+    python -m vmrunner.daemon.check_schema --markdown > docs/guide/configuration.md
 
 The schema is closed as the runner is: every model's object has ``additionalProperties:
 false`` (the runner warns about unknown keys, ``--strict`` makes them errors), only the known
@@ -203,7 +203,7 @@ def _section(model: type[BaseModel], path: str, out: list[str]) -> None:
 
 
 def markdown(nodes: Mapping[str, type[BaseModel]] | None = None) -> str:
-    """The configuration reference (docs/configuration.md): ``/Runner``, then the ``nodes``
+    """The configuration reference (docs/guide/configuration.md): ``/Runner``, then the ``nodes``
     below it (path → model)."""
     out = [
         "# Configuration reference",

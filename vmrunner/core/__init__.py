@@ -1,6 +1,6 @@
 """A JGrapes-style typed component/event bus. Knows nothing about VMs.
 
-See docs/architecture.md for the model, the ordering and the completion rules.
+See docs/design/architecture.md for the model, the ordering and the completion rules.
 """
 
 from .channel import BROADCAST as BROADCAST

@@ -3,10 +3,10 @@
 :func:`node_models` finds every configurable component of the standard tree (the same
 components :class:`~vmrunner.daemon.builder.RunnerBuilder` attaches) and the
 ``/Runner/Kubernetes`` node, so a new configurable component shows up in the JSON Schema,
-docs/configuration.md and the sample-completeness test without a list to maintain::
+docs/guide/configuration.md and the sample-completeness test without a list to maintain::
 
     python -m vmrunner.daemon.check_schema --json     > docs/config.schema.json
-    python -m vmrunner.daemon.check_schema --markdown > docs/configuration.md
+    python -m vmrunner.daemon.check_schema --markdown > docs/guide/configuration.md
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 The tree is built by :class:`~vmrunner.daemon.builder.RunnerBuilder` exactly as for an
 embedding program (``RunnerBuilder(path).build()`` then ``run(root)``): the file is read and
-validated once, by the builder; every start step is a component's (docs/runner.md, "Start
+validated once, by the builder; every start step is a component's (docs/design/runner.md, "Start
 sequence"). The CLI adds only what belongs to a process of its own: the signal handlers and
 :class:`~vmrunner.components.startup_memory.StartupMemory`.
 
 SIGTERM and SIGINT become ``TerminationSignal`` events (the Runner turns the first into
-``Stop``; see docs/runner.md for repeats). SIGHUP re-reads the configuration file
+``Stop``; see docs/design/runner.md for repeats). SIGHUP re-reads the configuration file
 (``ReloadConfiguration``, handled by the ConfigWatcher) and SIGUSR1 logs the status
 (``GET /status`` as ``vmrunner status`` prints it); neither ends the runner. The process exit
 code is what ``run()`` returns.

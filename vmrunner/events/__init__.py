@@ -10,7 +10,7 @@
 * :mod:`.config`: the reload plan of an accepted configuration change;
 * :mod:`.status`: the status query the components answer (``GET /status``).
 
-Components never call each other; they fire and handle these (docs/architecture.md).
+Components never call each other; they fire and handle these (docs/design/architecture.md).
 An event typed ``Event[R]`` may be completed with a result of type ``R``.
 """
 

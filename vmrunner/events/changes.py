@@ -1,7 +1,7 @@
 """Events of the live changes: RAM, vCPUs, reset, CD-ROM media and the display password.
 
 Fired by the controllers in :mod:`vmrunner.components`; each change ends in an event with an
-:class:`Outcome`, never claimed before QEMU confirmed it (docs/live-changes.md).
+:class:`Outcome`, never claimed before QEMU confirmed it (docs/guide/live-changes.md).
 """
 
 from __future__ import annotations

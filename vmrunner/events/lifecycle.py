@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class RunState(enum.Enum):
-    """The runner's states (docs/runner.md has the diagram)."""
+    """The runner's states (docs/design/runner.md has the diagram)."""
 
     INITIALIZING = "initializing"
     STARTING = "starting"
@@ -88,7 +88,7 @@ class VmContinued(Event[None], frozen=True, kw_only=True):
 
 
 class Rung(enum.Enum):
-    """The rungs of the shutdown ladder (docs/runner.md)."""
+    """The rungs of the shutdown ladder (docs/design/runner.md)."""
 
     GUEST_AGENT = "guest-agent"
     """``guest-shutdown`` through qemu-ga."""
@@ -136,7 +136,7 @@ class StopPhase(enum.IntEnum):
 
 class TerminationSignal(Event[None], frozen=True, kw_only=True):
     """The process received ``signal`` (SIGTERM/SIGINT). The first one fires ``Stop``;
-    docs/runner.md describes repeats."""
+    docs/design/runner.md describes repeats."""
 
     signal: int
 

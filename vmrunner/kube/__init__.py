@@ -1,5 +1,5 @@
 """The runner's side of VM-Operator's Kubernetes contract: the ``VirtualMachine`` status, its
-Events and the spec patch after a guest power-off (docs/kubernetes.md, "VirtualMachine
+Events and the spec patch after a guest power-off (docs/guide/kubernetes.md, "VirtualMachine
 status and Events").
 
 Active only when the runner is in a cluster (service account + ``KUBERNETES_SERVICE_*``) or

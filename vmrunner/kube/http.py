@@ -1,6 +1,6 @@
 """JSON over HTTPS to the API server: h11 on an asyncio TLS stream, one kept-alive connection.
 
-Why not a Kubernetes client library: measured on the runner (docs/kubernetes.md), lightkube
+Why not a Kubernetes client library: measured on the runner (docs/guide/kubernetes.md), lightkube
 1.0 with httpx2 adds 13.6 MiB of RSS (its HTTP stack imports anyio, h2, attrs, ctypes, and
 builds TLS contexts with the system's CA store), the budget is 8 MiB. The runner needs four
 calls; h11 (already the status API's HTTP parser) and the standard library's ``ssl`` do them.

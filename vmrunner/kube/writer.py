@@ -47,7 +47,7 @@ _HINTS = {
     -1: "the client cannot be set up",
     0: "the API server does not answer; retrying with backoff",
     401: "the token was refused (read again from its file); retrying with backoff",
-    403: "forbidden: the runner's service account needs the Role of docs/kubernetes.md "
+    403: "forbidden: the runner's service account needs the Role of docs/guide/kubernetes.md "
          "(vms get/list/patch, vms/status patch, events.k8s.io events create)",
     404: "the VirtualMachine does not exist (deleted?); retrying with backoff",
     409: "conflicting concurrent changes; re-reading and retrying",

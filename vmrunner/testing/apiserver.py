@@ -18,7 +18,7 @@ nothing. All calls are blocking; from async code use ``asyncio.to_thread``.
 What the server is (and is not): the real API machinery for CRDs and custom resources (status
 subresource, patch types, schema validation with 422, watch, audit); no core group (no Pods,
 core Events, Namespaces), no RBAC (``system:masters`` is allowed everything), no aggregated
-discovery. Details: docs/testing.md, "The Kubernetes test bed".
+discovery. Details: docs/design/testing.md, "The Kubernetes test bed".
 """
 
 from __future__ import annotations

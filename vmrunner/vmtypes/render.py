@@ -158,7 +158,7 @@ def _optional(value: object, name: str) -> object:
 
 
 def template_variables(inputs: RenderInputs) -> dict[str, Any]:
-    """The names a template can use (see docs/templates.md)."""
+    """The names a template can use (see docs/guide/templates.md)."""
     config, paths, vm = inputs.config, inputs.paths, inputs.config.vm
     accelerator = inputs.accelerator
     cpu_model = vm.cpu_model or ("host" if accelerator == "kvm" else "max")

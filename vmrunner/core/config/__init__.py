@@ -1,4 +1,4 @@
-"""Path-addressed YAML configuration for component trees (see docs/architecture.md).
+"""Path-addressed YAML configuration for component trees (see docs/design/architecture.md).
 
 - :mod:`.paths`: node syntax (keys starting with ``/`` or ``_`` are child nodes), flattening.
 - :mod:`.events`: :class:`ConfigurationUpdate`, :class:`InitialConfiguration`,

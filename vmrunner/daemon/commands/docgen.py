@@ -152,7 +152,7 @@ def man_page(parser: argparse.ArgumentParser) -> str:
         lines += _option_lines([a for a in sub._actions
                                 if not set(a.option_strings) & (globals_ | {"-h", "--help"})])
     lines += [".SH EXIT STATUS", _roff(parser.epilog or ""),
-              ".SH SEE ALSO", "docs/operations.md, docs/configuration.md", ""]
+              ".SH SEE ALSO", "docs/guide/operations.md, docs/guide/configuration.md", ""]
     return "\n".join(lines)
 
 

@@ -43,7 +43,7 @@ containers:
       - run
       - --config={{ include "vmrunner.configDir" . }}/config.yaml
     env:
-      # the runner warns (by key path) when powerdownTimeout no longer fits (docs/kubernetes.md)
+      # the runner warns (by key path) when powerdownTimeout no longer fits (docs/guide/kubernetes.md)
       - name: VMRUNNER_TERMINATION_GRACE_PERIOD
         value: {{ include "vmrunner.gracePeriod" . | quote }}
     {{- if .Values.metrics.enabled }}

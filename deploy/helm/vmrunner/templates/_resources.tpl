@@ -1,4 +1,4 @@
-{{/* Container resources from the VM (docs/kubernetes.md, "Resources"):
+{{/* Container resources from the VM (docs/guide/kubernetes.md, "Resources"):
        memory request = currentRam (default maximumRam) + resourcesFromVm.memoryOverheadMiB
        memory limit   = maximumRam + resourcesFromVm.memoryOverheadMiB
        cpu request    = currentCpus (default maximumCpus) + resourcesFromVm.cpuOverheadMillis

@@ -1,4 +1,4 @@
-{{/* Least privilege (docs/kubernetes.md, "Security"). Root is needed only for a privileged
+{{/* Least privilege (docs/guide/kubernetes.md, "Security"). Root is needed only for a privileged
      pod or a tap NIC (qemu-bridge-helper creates the tap and joins the bridge, CAP_NET_ADMIN);
      otherwise the pod runs as security.runAsUser with every capability dropped. */}}
 
