@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="validate the configuration and render the template; exit 0 "
                            "or 2 (--host: check this host instead)")
     check.add_argument("--no-host-files", action="store_true",
-                       help="do not require the disks, images, kernel and password files to "
-                       "exist here (a configuration for another machine)")
+                       help="do not require the disks, images, kernel, password and firmware "
+                       "files to exist here (a configuration for another machine)")
     check.add_argument("--host", action="store_true",
                        help="check this host instead: QEMU, swtpm, /dev/kvm, the bridges and "
                        "OVMF (PASS/WARN/FAIL per line; exit 0, or 7 on a FAIL)")
@@ -186,7 +186,7 @@ def _prepare(config_file: Path, strict: bool, out: TextIO,
     if errors:
         return None, ExitCode.CONFIG_ERROR
     try:
-        plan = plan_start(validation.config, create=False)
+        plan = plan_start(validation.config, create=False, host_files=host_files)
         rendered = plan.render()
     except VmTypeError as exc:
         _print_problems([exc], out, sink)

@@ -79,3 +79,15 @@ def find_firmware(
         if os.path.isfile(code) and os.path.isfile(vars_template):
             return FirmwareFiles(Path(code), Path(vars_template), kind in SECURE_KINDS)
     raise FirmwareNotFoundError(kind, pairs)
+
+
+def assumed_firmware(
+    kind: str, candidates: Mapping[str, Sequence[tuple[str, str]]] = CANDIDATES
+) -> FirmwareFiles | None:
+    """The first candidate for ``kind`` whether it exists or not (a configuration checked for
+    another host); ``None`` for ``bios``."""
+    pairs = list(candidates.get(kind, ()))
+    if not pairs:
+        return None
+    code, vars_template = pairs[0]
+    return FirmwareFiles(Path(code), Path(vars_template), kind in SECURE_KINDS)

@@ -16,8 +16,8 @@ from uuid import UUID
 import msgspec
 
 from vmrunner.config.model import RunnerConfig
-from vmrunner.vmtypes.errors import StateError, VmTypeError
-from vmrunner.vmtypes.firmware import find_firmware
+from vmrunner.vmtypes.errors import FirmwareNotFoundError, StateError, VmTypeError
+from vmrunner.vmtypes.firmware import assumed_firmware, find_firmware
 from vmrunner.vmtypes.render import RenderedVm, RenderInputs, render_vm, resolve_accelerator
 from vmrunner.vmtypes.search import current_template, install_template, template_dirs
 from vmrunner.vmtypes.state import (
@@ -56,9 +56,14 @@ class StartPlan(msgspec.Struct, frozen=True):
 
 
 def plan_start(
-    config: RunnerConfig, *, create: bool = False, env: Mapping[str, str] | None = None
+    config: RunnerConfig, *, create: bool = False, env: Mapping[str, str] | None = None,
+    host_files: bool = True,
 ) -> StartPlan:
     """Resolve directories, uuid, firmware, accelerator and template for ``config``.
+
+    ``host_files=False`` (``check --no-host-files`` and ``render``: a configuration for
+    another host; never with ``create``): firmware missing here is assumed at its first
+    candidate path, with a note.
 
     Raises :class:`VmTypeError` subclasses (:class:`PathProblems`, :class:`StateError`,
     :class:`~vmrunner.vmtypes.errors.FirmwareNotFoundError`,
@@ -68,8 +73,16 @@ def plan_start(
     problems = check_paths(config, paths)
     if problems:
         raise PathProblems(problems)
-    firmware = find_firmware(config.vm.firmware)
     notes = []
+    try:
+        firmware = find_firmware(config.vm.firmware)
+    except FirmwareNotFoundError:
+        if host_files or create:
+            raise
+        firmware = assumed_firmware(config.vm.firmware)
+        assert firmware is not None
+        notes.append(f"firmware {config.vm.firmware!r} is not installed here: rendered with "
+                     f"{firmware.code}")
     if create:
         ensure_dirs(paths)
         uuid = ensure_uuid(config, paths)

@@ -113,3 +113,34 @@ def test_the_builder_checks_files_unless_told_not_to(tmp_path: Path) -> None:
     runner = RunnerBuilder(file, watch=False, host_files=False).build()
     assert runner.component_path == "/Runner"
     assert not (tmp_path / "run").exists()
+
+
+def _without_ovmf(*args: str) -> subprocess.CompletedProcess[str]:
+    """``vmrunner ARGS`` in a private mount namespace where /usr/share/OVMF is an empty tmpfs
+    (a host without OVMF; nothing outside the namespace changes)."""
+    script = 'mount -t tmpfs none /usr/share/OVMF && exec "$@"'
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                           "sh", sys.executable, "-m", "vmrunner", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/share/OVMF").is_dir(),
+                    reason="needs root (a mount namespace) and /usr/share/OVMF")
+def test_no_host_files_renders_uefi_without_ovmf_here(tmp_path: Path) -> None:
+    """Without OVMF, ``check`` fails on the firmware; ``check --no-host-files`` and ``render``
+    assume its usual path and say so."""
+    for name in FILES:
+        (tmp_path / name).write_bytes(b"x")
+    text = CONFIG.replace("firmware: bios", "firmware: uefi").replace(
+        "    - {{type: raw, device: {base}/disk.img}}\n", "").replace(
+        "    - {{type: raw, resource: /dev/null}}\n", "")
+    file = config(tmp_path, text)
+    assert vmrunner("check", "-c", str(file)).returncode == 0  # OVMF is installed here
+    done = _without_ovmf("check", "-c", str(file))
+    assert done.returncode == 2, done
+    assert "firmware" in done.stdout + done.stderr and "uefi" in done.stdout + done.stderr
+    done = _without_ovmf("check", "--no-host-files", "-c", str(file))
+    assert done.returncode == 0, done
+    done = _without_ovmf("render", "-c", str(file))
+    assert done.returncode == 0, done
+    assert "# firmware 'uefi' is not installed here: rendered with /usr/share/OVMF/" in done.stdout
