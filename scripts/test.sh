@@ -16,7 +16,9 @@ fi
 
 rc=0
 # the pod tests (marker "pod") run in their own stage: scripts/test-pod.sh
-"$PY" -m pytest -m "not pod" "$@" || rc=$?
+# two pytest-xdist workers: the VM tests (markers guest, k8s) one after another on one of
+# them, the rest spread over both (tests/conftest.py); VMRUNNER_TEST_WORKERS=0 runs in-process
+"$PY" -m pytest -n "${VMRUNNER_TEST_WORKERS:-2}" --dist loadgroup -m "not pod" "$@" || rc=$?
 case $rc in
   0) ;;
   5) echo "pytest collected no tests: that is a defect, not a pass" >&2; failed+=(pytest) ;;

@@ -28,6 +28,17 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"guest accel: {verdict.label} ({verdict.reason})"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, scripts/test.sh) the tests that run a VM
+    or the Kubernetes API server form one group: they run one after another on one worker,
+    as without xdist, while the other tests share both workers. (Runs before xdist's own
+    hook, which reads the group.)"""
+    for item in items:
+        if item.get_closest_marker("guest") or item.get_closest_marker("k8s"):
+            item.add_marker(pytest.mark.xdist_group("vm"))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("guest"):
         require_tools(*GUEST_TOOLS)
