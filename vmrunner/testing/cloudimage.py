@@ -124,10 +124,10 @@ def _overlay(debs: dict[str, Path], work: Path) -> Path:
     for line in listing.splitlines():
         if "=>" not in line:
             continue
-        target = line.split("=>", 1)[1].split()[0]
-        if target == "not":
+        lib = line.split("=>", 1)[1].split()[0]
+        if lib == "not":
             raise GuestBuildError(f"dropbear: missing library: {line.strip()}")
-        shutil.copy(Path(target).resolve(), libdir / Path(target).name)
+        shutil.copy(Path(lib).resolve(), libdir / Path(lib).name)
     shutil.copy(ldso.resolve(), libdir / ldso.name)
     (root / "lib64" / ldso.name).symlink_to(f"../lib/x86_64-linux-gnu/{ldso.name}")
     shutil.copy(x / "usr/sbin/dropbear", root / "usr/sbin/dropbear")
