@@ -30,6 +30,7 @@ from vmrunner.testing.console import GuestConsole
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.prereq import require_tools
 from vmrunner.testing.runnerproc import scratch_dir
+from vmrunner.testing.viewer import VIEWER_TOOLS, RemoteViewer, Xvfb
 
 pytestmark = pytest.mark.guest
 
@@ -79,7 +80,7 @@ class Session:
 
 
 async def test_quickstart_commands_on_the_stand_in(guest_image: GuestImage) -> None:
-    require_tools(*TOOLS)
+    require_tools(*TOOLS, *VIEWER_TOOLS)
     image = build_cloud_image(guest_image)
     assert image.name == IMAGE_NAME
     ssh_port, spice_port = free_port(), free_port()
@@ -148,9 +149,19 @@ async def test_quickstart_commands_on_the_stand_in(guest_image: GuestImage) -> N
             assert code == 0, out
             assert re.search(r"\brunning\b|\bbooted\b", out), out
 
-            # the SPICE port listens on loopback only (a password file is set)
-            with socket.create_connection(("127.0.0.1", spice_port), timeout=5):
-                pass
+            # SPICE: remote-viewer with the password (a .vv file) is shown as the console user
+            async with Xvfb() as display, RemoteViewer(
+                    display, "127.0.0.1", spice_port, "choose-a-password", home,
+                    name="quickstart"):
+                deadline = time.monotonic() + 60
+                while True:
+                    code, out = await sh.run("vmrunner", "status", "-c", "quickstart.yaml")
+                    seen = re.search(r"^  console: +(?!nobody)\S", out, re.M)
+                    if seen or time.monotonic() > deadline:
+                        break
+                    sh.transcript.pop()
+                    await asyncio.sleep(1)
+                assert seen, out
 
             # the serial console: a command typed there runs in the guest
             run_dir = base / "xdg-run" / "vmrunner" / "quickstart"
