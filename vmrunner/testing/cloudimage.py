@@ -10,15 +10,18 @@ guest's protocol.
 
 Built without mounting anything (``mkfs.fat``, ``syslinux --install``, ``mcopy``,
 ``qemu-img convert``) and cached as ``<guest cache>/cloudimage/<key>/<IMAGE_NAME>``; ``key``
-hashes the guest's key, this module, the stand-in's files and the ``.deb`` names. Outdated
-stand-ins are pruned after a build.
+hashes the guest's key, this module, the stand-in's files and the ``.deb`` names;
+``current.json`` remembers it with a fingerprint of apt's lists, so a cache hit runs no apt
+while those lists are unchanged. Outdated stand-ins are pruned after a build.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
+import json
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +33,7 @@ from vmrunner.testing.guest.builder import (
     GuestBuildError,
     GuestImage,
     Log,
+    apt_lists_fingerprint,
     default_cache_dir,
     fetch_debs,
 )
@@ -160,18 +164,25 @@ def build_cloud_image(guest: GuestImage, cache_dir: Path | None = None,
     like the downloaded cloud image: VMs run on an overlay of it."""
     say: Log = log or (lambda _msg: None)
     cache = (cache_dir or default_cache_dir()).expanduser()
-    debs = fetch_debs(PACKAGES, cache, say)
+    base = cache / "cloudimage"
     h = hashlib.sha256(f"{guest.key}\0".encode())
     h.update(Path(__file__).read_bytes())
     for rel, data in _standin_files():
         h.update(f"\0{rel}\0{len(data)}\0".encode())
         h.update(data)
+    memo = {"inputs": h.hexdigest()[:16], "lists": apt_lists_fingerprint()}
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        last = json.loads((base / "current.json").read_text())
+        known = base / str(last["key"]) / IMAGE_NAME
+        if {k: last[k] for k in memo} == memo and known.is_file():
+            return known  # apt's lists unchanged: no apt call
+    debs = fetch_debs(PACKAGES, cache, say)
     for deb in debs.values():
         h.update(f"\0{deb.name}".encode())
     key = h.hexdigest()[:16]
-    base = cache / "cloudimage"
     image = base / key / IMAGE_NAME
     if image.is_file():
+        (base / "current.json").write_text(json.dumps({**memo, "key": key}) + "\n")
         return image
     base.mkdir(parents=True, exist_ok=True)
     with open(base / ".lock", "w") as lock:
@@ -190,4 +201,5 @@ def build_cloud_image(guest: GuestImage, cache_dir: Path | None = None,
                 if old.is_dir() and not old.name.startswith("."):
                     shutil.rmtree(old, ignore_errors=True)
             staging.rename(base / key)
+        (base / "current.json").write_text(json.dumps({**memo, "key": key}) + "\n")
     return image
