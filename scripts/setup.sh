@@ -20,6 +20,9 @@ PKGS+=(virt-viewer xvfb xauth imagemagick)
 PKGS+=(iproute2 util-linux)
 # systemd-analyze verifies and scores examples/vmrunner@.service (tests/daemon/test_daemon_unit.py).
 PKGS+=(systemd)
+# The quickstart test (tests/quickstart/): a bootable stand-in for the Debian cloud image
+# (syslinux into a FAT file system, without mounting) and the ssh client the quickstart uses.
+PKGS+=(syslinux syslinux-common mtools dosfstools openssh-client)
 externally_managed() {
   "$1" -c 'import pathlib, sys, sysconfig
 sys.exit(0 if pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists() else 1)'

@@ -132,7 +132,7 @@ qemu:
 % for i, nic in enumerate(vm.network):
     - -netdev
 %   if nic.type == "user":
-    - ${opt("user", {"id": "hostnet%d" % i, "net": nic.net})}
+    - ${opt("user", {"id": "hostnet%d" % i, "net": nic.net, "hostfwd": nic.hostForwards})}
 %   else:
     - ${opt("bridge", {"id": "hostnet%d" % i, "br": nic.bridge})}
 %   endif

@@ -54,6 +54,7 @@ def test_sdist_and_wheel_are_complete(dist: Path) -> None:
     assert f"templates/{TEMPLATE}" in sdist_names
     assert "LICENSE" in sdist_names
     assert "vmrunner/testing/guest/rootfs/init" in sdist_names
+    assert "vmrunner/testing/guest/standin/etc/tg/boot.d/50-cloud-init" in sdist_names
     (wheel,) = dist.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         wheel_names = set(archive.namelist())
@@ -62,6 +63,7 @@ def test_sdist_and_wheel_are_complete(dist: Path) -> None:
     assert f"vmrunner/templates/{TEMPLATE}" in wheel_names
     assert "vmrunner/py.typed" in wheel_names
     assert "vmrunner/testing/guest/rootfs/init" in wheel_names
+    assert "vmrunner/testing/guest/standin/etc/tg/boot.d/50-cloud-init" in wheel_names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in wheel_names)
     for names in (sdist_names, wheel_names):
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

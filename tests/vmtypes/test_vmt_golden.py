@@ -2,7 +2,8 @@
 
 To keep the output independent of the machine's state, each example is copied into a temporary
 directory with dataDir/runtimeDir pointed at /nonexistent (so no saved template copy or stored
-uuid is picked up); the temporary directory is shown as <config-dir> and the repository as
+uuid is picked up) and ``accelerator: auto`` rendered as ``tcg`` (auto decides by the host's KVM);
+the temporary directory is shown as <config-dir> and the repository as
 <repo>. Regenerate after an intended change with:
 
     VMRUNNER_REGEN_GOLDEN=1 python -m pytest tests/vmtypes/test_vmt_golden.py
@@ -29,6 +30,8 @@ def render(example: Path, tmp_path: Path) -> str:
     name = runner["vm"]["name"]
     runner["dataDir"] = f"/nonexistent/{name}/data"
     runner["runtimeDir"] = f"/nonexistent/{name}/run"
+    if runner["vm"].get("accelerator") == "auto":
+        runner["vm"]["accelerator"] = "tcg"
     config = tmp_path / example.name
     config.write_text(yaml.safe_dump(document))
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}

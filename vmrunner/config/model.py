@@ -239,6 +239,26 @@ class KernelConfig(_Model):
     """The kernel command line (QEMU ``-append``), e.g. ``console=ttyS0 quiet``."""
 
 
+_HOST_FORWARD = re.compile(
+    r"(tcp|udp):((?:\d{1,3}\.){3}\d{1,3})?:(\d{1,5})-((?:\d{1,3}\.){3}\d{1,3})?:(\d{1,5})")
+
+
+def _host_forward(value: str) -> str:
+    """``PROTO:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT``, QEMU's ``hostfwd`` syntax with the
+    protocol required, ports 1-65535 and dotted-quad IPv4 addresses."""
+    m = _HOST_FORWARD.fullmatch(value)
+    ok = m is not None and all(1 <= int(m.group(i)) <= 65535 for i in (3, 5)) and all(
+        0 <= int(part) <= 255 for i in (2, 4) if m.group(i) for part in m.group(i).split("."))
+    if not ok:
+        raise PydanticCustomError(
+            "bad_format", "'{value}' is not a port forward: write PROTO:[HOSTADDR]:HOSTPORT-"
+            "[GUESTADDR]:GUESTPORT, e.g. 'tcp:127.0.0.1:2222-:22'", {"value": value})
+    return value
+
+
+HostForward = Annotated[str, AfterValidator(_host_forward)]
+
+
 class NetworkConfig(_Model):
     """One network interface: a tap on a bridge (via qemu-bridge-helper) or user-mode networking."""
 
@@ -252,6 +272,10 @@ class NetworkConfig(_Model):
     """A fixed MAC address; QEMU picks one when unset."""
     net: Text | None = None
     """user only: the guest network, e.g. ``10.0.2.0/24``."""
+    host_forwards: list[HostForward] = Field(default_factory=list)
+    """user only: ports of the host forwarded into the guest, QEMU's ``hostfwd`` as
+    ``PROTO:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT``, e.g. ``tcp:127.0.0.1:2222-:22`` (SSH
+    to the guest as port 2222 of the host's loopback; an empty HOSTADDR means every address)."""
 
     @model_validator(mode="after")
     def _type_specific(self) -> NetworkConfig:
@@ -259,6 +283,9 @@ class NetworkConfig(_Model):
             raise PydanticCustomError("bad_combination", "'bridge' applies to type tap only")
         if self.type == "tap" and self.net is not None:
             raise PydanticCustomError("bad_combination", "'net' applies to type user only")
+        if self.type == "tap" and self.host_forwards:
+            raise PydanticCustomError(
+                "bad_combination", "'hostForwards' applies to type user only")
         return self
 
 

@@ -96,14 +96,16 @@ _KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 def opt(head: object = None, props: Mapping[str, object] | None = None) -> Escaped:
     """``${opt("virtio-blk-pci", {"drive": node, "bootindex": d.bootindex})}``: a QEMU option
-    string with every value escaped; ``None`` and unset values are left out, bools become on/off."""
+    string with every value escaped; ``None`` and unset values are left out, bools become on/off,
+    a list repeats the key for each item (``{"hostfwd": [a, b]}`` → ``hostfwd=a,hostfwd=b``)."""
     parts = [] if head is None or isinstance(head, Unset) else [qemu_escape(to_text(head))]
     for key, value in (props or {}).items():
         if not _KEY.fullmatch(key):
             raise TemplateError(f"bad QEMU property name {key!r}")
         if value is None or isinstance(value, Unset):
             continue
-        parts.append(f"{key}={qemu_escape(to_text(value))}")
+        for item in value if isinstance(value, list) else [value]:
+            parts.append(f"{key}={qemu_escape(to_text(item))}")
     return Escaped(",".join(parts))
 
 

@@ -200,6 +200,28 @@ def _download(files: dict[str, tuple[str, int]], debs: Path, log: Log) -> None:
     _run(argv, cwd=debs, what="apt-get download")
 
 
+def fetch_debs(packages: tuple[str, ...], cache_dir: Path | None = None,
+               log: Log | None = None) -> dict[str, Path]:
+    """Package -> its ``.deb`` in ``<cache>/debs/``, downloaded unless already there.
+
+    For helpers that add packages on top of the guest (the cloud-image stand-in);
+    the host stays untouched, as for the guest itself."""
+    with tempfile.TemporaryDirectory() as empty:  # apt prints nothing for files in cwd
+        out = _run(["apt-get", "download", "--print-uris", *packages], cwd=Path(empty),
+                   what="apt-get download --print-uris")
+    files: dict[str, tuple[str, int]] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            files[parts[1].split("_", 1)[0]] = (parts[1], int(parts[2]))
+    missing = [p for p in packages if p not in files]
+    if missing:
+        raise GuestBuildError(f"apt has no .deb for: {', '.join(missing)}")
+    debs = (cache_dir or default_cache_dir()).expanduser() / "debs"
+    _download({p: files[p] for p in packages}, debs, log or (lambda _msg: None))
+    return {p: debs / files[p][0] for p in packages}
+
+
 def _add_modules(src: Path, dst: Path, wanted: tuple[str, ...]) -> list[str]:
     """Copy the wanted modules and their dependencies; return the ones to modprobe."""
     by_name: dict[str, str] = {}
