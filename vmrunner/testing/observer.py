@@ -2,9 +2,10 @@
 
 QEMU serves one client per monitor socket and the runner holds the one its template gives
 it. :func:`observer_template` writes a copy of the standard VM type with a second QMP monitor
-on a socket of the caller's choosing; :class:`BalloonObserver` connects to it and asks
-``query-balloon`` every ``interval`` seconds, keeping each size with the moment
-(``time.perf_counter()``) it was first seen. That is QEMU's own view, taken without going
+on a socket of the caller's choosing; a :class:`QmpObserver` connects to it and runs a
+query every ``interval`` seconds, keeping each answer with the moment
+(``time.perf_counter()``) it was first seen: :class:`BalloonObserver` (``query-balloon``),
+:class:`TrayLockObserver` (``query-block``). That is QEMU's own view, taken without going
 through the runner: what the runner reports can be timed against it.
 """
 
@@ -16,9 +17,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
 
 from qemu.qmp import QMPClient
 
+T = TypeVar("T")
 STANDARD_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "Standard-VM.yaml.mako"
 _MONITOR_LINE = "    - chardev=charmonitor,id=monitor,mode=control\n"
 
@@ -37,24 +40,27 @@ def observer_template(directory: Path, socket: Path, name: str = "Observed-VM") 
     return path
 
 
-class BalloonObserver:
-    """Async context manager: polls ``query-balloon`` on ``socket`` every ``interval`` s
-    (owns the polling task; it ends on exit or when QEMU goes away).
+class QmpObserver(Generic[T]):
+    """Async context manager: runs ``command`` on ``socket`` every ``interval`` s and keeps
+    ``extract(reply)`` (owns the polling task; it ends on exit or when QEMU goes away).
 
-    ``samples`` holds ``(perf_counter, actual)`` for each size seen, in order, a new entry
-    only when the size changed."""
+    ``samples`` holds ``(perf_counter, value)`` for each value seen, in order, a new entry
+    only when the value changed."""
 
-    def __init__(self, socket: Path, interval: float = 0.01) -> None:
+    def __init__(self, socket: Path, command: str, extract: Callable[[Any], T],
+                 interval: float = 0.01) -> None:
         self.socket = socket
+        self.command = command
+        self.extract = extract
         self.interval = interval
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, T]] = []
         self._client = QMPClient("observer")
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
-    async def __aenter__(self) -> BalloonObserver:
+    async def __aenter__(self) -> Self:
         await self._client.connect(str(self.socket))
-        self._task = asyncio.create_task(self._poll(), name="balloon-observer")
+        self._task = asyncio.create_task(self._poll(), name=f"observer-{self.command}")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -68,26 +74,26 @@ class BalloonObserver:
 
     async def _poll(self) -> None:
         while True:
-            reply = await self._client.execute("query-balloon")
+            reply = await self._client.execute(self.command)
             now = time.perf_counter()
-            actual = int(reply["actual"])  # type: ignore[index]
-            if not self.samples or self.samples[-1][1] != actual:
-                self.samples.append((now, actual))
+            value = self.extract(reply)
+            if not self.samples or self.samples[-1][1] != value:
+                self.samples.append((now, value))
                 self._changed.set()
             await asyncio.sleep(self.interval)
 
-    def first(self, accept: Callable[[int], bool], after: float) -> float | None:
-        """When a size for which ``accept(actual)`` is true was first seen after ``after``
-        (a size already there at ``after`` counts from ``after``)."""
+    def first(self, accept: Callable[[T], bool], after: float) -> float | None:
+        """When a value ``accept`` takes was first seen after ``after`` (one already there
+        at ``after`` counts from ``after``)."""
         before = [s for s in self.samples if s[0] <= after]
         if before and accept(before[-1][1]):
             return after
-        for seen, actual in self.samples:
-            if seen > after and accept(actual):
+        for seen, value in self.samples:
+            if seen > after and accept(value):
                 return seen
         return None
 
-    async def wait_first(self, accept: Callable[[int], bool], after: float,
+    async def wait_first(self, accept: Callable[[T], bool], after: float,
                          timeout: float) -> float:  # noqa: ASYNC109
         """:meth:`first`, waiting up to ``timeout`` s for it."""
         async with asyncio.timeout(timeout):
@@ -97,3 +103,21 @@ class BalloonObserver:
                 self._changed.clear()
                 await self._changed.wait()
         return seen
+
+
+class BalloonObserver(QmpObserver[int]):
+    """The balloon's size (bytes) as ``query-balloon`` reports it."""
+
+    def __init__(self, socket: Path, interval: float = 0.01) -> None:
+        super().__init__(socket, "query-balloon", lambda reply: int(reply["actual"]), interval)
+
+
+class TrayLockObserver(QmpObserver[bool | None]):
+    """Whether the guest holds ``drive``'s tray locked (``query-block``; ``None``: no such
+    drive)."""
+
+    def __init__(self, socket: Path, drive: str, interval: float = 0.01) -> None:
+        def locked(reply: Any) -> bool | None:
+            return next((bool(b.get("locked")) for b in reply if b.get("qdev") == drive), None)
+
+        super().__init__(socket, "query-block", locked, interval)
