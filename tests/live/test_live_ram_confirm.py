@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from vmrunner.components import BUS
-from vmrunner.components.ram import MIB, ram_tolerance
+from vmrunner.components.ram import MIB, RamController, ram_tolerance
 from vmrunner.core import Component, handler
-from vmrunner.events import Outcome, QmpBalloonChange, RamChange, VmContinued
+from vmrunner.events import ExecuteQmp, Outcome, QmpBalloonChange, RamChange, VmContinued
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
@@ -115,3 +115,27 @@ async def test_balloon_change_is_reported_within_300_ms_of_qemus_value(
                               f"{'-' if event is None else f'{event - start:.3f} s'}")
                 await asyncio.sleep(1.2)  # a quiet second: the next change's first event passes
         assert max(lags) < LAG_BOUND, "report later than QEMU's value:\n" + "\n".join(rounds)
+
+
+async def test_polling_pauses_while_the_size_stands_still(
+        base: Path, guest_image: GuestImage, accel: AccelVerdict) -> None:
+    """A guest without a balloon driver never moves: the controller asks ``query-balloon``
+    only during the first ``poll_quiet`` s of the change (every 50 ms: about 40 times), not
+    for the whole wait (6 s: about 120), and still ends ``not-reached``."""
+    guest_config(base, guest_image, accel=str(accel.accel), knobs=("tg.balloon=0",),
+                 maximumRam="256 MiB")
+    ram = RamController(settle_timeout=6.0, poll_interval=0.05, poll_quiet=2.0)
+    async with InProcessRunner(base / "config.yaml", ram) as vm:
+        await vm.recorder.wait_for(VmContinued, timeout=BOOT)
+        await vm.console.wait_ready(BOOT)
+        since = len(vm.recorder.events)
+        guest_config(base, guest_image, accel=str(accel.accel), knobs=("tg.balloon=0",),
+                     maximumRam="256 MiB", currentRam="160 MiB")
+        change = await vm.recorder.wait_for(
+            RamChange, lambda e: e.requested == 160 * MIB and e.outcome is Outcome.NOT_REACHED,
+            30)
+        assert change.actual == 256 * MIB, change
+        queries = [e for e in vm.recorder.events[since:]
+                   if isinstance(e, ExecuteQmp) and e.command.name == "query-balloon"]
+        # right after the command, ≤ 40 polls in the first 2 s, one at the end of the wait
+        assert 5 <= len(queries) <= 2 + 2.0 / 0.05 + 3, len(queries)
