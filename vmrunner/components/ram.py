@@ -16,7 +16,8 @@ last target sent, it sends ``balloon`` and reports a :class:`RamChange`:
 **Confirmed at once.** QEMU sends at most one ``BALLOON_CHANGE`` a second, so the event alone
 reports a reached size up to a second after the guest got there. While a change is pending
 the controller therefore also asks ``query-balloon`` every ``poll_interval`` seconds, as long
-as the size moved within the last ``poll_quiet`` seconds (the command counts as a move); a
+as the size moved within the last ``poll_quiet`` seconds (a live change's command counts as a
+move; the target sent before ``cont`` waits for the first event, the guest has to boot); a
 guest whose size stands still (no driver yet, still booting) is left to the event, whose
 arrival resumes the polling. The polling is part of the change's task: it ends with the
 change (reached, timed out, superseded) and when QEMU's monitor closes.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
@@ -153,7 +155,7 @@ class RamController(BusComponent):
             return
         self._report(target, Outcome.PENDING, "waiting for the guest's balloon driver")
         timeout = self.boot_timeout if initial else self.settle_timeout
-        await self._settle(target, timeout)
+        await self._settle(target, timeout, moving=not initial)
         await self._query()
         if reached(target, self.actual):
             self._report(target, Outcome.APPLIED)
@@ -163,13 +165,14 @@ class RamController(BusComponent):
                          f"not within {_mib(ram_tolerance(target))} after {timeout:g} s; "
                          "is the guest's balloon driver loaded? not retried")
 
-    async def _settle(self, target: int, seconds: float) -> None:
+    async def _settle(self, target: int, seconds: float, *, moving: bool) -> None:
         """Until :attr:`actual` is within the tolerance of ``target`` or ``seconds`` passed:
         woken by ``BALLOON_CHANGE``, and asking ``query-balloon`` every ``poll_interval`` s
-        while the size moved within the last ``poll_quiet`` s."""
+        while the size moved within the last ``poll_quiet`` s (``moving``: the command counts
+        as a move; not before ``cont``, when the guest has yet to boot)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        moved_at, last = loop.time(), self.actual
+        moved_at, last = (loop.time() if moving else -math.inf), self.actual
         while not reached(target, self.actual):
             now = loop.time()
             if now >= deadline:
