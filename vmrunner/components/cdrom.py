@@ -11,7 +11,9 @@ standard template renders them, on either bus) gets the medium its ``file`` name
    (:class:`~vmrunner.events.CdromMediumChange` with ``Outcome.PENDING``, a log line,
    :meth:`CdromController.status`). While pending, the open is retried with a bounded
    backoff (a guest that unmounts without ejecting leaves the tray closed but unlocked), and
-   the change lands as soon as the guest opens the tray itself. With the drive's
+   the change lands as soon as the guest opens the tray itself. Between the attempts
+   ``query-block`` is asked every ``lock_poll`` seconds: a tray the guest unlocked (no
+   event tells) is opened at once instead of at the next attempt (once per unlock). With the drive's
    ``forceAfter``, the tray is opened by force once that many seconds have passed.
 3. With the tray open: ``blockdev-change-medium`` (which closes the tray) or
    ``blockdev-remove-medium`` + ``blockdev-close-tray``; then ``query-block`` confirms the
@@ -26,7 +28,6 @@ path) without touching the VM; the drive keeps its previous target.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ import msgspec
 from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core import Channel, HandlerContext, handler
+from vmrunner.core.waiting import first_of
 from vmrunner.events import (
     CdromEjectedByGuest,
     CdromMediumChange,
@@ -125,15 +127,18 @@ class CdromController(BusComponent):
     Args:
         open_window: seconds to wait for the tray to open before a change counts as pending.
         retry_initial, retry_max: the backoff between open attempts while pending.
+        lock_poll: seconds between ``query-block`` while pending, to open a tray as soon as
+            the guest unlocks it (``0``: only at the next attempt).
     """
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  open_window: float = 2.5, retry_initial: float = 2.0,
-                 retry_max: float = 30.0) -> None:
+                 retry_max: float = 30.0, lock_poll: float = 0.1) -> None:
         super().__init__(channel, name)
         self.open_window = open_window
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self.lock_poll = lock_poll
         self._drives: dict[str, _Drive] = {}
         self._status_planned: tuple[CdromDrive, ...] = ()
         """The drives of the prepared configuration (until the initial ``ConfigureQemu``)."""
@@ -225,11 +230,38 @@ class CdromController(BusComponent):
             if drive is not None:
                 drive.tray_open = bool(block.get("tray_open", False))
 
-    async def _wait(self, drive: _Drive, seconds: float) -> None:
-        """Until the tray moves, the target changes, or ``seconds`` pass."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(drive.wake.wait(), seconds)
+    async def _wait_unlock(self, drive: _Drive, seconds: float, held: bool) -> bool:
+        """Until the tray moves, the target changes, or ``seconds`` pass; asking
+        ``query-block`` every ``lock_poll`` s, also until the tray is closed and unlocked after
+        it was ``held`` (locked) or seen locked. Returns whether it ended for that reason."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        unlocked = False
+        while (left := deadline - loop.time()) > 0:
+            if self.lock_poll <= 0:
+                await first_of(drive.wake.wait(), timeout=left)
+                break
+            if await first_of(drive.wake.wait(), timeout=min(self.lock_poll, left)):
+                break
+            locked = await self._locked(drive)
+            if locked is False and held and not drive.tray_open:
+                _log.info("%s: the guest unlocked the tray; opening it again", drive.id)
+                unlocked = True
+                break
+            held = held or bool(locked)
         drive.wake.clear()
+        return unlocked
+
+    async def _locked(self, drive: _Drive) -> bool | None:
+        """Whether QEMU has ``drive``'s tray locked by the guest (``None``: unknown)."""
+        reply = await self.execute(commands.QueryBlock())
+        if reply.error is not None or not isinstance(reply.value, list):
+            _log.debug("query-block: %s", reply.error or reply.value)
+            return None
+        for block in reply.value:
+            if isinstance(block, dict) and block.get("qdev") == drive.id:
+                return bool(block.get("locked", False))
+        return None
 
     def _report(self, drive: _Drive, new: Path | None, outcome: Outcome, message: str,
                 forced: bool = False) -> None:
@@ -242,12 +274,13 @@ class CdromController(BusComponent):
         attempts = 0
         failures = 0
         forced = False
+        early = False  # the last wait ended because the guest unlocked the tray
         last: Path | None = drive.medium
         try:
             while drive.target != drive.medium:
                 target = drive.target
                 if target != last:  # a new request: fresh backoff and force deadline
-                    last, attempts, started = target, 0, time.monotonic()
+                    last, attempts, started, early = target, 0, time.monotonic(), False
                 if not drive.tray_open:
                     force = (drive.force_after is not None
                              and time.monotonic() - started >= drive.force_after)
@@ -261,7 +294,10 @@ class CdromController(BusComponent):
                     if drive.force_after is not None and not force:
                         wait = min(wait, max(0.0, started + drive.force_after
                                              - time.monotonic()))
-                    await self._wait(drive, wait)
+                    # after a failed attempt the tray was locked: its unlock opens it again
+                    # at once (once: a tray that stays shut when unlocked waits the backoff)
+                    early = await self._wait_unlock(drive, wait,
+                                                    held=attempts > 1 and not early)
                     if drive.target != target:
                         continue
                     if not drive.tray_open:

@@ -13,6 +13,15 @@ last target sent, it sends ``balloon`` and reports a :class:`RamChange`:
   the command and the size never moves. Not retried; if the size gets there later, a
   late ``applied`` follows.
 
+**Confirmed at once.** QEMU sends at most one ``BALLOON_CHANGE`` a second, so the event alone
+reports a reached size up to a second after the guest got there. While a change is pending
+the controller therefore also asks ``query-balloon`` every ``poll_interval`` seconds, as long
+as the size moved within the last ``poll_quiet`` seconds (a live change's command counts as a
+move; the target sent before ``cont`` waits for the first event, the guest has to boot); a
+guest whose size stands still (no driver yet, still booting) is left to the event, whose
+arrival resumes the polling. The polling is part of the change's task: it ends with the
+change (reached, timed out, superseded) and when QEMU's monitor closes.
+
 The initial target (below ``maximumRam``) is sent before ``cont``: the initial
 ``ConfigureQemu`` is held until QEMU has answered ``balloon``, not until the guest got there.
 """
@@ -20,12 +29,13 @@ The initial target (below ``maximumRam``) is sent before ``cont``: the initial
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
 
 from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
 from vmrunner.core import Channel, CompletionLock, HandlerContext, handler
+from vmrunner.core.waiting import first_of
 from vmrunner.events import (
     ConfigureQemu,
     MonitorClosed,
@@ -68,13 +78,20 @@ class RamController(BusComponent):
     Args:
         settle_timeout: seconds a live change may take to get within the tolerance.
         boot_timeout: the same for the target set before ``cont`` (includes the boot).
+        poll_interval: seconds between ``query-balloon`` while a change is pending and the
+            size moves; ``0`` waits for ``BALLOON_CHANGE`` only (QEMU: one a second).
+        poll_quiet: the polling pauses once the size has not moved for this many seconds,
+            until the next ``BALLOON_CHANGE``.
     """
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
-                 settle_timeout: float = 30.0, boot_timeout: float = 120.0) -> None:
+                 settle_timeout: float = 30.0, boot_timeout: float = 120.0,
+                 poll_interval: float = 0.05, poll_quiet: float = 2.0) -> None:
         super().__init__(channel, name)
         self.settle_timeout = settle_timeout
         self.boot_timeout = boot_timeout
+        self.poll_interval = poll_interval
+        self.poll_quiet = poll_quiet
         self.requested: int | None = None
         """The last target sent (``None``: none; the guest has ``maximumRam``)."""
         self.actual: int | None = None
@@ -138,7 +155,7 @@ class RamController(BusComponent):
             return
         self._report(target, Outcome.PENDING, "waiting for the guest's balloon driver")
         timeout = self.boot_timeout if initial else self.settle_timeout
-        await self._settle(target, timeout)
+        await self._settle(target, timeout, moving=not initial)
         await self._query()
         if reached(target, self.actual):
             self._report(target, Outcome.APPLIED)
@@ -148,12 +165,25 @@ class RamController(BusComponent):
                          f"not within {_mib(ram_tolerance(target))} after {timeout:g} s; "
                          "is the guest's balloon driver loaded? not retried")
 
-    async def _settle(self, target: int, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                while not reached(target, self.actual):
-                    self._changed.clear()
-                    await self._changed.wait()
+    async def _settle(self, target: int, seconds: float, *, moving: bool) -> None:
+        """Until :attr:`actual` is within the tolerance of ``target`` or ``seconds`` passed:
+        woken by ``BALLOON_CHANGE``, and asking ``query-balloon`` every ``poll_interval`` s
+        while the size moved within the last ``poll_quiet`` s (``moving``: the command counts
+        as a move; not before ``cont``, when the guest has yet to boot)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        moved_at, last = (loop.time() if moving else -math.inf), self.actual
+        while not reached(target, self.actual):
+            now = loop.time()
+            if now >= deadline:
+                return
+            polling = self.poll_interval > 0 and now - moved_at < self.poll_quiet
+            wait = min(self.poll_interval, deadline - now) if polling else deadline - now
+            self._changed.clear()
+            if not await first_of(self._changed.wait(), timeout=wait) and polling:
+                await self._query()
+            if self.actual != last:
+                moved_at, last = loop.time(), self.actual
 
     async def _query(self) -> None:
         reply = await self.execute(commands.QueryBalloon())
