@@ -16,6 +16,7 @@ from typing import Any
 from vmrunner.components.base import BusComponent
 from vmrunner.events import Outcome
 from vmrunner.events.day2 import (
+    MAX_FREEZE_TIMEOUT,
     DiskResizeRequested,
     FsFreezeRequested,
     FsThawRequested,
@@ -83,8 +84,10 @@ async def answer(component: BusComponent, path: str, body: bytes) -> Answer:
             "drive": resized.drive, "previous": resized.previous, "size": resized.size})
     if path == "/fsfreeze":
         timeout = args.get("timeout", DEFAULT_FREEZE_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            return _json(400, {"error": f"timeout: {timeout!r} is not a number of seconds"})
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+                or not 0 < timeout <= MAX_FREEZE_TIMEOUT:
+            return _json(400, {"error": f"timeout: {timeout!r} is not a number of seconds "
+                                        f"more than 0 and at most {MAX_FREEZE_TIMEOUT:g}"})
         frozen = await component.call(FsFreezeRequested(timeout=float(timeout)))
         return _freeze(frozen)
     if path == "/fsthaw":

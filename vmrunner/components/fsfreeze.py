@@ -39,15 +39,19 @@ from vmrunner.events import (
     RunState,
     StopPhase,
 )
-from vmrunner.events.day2 import FsFreezeChange, FsFreezeRequested, FsThawRequested
+from vmrunner.events.day2 import (
+    MAX_FREEZE_TIMEOUT,
+    FsFreezeChange,
+    FsFreezeRequested,
+    FsThawRequested,
+)
 from vmrunner.events.guest import GuestAgentAnswer, GuestAgentRequest
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds a freeze lasts at most unless the request says otherwise."""
-MAX_TIMEOUT = 3600.0
-"""The longest deadline a freeze may ask for."""
+MAX_TIMEOUT = MAX_FREEZE_TIMEOUT
 THAW_ON_STOP = StopPhase.SHUTDOWN_GUEST + 20
 """The ``Stop`` priority of the thaw: before the shutdown ladder."""
 

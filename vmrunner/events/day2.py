@@ -20,6 +20,9 @@ PAUSE_REASON = "requested"
 """The pause reason (``GET /status`` ``paused.reason``, ``GuestPaused.reason``) of a pause
 the operator asked for; QEMU's own pauses carry its run state (``io-error``...)."""
 
+MAX_FREEZE_TIMEOUT = 3600.0
+"""The longest deadline (s) a filesystem freeze may ask for."""
+
 
 class PauseChange(Event[None], frozen=True, kw_only=True):
     """A requested ``pause`` (QMP ``stop``) or ``resume`` (``cont``) ended. After a resume,
@@ -77,7 +80,7 @@ class FsFreezeChange(Event[None], frozen=True, kw_only=True):
 
 class FsFreezeRequested(Event[FsFreezeChange], frozen=True, kw_only=True):
     """Freeze the guest's filesystems (``POST /fsfreeze``); thawed automatically after
-    ``timeout`` seconds at the latest."""
+    ``timeout`` seconds at the latest (more than 0, at most :data:`MAX_FREEZE_TIMEOUT`)."""
 
     timeout: float
 
