@@ -119,6 +119,7 @@ async def test_pause_resume_resyncs_the_clock_and_a_paused_guest_shuts_down_clea
     log = runner.log_text()
     assert "the operator paused the guest: resuming it so that it can shut down" in log
     assert "shutdown rung terminate" not in log
+    assert "no RESUME from QEMU" not in log  # the ladder did not start before the resume
     await asyncio.wait_for(stream, 10)
     changes = [(r["data"]["action"], r["data"]["outcome"]) for r in records
                if r["type"] == "PauseChange"]
@@ -216,17 +217,38 @@ async def test_fsfreeze_blocks_writes_until_thawed_by_request_deadline_and_stop(
     await wait_log(runner.log, "filesystem thaw applied (deadline)", timeout=15)
     await con.check("sleep 1; test -e /mnt/d/two")
 
-    # stopping the runner thaws before the shutdown ladder; the guest powers off cleanly
+    # a deadline that passes while the guest is paused thaws once it runs again
+    assert (await _cli(config, "fsfreeze", "--timeout", "3"))[0] == 0
+    await con.check("touch /mnt/d/three </dev/null >/dev/null 2>&1 &")
+    assert (await _cli(config, "pause"))[0] == 0
+    await wait_log(runner.log, "the freeze's deadline passed while the guest is paused",
+                   timeout=15)
+    code, _, err = await _cli(config, "fsthaw")
+    assert code == 1 and "the guest is paused (requested)" in err, err
+    assert (await _cli(config, "resume"))[0] == 0
+    await wait_log(runner.log, "filesystem thaw applied (deadline)", count=2, timeout=15)
+    await con.check("sleep 1; test -e /mnt/d/three")
+
+    # stopping the runner resumes the paused guest, thaws, then runs the shutdown ladder:
+    # the guest powers off cleanly
     assert (await _cli(config, "fsfreeze", "--timeout", "600"))[0] == 0
+    assert (await _cli(config, "pause"))[0] == 0
+    code, _, err = await _cli(config, "fsfreeze")
+    assert code == 1 and "freeze rejected: the guest is paused (requested)" in err, err
     runner.signal(signal.SIGTERM)
     assert await runner.wait(CMD) == ExitCode.OK, runner.log_tail()
-    assert "filesystem thaw applied (stop)" in runner.log_text()
+    log = runner.log_text()
+    assert "resuming it so that it can shut down" in log
+    assert "filesystem thaw applied (stop)" in log
+    assert "no RESUME from QEMU" not in log
     await asyncio.wait_for(stream, 10)
     freezes = [(r["data"]["action"], r["data"]["outcome"], r["data"]["trigger"])
                for r in records if r["type"] == "FsFreezeChange"]
     assert freezes == [("freeze", "applied", "requested"), ("freeze", "rejected", "requested"),
                        ("thaw", "applied", "requested"), ("freeze", "applied", "requested"),
                        ("thaw", "applied", "deadline"), ("freeze", "applied", "requested"),
+                       ("thaw", "rejected", "requested"), ("thaw", "applied", "deadline"),
+                       ("freeze", "applied", "requested"), ("freeze", "rejected", "requested"),
                        ("thaw", "applied", "stop")], freezes
 
 

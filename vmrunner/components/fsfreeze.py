@@ -7,7 +7,12 @@ asked after each and reported.
 Invariants (never leave a guest frozen):
 
 * Every freeze has a deadline (``timeout`` s, at most :data:`MAX_TIMEOUT`): the filesystems are
-  thawed then at the latest (trigger ``deadline``), logged at WARNING.
+  thawed then at the latest (trigger ``deadline``), logged at WARNING; the deadline is armed
+  before the agent is asked and kept unless the agent says ``thawed`` (a freeze whose answer
+  timed out may still happen). An automatic thaw the agent does not answer is retried every
+  :data:`THAW_RETRY` s; one due while the guest is paused waits for it to run again.
+* Freeze and thaw requests while the guest is paused are ``rejected`` (its agent cannot
+  answer, and a queued freeze would run at the resume).
 * Stopping the runner thaws first (trigger ``stop``, ``Stop`` priority :data:`THAW_ON_STOP`,
   before the shutdown ladder: a frozen guest cannot sync its disks to power off, and qemu-ga
   refuses ``guest-shutdown`` while frozen); a guest the operator paused is resumed before
@@ -29,9 +34,11 @@ import time
 from typing import Any, Literal
 
 from vmrunner.components.base import BusComponent
-from vmrunner.core import Channel, Stop, handler
+from vmrunner.core import Channel, HandlerContext, Stop, handler
 from vmrunner.core.tasks import Timer
 from vmrunner.events import (
+    GuestPaused,
+    GuestResumed,
     Outcome,
     ProcessExited,
     ProcessRole,
@@ -54,6 +61,8 @@ DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = MAX_FREEZE_TIMEOUT
 THAW_ON_STOP = StopPhase.SHUTDOWN_GUEST + 20
 """The ``Stop`` priority of the thaw: before the shutdown ladder."""
+THAW_RETRY = 5.0
+"""Seconds between attempts of an automatic thaw the agent did not answer."""
 
 Trigger = Literal["requested", "deadline", "stop"]
 
@@ -68,10 +77,21 @@ class FsFreezer(BusComponent):
         """Epoch seconds of the automatic thaw while frozen; None: not frozen."""
         self._timer: Timer | None = None
         self._one_at_a_time = asyncio.Lock()
+        self._paused: str | None = None
+        """Why the guest is paused (``GuestPaused``), None while it runs."""
+        self._thaw_due = False
+        """The deadline passed while the guest was paused: thaw when it runs again."""
 
     @handler
     def on_state(self, event: RunnerStateChanged) -> None:
         self._state = event.new
+
+    @handler
+    def on_paused(self, event: GuestPaused | GuestResumed) -> None:
+        self._paused = event.reason if isinstance(event, GuestPaused) else None
+        if self._paused is None and self._thaw_due:
+            self._thaw_due = False
+            self.spawn(self._auto_thaw(), name="fsthaw-after-resume")
 
     @handler
     def on_exited(self, event: ProcessExited) -> None:
@@ -80,6 +100,7 @@ class FsFreezer(BusComponent):
 
     def _forget(self) -> None:
         self._thaw_at = None
+        self._thaw_due = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -112,6 +133,9 @@ class FsFreezer(BusComponent):
         if not self._state.vm_active:
             return self._report("freeze", Outcome.REJECTED,
                                 detail=f"the VM is {self._state.value}, not running")
+        if self._paused is not None:
+            return self._report("freeze", Outcome.REJECTED,
+                                detail=f"the guest is paused ({self._paused})")
         if not 0 < event.timeout <= MAX_TIMEOUT:
             return self._report("freeze", Outcome.REJECTED, detail=f"timeout {event.timeout:g}"
                                 f" s: must be more than 0 and at most {MAX_TIMEOUT:g}")
@@ -127,7 +151,7 @@ class FsFreezer(BusComponent):
             answer = await self._agent("guest-fsfreeze-freeze")
             status = await self._status()
             if answer.error is not None:
-                if status != "frozen":
+                if status == "thawed":
                     self._forget()
                 return self._report("freeze", Outcome.FAILED, status=status,
                                     detail=f"guest agent: {answer.error}")
@@ -140,6 +164,10 @@ class FsFreezer(BusComponent):
         if not self._state.vm_active:
             return self._report("thaw", Outcome.REJECTED,
                                 detail=f"the VM is {self._state.value}, not running")
+        if self._paused is not None:
+            return self._report("thaw", Outcome.REJECTED,
+                                detail=f"the guest is paused ({self._paused}); it is thawed at "
+                                "the deadline once it runs again")
         return await self._thaw("requested")
 
     async def _thaw(self, trigger: Trigger) -> FsFreezeChange:
@@ -156,11 +184,23 @@ class FsFreezer(BusComponent):
 
     async def _auto_thaw(self) -> None:
         self._timer = None
-        if self._thaw_at is not None:
-            _log.warning("the guest's filesystems were not thawed in time: thawing them now")
-            await self._thaw("deadline")
+        if self._thaw_at is None:
+            return
+        if self._paused is not None:
+            _log.warning("the freeze's deadline passed while the guest is paused (%s): "
+                         "thawing when it runs again", self._paused)
+            self._thaw_due = True
+            return
+        _log.warning("the guest's filesystems were not thawed in time: thawing them now")
+        change = await self._thaw("deadline")
+        if change.outcome is not Outcome.APPLIED and self._thaw_at is not None:
+            self._timer = self.schedule(THAW_RETRY, self._auto_thaw)
 
     @handler(priority=THAW_ON_STOP)
-    async def on_stop(self, event: Stop) -> None:
-        if self._thaw_at is not None:
-            await self._thaw("stop")
+    def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
+        """Suspends the ``Stop`` (the ladder waits) while the thaw runs on its own task."""
+        if self._thaw_at is None:
+            return
+        resumer = ctx.suspend()
+        task = self.spawn(self._thaw("stop"), name="fsthaw-on-stop")
+        task.add_done_callback(lambda _t: resumer.resume())

@@ -25,7 +25,7 @@ import time
 from typing import Literal
 
 from vmrunner.components.base import BusComponent
-from vmrunner.core import Channel, Stop, handler
+from vmrunner.core import Channel, HandlerContext, Stop, handler
 from vmrunner.events import (
     ExecuteQmp,
     GuestPaused,
@@ -159,9 +159,16 @@ class PauseController(BusComponent):
         return "synced to the host's time" if arguments else "synced from the RTC"
 
     @handler(priority=RESUME_BEFORE_SHUTDOWN)
-    async def on_stop(self, event: Stop) -> None:
+    def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
+        """Suspends the ``Stop`` (later Stop handlers wait) while QEMU's ``RESUME``, which
+        comes on the pipeline the ``Stop`` may be on, is handled."""
         if not self._requested:
             return
+        resumer = ctx.suspend()
+        task = self.spawn(self._resume_for_shutdown(), name="resume-for-shutdown")
+        task.add_done_callback(lambda _t: resumer.resume())
+
+    async def _resume_for_shutdown(self) -> None:
         _log.info("the operator paused the guest: resuming it so that it can shut down")
         self._resumed.clear()
         error = await self._qmp(commands.Cont())
@@ -174,6 +181,5 @@ class PauseController(BusComponent):
                 await self._resumed.wait()
         except TimeoutError:
             _log.warning("no RESUME from QEMU %g s after cont", RESUME_CONFIRM)
-
 
 __all__ = ["PAUSE_REASON", "PauseController"]
