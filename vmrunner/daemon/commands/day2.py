@@ -122,21 +122,23 @@ def fsfreeze_main(config_file: Path, *, timeout: float = DEFAULT_FREEZE_TIMEOUT,
                   strict: bool = False, out: TextIO = sys.stdout,
                   err: TextIO = sys.stderr) -> int:
     """Freeze the guest's filesystems (thawed after ``timeout`` s at the latest)."""
-    def frozen(answer: dict[str, Any]) -> str:
-        return f" ({answer.get('filesystems', 0)} filesystem(s), agent: {answer.get('status')})"
-
     result = _post(config_file, strict, "/fsfreeze", {"timeout": timeout}, "fsfreeze", err)
-    return _report("fsfreeze", "freeze", result, out, err, frozen)
+    return _report("fsfreeze", "freeze", result, out, err, _filesystems)
 
 
 def fsthaw_main(config_file: Path, *, strict: bool = False, out: TextIO = sys.stdout,
                 err: TextIO = sys.stderr) -> int:
     """Thaw the guest's filesystems."""
-    def thawed(answer: dict[str, Any]) -> str:
-        return f" ({answer.get('filesystems', 0)} filesystem(s), agent: {answer.get('status')})"
-
     result = _post(config_file, strict, "/fsthaw", {}, "fsthaw", err)
-    return _report("fsthaw", "thaw", result, out, err, thawed)
+    return _report("fsthaw", "thaw", result, out, err, _filesystems)
+
+
+def _filesystems(answer: dict[str, Any]) -> str:
+    """How many filesystems, and what ``guest-fsfreeze-status`` said after it."""
+    status = f"agent: {answer['status']}" if answer.get("status") else ""
+    if answer.get("outcome") != "applied":
+        return f" ({status})" if status else ""
+    return f" ({answer.get('filesystems', 0)} filesystem(s){', ' + status if status else ''})"
 
 
 def screenshot_main(config_file: Path, output: Path, *, strict: bool = False,
