@@ -280,6 +280,8 @@ async def test_screenshot_is_a_png_of_the_display(
         accel_name: str) -> None:
     config = guest_config(base, guest_image, accel=accel_name, display={"outputs": 1})
     runner = await boot_runner(runners, config)
+    records: list[dict[str, Any]] = []
+    stream = asyncio.ensure_future(_collect(api_socket(config), records))
     png = base / "shot.png"
     code, out, err = await _cli(config, "screenshot", "-o", str(png))
     assert code == 0, (out, err)
@@ -292,6 +294,10 @@ async def test_screenshot_is_a_png_of_the_display(
 
     runner.signal(signal.SIGTERM)
     assert await runner.wait(CMD) == ExitCode.OK, runner.log_tail()
+    await asyncio.wait_for(stream, 10)
+    taken = [r["data"] for r in records if r["type"] == "ScreenshotTaken"]
+    assert taken == [{"outcome": "applied", "width": 720, "height": 400, "size": len(data),
+                      "detail": ""}], taken
 
 
 async def test_screenshot_without_a_display_names_qemus_reason(
