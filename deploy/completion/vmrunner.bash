@@ -5,11 +5,11 @@ _vmrunner() {
     (( COMP_CWORD > 0 )) && prev="${COMP_WORDS[COMP_CWORD-1]}"
     for (( i = 1; i < COMP_CWORD; i++ )); do
         case "${COMP_WORDS[i]}" in
-            run|check|render|status|probe|events|console|shutdown|reset|list|qmp) cmd="${COMP_WORDS[i]}"; break ;;
+            run|check|render|status|probe|events|console|shutdown|reset|list|qmp|pause|resume|resize-disk|fsfreeze|fsthaw|screenshot) cmd="${COMP_WORDS[i]}"; break ;;
         esac
     done
     case "$prev" in
-        --config|--dir|--kubeconfig|-c)
+        --config|--dir|--kubeconfig|--output|-c|-o)
             COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
         --log-format)
             COMPREPLY=( $(compgen -W 'text json' -- "$cur") ); return ;;
@@ -20,7 +20,7 @@ _vmrunner() {
     local words=""
     case "$cmd" in
         '') words='-h --help --version --log-level --log-format -c --config --strict'
-            [[ "$cur" != -* ]] && words="run check render status probe events console shutdown reset list qmp" ;;
+            [[ "$cur" != -* ]] && words="run check render status probe events console shutdown reset list qmp pause resume resize-disk fsfreeze fsthaw screenshot" ;;
         run) words='-h --help --log-level --log-format -c --config --strict --kubeconfig --kube-context --kube-namespace --kube-vm-name --no-kube' ;;
         check) words='-h --help --log-level --log-format -c --config --strict --no-host-files --host --json' ;;
         render) words='-h --help --log-level --log-format -c --config --strict' ;;
@@ -32,6 +32,12 @@ _vmrunner() {
         reset) words='-h --help --log-level --log-format -c --config --strict' ;;
         list) words='-h --help --log-level --log-format -c --config --strict --dir --json' ;;
         qmp) words='-h --help --log-level --log-format -c --config --strict' ;;
+        pause) words='-h --help --log-level --log-format -c --config --strict' ;;
+        resume) words='-h --help --log-level --log-format -c --config --strict' ;;
+        resize-disk) words='-h --help --log-level --log-format -c --config --strict' ;;
+        fsfreeze) words='-h --help --log-level --log-format -c --config --strict --timeout' ;;
+        fsthaw) words='-h --help --log-level --log-format -c --config --strict' ;;
+        screenshot) words='-h --help --log-level --log-format -c --config --strict -o --output' ;;
     esac
     COMPREPLY=( $(compgen -W "$words" -- "$cur") )
 }

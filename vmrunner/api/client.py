@@ -134,9 +134,11 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
         lines.append(f"  QEMU pid:     {doc['qemuPid']}")
     paused = doc.get("paused")
     if paused:
-        lines.append(f"  PAUSED:       by QEMU ({paused['reason']}) for "
-                     f"{max(0, now - paused['since']):.0f} s"
-                     + (f": {paused['detail']}" if paused.get("detail") else ""))
+        by = "by the operator" if paused["reason"] == "requested" else \
+            f"by QEMU ({paused['reason']})"
+        lines.append(f"  PAUSED:       {by} for {max(0, now - paused['since']):.0f} s"
+                     + (f": {paused['detail']}" if paused.get("detail")
+                        and paused["reason"] != "requested" else ""))
     shutdown = doc["shutdown"]
     if shutdown.get("rung"):
         left = shutdown.get("remaining")

@@ -18,6 +18,8 @@ warning naming ``/Runner/Api/tokenFile``: :mod:`vmrunner.config.secret_files`). 
   debugging, recorded as ``RawQmpRequested`` and logged at WARNING, executed as an
   ``ExecuteQmp`` (the runner's monitor stays the only QMP client); answers
   ``{"return": ...}`` or ``{"error": ...}``;
+* ``POST /pause``, ``/resume``, ``/resize-disk``, ``/fsfreeze``, ``/fsthaw``,
+  ``/screenshot``: day-2 operations (:mod:`vmrunner.api.day2`);
 * ``GET /metrics``: Prometheus text (:mod:`vmrunner.api.metrics`);
 * ``GET /live`` (200 while the runner serves) and ``GET /ready`` (200 while the VM runs and
   QEMU has not paused it, else 503), for probes.
@@ -64,6 +66,7 @@ from vmrunner.events import (
 )
 from vmrunner.protocols.qmp.commands import RawCommand
 
+from . import day2
 from .config import ApiConfig, split_listen
 from .eventlog import EventLog
 from .serialize import to_json
@@ -323,7 +326,8 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
                              [(b"WWW-Authenticate", b"Bearer")])
             return
         routes = {"/status": "GET", "/events": "GET", "/metrics": "GET", "/powerdown": "POST",
-                  "/live": "GET", "/ready": "GET", "/reset": "POST", "/qmp": "POST"}
+                  "/live": "GET", "/ready": "GET", "/reset": "POST", "/qmp": "POST",
+                  **day2.ROUTES}
         if url.path not in routes:
             await self._send(http, writer, 404, {"error": f"no such resource: {url.path}"})
             return
@@ -350,6 +354,10 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
                 change.outcome.value, change.detail)
             await self._send(http, writer, 200 if outcome == "applied" else 409,
                              {"outcome": outcome, "detail": detail})
+            return
+        if url.path in day2.ROUTES:
+            code, content_type, data = await day2.answer(self, url.path, body)
+            await self._send_bytes(http, writer, code, data, content_type)
             return
         if url.path == "/qmp":
             code, reply = await self._raw_qmp(body)

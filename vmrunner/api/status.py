@@ -99,7 +99,8 @@ class Status:
 
     @property
     def ready(self) -> bool:
-        """The VM runs: booting or booted, and not paused by QEMU (``GET /ready``)."""
+        """The VM runs: booting or booted, and not paused (by QEMU or the operator)
+        (``GET /ready``)."""
         return self.state.vm_active and not self.pause.paused
 
     @property

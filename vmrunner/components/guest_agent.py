@@ -4,6 +4,7 @@ The agent's port is connected when the guest opens it (QMP ``VSERPORT_CHANGE`` f
 virtserialport of ``org.qemu.guest_agent.0``): ``guest-sync-delimited`` (retried),
 ``guest-ping`` → ``GuestAgentConnected``, ``guest-get-osinfo`` → ``OsInfo`` (the runner's
 "booted" signal). ``GuestShutdown`` sends ``guest-shutdown`` if connected (result: sent).
+``GuestAgentRequest`` runs any agent command for another component (its answer or error).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from vmrunner.events import (
     QmpVserportChange,
     VmPrepared,
 )
+from vmrunner.events.guest import GuestAgentAnswer, GuestAgentRequest
 from vmrunner.events.status import GuestAgentStatus, StatusQuery
 from vmrunner.protocols.qga import GuestAgent as QgaClient
 from vmrunner.protocols.qga import QgaError, QgaTimeout
@@ -126,6 +128,17 @@ class GuestAgent(BusComponent):
 
         self.spawn(send(), name="qga-shutdown")
         return None
+
+    @handler
+    async def on_request(self, event: GuestAgentRequest) -> GuestAgentAnswer:
+        """Any agent command for another component (day-2 operations); never raises."""
+        client = self._client
+        if client is None:
+            return GuestAgentAnswer(error="the guest agent is not connected")
+        try:
+            return GuestAgentAnswer(value=await client.execute(event.command, event.arguments))
+        except QgaError as exc:
+            return GuestAgentAnswer(error=str(exc) or type(exc).__name__)
 
     @handler
     def on_exited(self, event: ProcessExited) -> None:

@@ -16,6 +16,9 @@ Invariants:
   ``internal-error``, ``paused``...), asked without blocking the pipeline; the detail names
   the last ``BLOCK_IO_ERROR`` (device, operation, "no space left" or QEMU's reason).
 * QEMU's exit ends a pause (nothing to resume; no event).
+* A pause the operator asked for (``PauseRequested``, ``vmrunner pause``) has the reason
+  ``requested`` and the detail "paused by the operator", logged at INFO; it is still a pause
+  (``/ready`` says no), but the PauseController resumes it before the shutdown ladder.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from vmrunner.core import Channel, handler
 from vmrunner.events import (
     GuestPaused,
     GuestResumed,
+    Outcome,
     ProcessExited,
     ProcessRole,
     QmpBlockIoError,
@@ -37,6 +41,7 @@ from vmrunner.events import (
     QmpStop,
     VmContinued,
 )
+from vmrunner.events.day2 import PAUSE_REASON, PauseChange, PauseRequested
 from vmrunner.events.status import PauseStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 
@@ -54,6 +59,8 @@ class PauseWatcher(BusComponent):
         self._status = PauseStatus()
         self._announced = False
         """``GuestPaused`` was fired for the current pause."""
+        self._requested = False
+        """The next (or current) pause is the operator's."""
 
     @handler
     def on_continued(self, event: VmContinued) -> None:
@@ -70,9 +77,26 @@ class PauseWatcher(BusComponent):
         _log.warning("disk %s: %s failed (%s); QEMU's action: %s",
                      event.device or event.node_name, event.operation, space, event.action)
 
+    @handler(priority=100)  # before the PauseController sends ``stop``
+    def on_pause_requested(self, event: PauseRequested) -> None:
+        self._requested = True
+
+    @handler
+    def on_pause_change(self, event: PauseChange) -> None:
+        if event.action == "pause" and event.outcome is not Outcome.APPLIED \
+                and not self._status.paused:
+            self._requested = False  # refused: no STOP of the operator's will come
+
     @handler
     def on_stop(self, event: QmpStop) -> None:
         if not self._running or self._status.paused:
+            return
+        if self._requested:
+            self._status = PauseStatus(paused=True, reason=PAUSE_REASON,
+                                       detail="paused by the operator", since=time.time())
+            self._announced = True
+            _log.info("the guest is paused by the operator")
+            self.fire(GuestPaused(reason=PAUSE_REASON, detail=self._status.detail))
             return
         self._status = PauseStatus(paused=True, reason="paused", detail=self._detail(),
                                    since=time.time())
@@ -105,6 +129,7 @@ class PauseWatcher(BusComponent):
             return
         _log.info("the guest runs again (was paused: %s)", self._status.reason)
         self._status = PauseStatus()
+        self._requested = False
         self._last_io_error = None
         if self._announced:
             self._announced = False
@@ -116,6 +141,7 @@ class PauseWatcher(BusComponent):
             self._running = False
             self._status = PauseStatus()
             self._announced = False
+            self._requested = False
 
     @handler
     def on_status_query(self, event: StatusQuery) -> PauseStatus:

@@ -16,7 +16,8 @@ The ladder (each rung is a ``ShutdownRung`` event and a log line):
 A VM that never ran (``cont`` not sent yet) goes straight to ``terminate``, exit code
 unchanged. A guest paused by QEMU (``GuestPaused``: a disk error with the ``stop`` action, a
 panic) cannot power off: the ladder skips to ``terminate`` at once (exit ``FORCED_STOP``),
-also when the pause comes while it waits.
+also when the pause comes while it waits. A guest the operator paused (reason ``requested``)
+is resumed before the ladder starts, by the PauseController's higher-priority ``Stop`` handler.
 
 Its own node ``/Runner/PowerdownHandler`` may set ``useGuestAgent`` (default true),
 ``repeatInterval`` (s, default 5) and ``killGrace`` (s, default 5); keys given there

@@ -16,8 +16,9 @@ name: ProcessManager, SwtpmManager, QemuMonitor, RamController, CpuController,
 ResetController, GuestAgent, PowerdownHandler, CdromController, DisplayController,
 ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
 vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopAgent
-(auto-login), PauseWatcher (a guest QEMU paused), and ConfigWatcher (follows the file for
-live updates).
+(auto-login), PauseWatcher (a guest QEMU paused), PauseController, DiskResizer, FsFreezer
+and Screenshotter (day-2 operations: pause/resume, live disk resize, filesystem freeze,
+screenshot), and ConfigWatcher (follows the file for live updates).
 
 In Kubernetes mode (a pod with a service account, or a kubeconfig given by the
 ``/Runner/Kubernetes`` node or ``kube=``; see :mod:`vmrunner.kube.settings`) ``build()``
@@ -72,7 +73,17 @@ def _standard(config_file: Path) -> list[Component]:
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
-            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher()]
+            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher(), *_day2()]
+
+
+def _day2() -> list[Component]:
+    """The day-2 operations' components (pause/resume, disk resize, fsfreeze, screenshot)."""
+    from vmrunner.components.disk_resize import DiskResizer
+    from vmrunner.components.fsfreeze import FsFreezer
+    from vmrunner.components.pause_control import PauseController
+    from vmrunner.components.screenshot import Screenshotter
+
+    return [PauseController(), DiskResizer(), FsFreezer(), Screenshotter()]
 
 
 class RunnerBuilder:

@@ -1,6 +1,7 @@
 """The ``vmrunner`` command: ``run`` (default), ``check``, ``render``, ``status``, ``events``,
 ``probe`` and the commands for one running VM (:mod:`vmrunner.daemon.commands`: ``console``,
-``shutdown``, ``reset``, ``list``, ``qmp``).
+``shutdown``, ``reset``, ``list``, ``qmp``; the day-2 operations ``pause``, ``resume``,
+``resize-disk``, ``fsfreeze``, ``fsthaw``, ``screenshot``).
 
 Exit codes are :class:`vmrunner.components.exit_codes.ExitCode`: 0 ok, 1 internal error, 2 invalid
 configuration or template (or bad usage), 3 forced stop, 4 QEMU died, 5 start failed,
@@ -26,7 +27,8 @@ from vmrunner.components.exit_codes import ExitCode
 
 DEFAULT_CONFIG = Path("/etc/opt/vmrunner/config.yaml")
 COMMANDS = ("run", "check", "render", "status", "events", "probe", "console", "shutdown",
-            "reset", "list", "qmp")
+            "reset", "list", "qmp", "pause", "resume", "resize-disk", "fsfreeze", "fsthaw",
+            "screenshot")
 _GLOBAL_WITH_VALUE = ("--log-level", "--log-format", "-c", "--config")
 _GLOBAL_FLAGS = ("--strict",)
 _GLOBAL_JOINED = ("--log-level=", "--log-format=", "--config=", "-c")

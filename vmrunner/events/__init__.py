@@ -6,6 +6,8 @@
 * :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
 * :mod:`.console`: the SPICE console client;
 * :mod:`.control`: requests from the API (reset, raw QMP);
+* :mod:`.day2`: day-2 operations from the API (pause/resume, disk resize, fsfreeze,
+  screenshot) and their outcomes;
 * :mod:`.changes`: outcomes of live changes (RAM, vCPUs, reset, CD-ROM, display password);
 * :mod:`.config`: the reload plan of an accepted configuration change;
 * :mod:`.status`: the status query the components answer (``GET /status``).
@@ -29,9 +31,24 @@ from vmrunner.events.changes import (
 from vmrunner.events.config import PlanClass, PlanEntry, ReloadPlan
 from vmrunner.events.console import ConsoleConnected, ConsoleDisconnected
 from vmrunner.events.control import RawQmpRequested, ResetRequested
+from vmrunner.events.day2 import (
+    DiskResizeChange,
+    DiskResizeRequested,
+    FsFreezeChange,
+    FsFreezeRequested,
+    FsThawRequested,
+    PauseChange,
+    PauseRequested,
+    ResumeRequested,
+    Screenshot,
+    ScreenshotRequested,
+    ScreenshotTaken,
+)
 from vmrunner.events.guest import (
+    GuestAgentAnswer,
     GuestAgentConnected,
     GuestAgentDisconnected,
+    GuestAgentRequest,
     GuestPaused,
     GuestResumed,
     GuestShutdown,
@@ -121,11 +138,18 @@ __all__ = [
     "ConsoleStatus",
     "CpuChange",
     "CpuStatus",
+    "DiskResizeChange",
+    "DiskResizeRequested",
     "DisplayPasswordChange",
     "EscalateShutdown",
     "ExecuteQmp",
+    "FsFreezeChange",
+    "FsFreezeRequested",
+    "FsThawRequested",
+    "GuestAgentAnswer",
     "GuestAgentConnected",
     "GuestAgentDisconnected",
+    "GuestAgentRequest",
     "GuestAgentStatus",
     "GuestPaused",
     "GuestResumed",
@@ -135,6 +159,8 @@ __all__ = [
     "MonitorReady",
     "OsInfo",
     "Outcome",
+    "PauseChange",
+    "PauseRequested",
     "PauseStatus",
     "PlanClass",
     "PlanEntry",
@@ -170,10 +196,14 @@ __all__ = [
     "ResetChange",
     "ResetRequested",
     "RestartNeeded",
+    "ResumeRequested",
     "RunState",
     "Rung",
     "RunnerStateChanged",
     "RunnerStatus",
+    "Screenshot",
+    "ScreenshotRequested",
+    "ScreenshotTaken",
     "ShutdownRung",
     "ShutdownStatus",
     "StartFailed",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from vmrunner.core import Event
 
 
@@ -23,8 +25,9 @@ class OsInfo(Event[None], frozen=True, kw_only=True):
 
 class GuestPaused(Event[None], frozen=True, kw_only=True):
     """QEMU paused the running guest on its own (``reason``: QEMU's run state, e.g.
-    ``io-error``, ``guest-panicked``, ``paused``, ``internal-error``); ``detail`` says why,
-    as far as QEMU told (the last disk error)."""
+    ``io-error``, ``guest-panicked``, ``paused``, ``internal-error``), or the operator did
+    (``reason`` ``requested``: ``vmrunner pause``); ``detail`` says why, as far as QEMU told
+    (the last disk error)."""
 
     reason: str
     detail: str
@@ -36,6 +39,21 @@ class GuestResumed(Event[None], frozen=True, kw_only=True):
 
 class GuestShutdown(Event[bool], frozen=True, kw_only=True):
     """Ask qemu-ga to power the guest off. Result: whether the request was sent."""
+
+
+class GuestAgentAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """qemu-ga's ``return`` value, or ``error`` (its error, a timeout, no agent)."""
+
+    value: Any = None
+    error: str | None = None
+
+
+class GuestAgentRequest(Event[GuestAgentAnswer], frozen=True, kw_only=True):
+    """Run ``command`` (a qemu-ga command, e.g. ``guest-fsfreeze-freeze``) through the
+    GuestAgent's connection; answered with its result (an error when it is not connected)."""
+
+    command: str
+    arguments: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 # -- the vmop agent (auto-login, vm.display.loggedInUser) -----------------------------------

@@ -140,7 +140,11 @@ def complete(line: str) -> list[str]:
 
 def test_bash_completion_offers_commands_options_and_values(tmp_path: Path) -> None:
     assert complete("vmrunner ") == ["run", "check", "render", "status", "probe", "events",
-                                     "console", "shutdown", "reset", "list", "qmp"]
+                                     "console", "shutdown", "reset", "list", "qmp", "pause",
+                                     "resume", "resize-disk", "fsfreeze", "fsthaw",
+                                     "screenshot"]
+    assert complete("vmrunner fsfreeze --t") == ["--timeout"]
+    assert complete("vmrunner screenshot --o") == ["--output"]
     assert complete("vmrunner sh") == ["shutdown"]
     assert complete("vmrunner shutdown --w") == ["--wait"]
     assert complete("vmrunner console --log-l") == ["--log-level"]  # global, after the command

@@ -1,4 +1,6 @@
-"""The commands for one running VM: ``console``, ``shutdown``, ``reset``, ``list``, ``qmp``.
+"""The commands for one running VM: ``console``, ``shutdown``, ``reset``, ``list``, ``qmp``,
+and the day-2 operations (:mod:`.day2`: ``pause``, ``resume``, ``resize-disk``,
+``fsfreeze``, ``fsthaw``, ``screenshot``).
 
 Each talks to the runner through its API (``runtimeDir/api.sock``) or, for ``console``, the
 serial console socket; none opens QEMU's monitor. :func:`add_parsers` adds them to the
@@ -48,6 +50,9 @@ def add_parsers(sub: Any, config: argparse.ArgumentParser) -> None:
         help="send one raw QMP command through the runner (debugging only)")
     qmp.add_argument("qmp_command", metavar="JSON",
                      help='the command, e.g. \'{"execute": "query-status"}\'')
+    from vmrunner.daemon.commands import day2
+
+    day2.add_parsers(sub, config)
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -83,3 +88,12 @@ def _list(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "console": _console, "shutdown": _shutdown, "reset": _reset, "list": _list, "qmp": _qmp}
+
+
+def _day2_commands() -> dict[str, Callable[[argparse.Namespace], int]]:
+    from vmrunner.daemon.commands.day2 import COMMANDS as DAY2
+
+    return DAY2
+
+
+COMMANDS.update(_day2_commands())

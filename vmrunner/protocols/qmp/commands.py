@@ -221,6 +221,38 @@ class ExpirePassword(QmpCommand, frozen=True, kw_only=True):
         return {"protocol": self.protocol, "time": self.time}
 
 
+class QueryNamedBlockNodes(QmpCommand, frozen=True, kw_only=True):
+    """Every block node (``flat``: without their children repeated inside)."""
+
+    name: ClassVar[str] = "query-named-block-nodes"
+    flat: bool = True
+
+    def arguments(self) -> dict[str, Any]:
+        return {"flat": self.flat}
+
+
+class BlockResize(QmpCommand, frozen=True, kw_only=True):
+    """Set the size of block node ``node_name`` to ``size`` bytes (the guest is told)."""
+
+    name: ClassVar[str] = "block_resize"
+    node_name: str
+    size: int
+
+    def arguments(self) -> dict[str, Any]:
+        return {"node-name": self.node_name, "size": self.size}
+
+
+class Screendump(QmpCommand, frozen=True, kw_only=True):
+    """Write the display's picture to ``filename`` (``format``: ``png`` or ``ppm``)."""
+
+    name: ClassVar[str] = "screendump"
+    filename: str
+    format: Literal["png", "ppm"] = "png"
+
+    def arguments(self) -> dict[str, Any]:
+        return {"filename": self.filename, "format": self.format}
+
+
 class RawCommand(QmpCommand, frozen=True, kw_only=True):
     """Escape hatch for a command without a class here (e.g. ``qom-set``)."""
 
