@@ -16,7 +16,8 @@ name: ProcessManager, SwtpmManager, QemuMonitor, RamController, CpuController,
 ResetController, GuestAgent, PowerdownHandler, CdromController, DisplayController,
 ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
 vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopAgent
-(auto-login), PauseWatcher (a guest QEMU paused), and ConfigWatcher (follows the file for
+(auto-login), PauseWatcher (a guest QEMU paused), PanicHandler (guest kernel panics,
+``onPanic``), DiskErrorWatcher (failed disk requests), and ConfigWatcher (follows the file for
 live updates).
 
 In Kubernetes mode (a pod with a service account, or a kubeconfig given by the
@@ -62,7 +63,9 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.components.cdrom import CdromController
     from vmrunner.components.console import ConsoleTracker
     from vmrunner.components.cpus import CpuController
+    from vmrunner.components.disk_errors import DiskErrorWatcher
     from vmrunner.components.display import DisplayController
+    from vmrunner.components.panic import PanicHandler
     from vmrunner.components.pause import PauseWatcher
     from vmrunner.components.ram import RamController
     from vmrunner.components.reload_planner import ReloadPlanner
@@ -72,7 +75,8 @@ def _standard(config_file: Path) -> list[Component]:
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
-            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher()]
+            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher(), PanicHandler(),
+            DiskErrorWatcher()]
 
 
 class RunnerBuilder:

@@ -4,6 +4,7 @@
 * :mod:`.processes`: child processes (QEMU, swtpm) and their roles;
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
 * :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
+* :mod:`.faults`: guest kernel panics and failed disk requests;
 * :mod:`.console`: the SPICE console client;
 * :mod:`.control`: requests from the API (reset, raw QMP);
 * :mod:`.changes`: outcomes of live changes (RAM, vCPUs, reset, CD-ROM, display password);
@@ -29,6 +30,14 @@ from vmrunner.events.changes import (
 from vmrunner.events.config import PlanClass, PlanEntry, ReloadPlan
 from vmrunner.events.console import ConsoleConnected, ConsoleDisconnected
 from vmrunner.events.control import RawQmpRequested, ResetRequested
+from vmrunner.events.faults import (
+    DiskErrorStatus,
+    DiskIoError,
+    DriveIoErrors,
+    GuestPanicked,
+    PanicPolicy,
+    PanicStatus,
+)
 from vmrunner.events.guest import (
     GuestAgentConnected,
     GuestAgentDisconnected,
@@ -76,6 +85,7 @@ from vmrunner.events.qmp import (
     QmpDeviceDeleted,
     QmpDeviceTrayMoved,
     QmpEvent,
+    QmpGuestCrashloaded,
     QmpGuestPanicked,
     QmpPowerdown,
     QmpReply,
@@ -121,12 +131,16 @@ __all__ = [
     "ConsoleStatus",
     "CpuChange",
     "CpuStatus",
+    "DiskErrorStatus",
+    "DiskIoError",
     "DisplayPasswordChange",
+    "DriveIoErrors",
     "EscalateShutdown",
     "ExecuteQmp",
     "GuestAgentConnected",
     "GuestAgentDisconnected",
     "GuestAgentStatus",
+    "GuestPanicked",
     "GuestPaused",
     "GuestResumed",
     "GuestShutdown",
@@ -135,6 +149,8 @@ __all__ = [
     "MonitorReady",
     "OsInfo",
     "Outcome",
+    "PanicPolicy",
+    "PanicStatus",
     "PauseStatus",
     "PlanClass",
     "PlanEntry",
@@ -150,6 +166,7 @@ __all__ = [
     "QmpDeviceDeleted",
     "QmpDeviceTrayMoved",
     "QmpEvent",
+    "QmpGuestCrashloaded",
     "QmpGuestPanicked",
     "QmpPowerdown",
     "QmpReply",
