@@ -7,8 +7,8 @@ Invariants:
   ``vmrunner_block_io_errors_total{drive,operation}``), kept for the runner's life.
 * A WARNING names the drive, the operation, the cause and QEMU's action. A guest retrying a
   failing disk can cause thousands a second (action ``report``), so for each drive and
-  operation at most one line per :data:`LOG_INTERVAL` s is written; the next one says how many
-  were not logged.
+  operation at most one line per ``log_interval`` (:data:`LOG_INTERVAL`) s is written; the
+  next one says how many were not logged.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ def cause(event: QmpBlockIoError | DiskIoError) -> str:
 class DiskErrorWatcher(BusComponent):
     """Reports and counts failed disk requests (see the module docstring)."""
 
-    def __init__(self, channel: Channel | None = None, name: str | None = None) -> None:
+    def __init__(self, channel: Channel | None = None, name: str | None = None, *,
+                 log_interval: float = LOG_INTERVAL) -> None:
         super().__init__(channel, name)
+        self.log_interval = log_interval
         self._errors: dict[tuple[str, str], DriveIoErrors] = {}
         self._logged: dict[tuple[str, str], tuple[float, int]] = {}
         """(drive, operation) → (``time.monotonic()`` of its last line, errors since)."""
@@ -59,7 +61,7 @@ class DiskErrorWatcher(BusComponent):
                               nospace=event.nospace, reason=event.reason))
         now = time.monotonic()
         last, unlogged = self._logged.get(key, (None, 0))
-        if last is not None and now - last < LOG_INTERVAL:
+        if last is not None and now - last < self.log_interval:
             self._logged[key] = (last, unlogged + 1)
             return
         self._logged[key] = (now, 0)
