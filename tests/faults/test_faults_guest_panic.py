@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from vmrunner.api.client import api_socket, follow, get_json, request
+from vmrunner.api.client import api_socket, follow, format_status, get_json, request
 from vmrunner.components.exit_codes import ExitCode
 from vmrunner.testing.console import READY, GuestConsole
 from vmrunner.testing.guest import GuestImage
@@ -107,6 +107,9 @@ async def test_each_policy_on_a_real_guest_panic(
             doc, runner.log_tail())
         assert doc["panics"]["count"] == 2 and doc["panics"]["resets"] == 1, doc
         assert doc["panics"]["last"]["action"] == "pause"
+        text = format_status(doc)
+        assert "PAUSED:       by QEMU (guest-panicked)" in text, text
+        assert "PANICS:       2, last " in text and "(onPanic pause, 1 resets)" in text, text
         status, body = await request(sock, "GET", "/ready")
         assert status == 503 and b'"paused": "guest-panicked"' in body, body
         await wait_log(runner.log, "onPanic pause: QEMU keeps the guest paused", timeout=5)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from vmrunner.api.client import api_socket, follow, get_json, request
+from vmrunner.api.client import api_socket, follow, format_status, get_json, request
 from vmrunner.components.exit_codes import ExitCode
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.logwait import wait_log
@@ -86,6 +86,8 @@ async def _fill_the_disk(runner: RunnerProcess, sock: Path,
     assert [(e["drive"], e["operation"], e["nospace"], e["action"]) for e in errors] == [
         ("disk0", "write", True, "stop")], doc
     assert errors[0]["count"] >= 1 and abs(errors[0]["lastTime"] - time.time()) < 120
+    assert (f"I/O ERRORS:   disk0 write: {errors[0]['count']} (no space left on the host; "
+            "QEMU's action: stop)") in format_status(doc)
     metrics = (await request(sock, "GET", "/metrics"))[1].decode()
     assert f'vmrunner_block_io_errors_total{{drive="disk0",operation="write"}} ' \
         f'{float(errors[0]["count"])}' in metrics, metrics
