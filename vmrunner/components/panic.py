@@ -34,7 +34,10 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Literal
+
+import msgspec
 
 from vmrunner.components.base import BusComponent
 from vmrunner.components.exit_codes import ExitCode
@@ -59,8 +62,8 @@ from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
 
-QEMU_ACTION: Mapping[PanicPolicy, Literal["none", "pause"]] = {
-    "reset": "none", "stop": "pause", "pause": "pause"}
+QEMU_ACTION: Mapping[PanicPolicy, Literal["none", "pause"]] = MappingProxyType({
+    "reset": "none", "stop": "pause", "pause": "pause"})
 """QEMU's panic action (``set-action``) for each ``onPanic``."""
 
 
@@ -107,8 +110,7 @@ class PanicHandler(BusComponent):
         self.execute_then(commands.SetAction(panic=action), answered)
 
     def _updated(self, **changes: Any) -> PanicStatus:
-        fields = {f: getattr(self._status, f) for f in PanicStatus.__struct_fields__}
-        return PanicStatus(**(fields | changes))
+        return msgspec.structs.replace(self._status, **changes)
 
     @handler
     def on_panicked(self, event: QmpGuestPanicked | QmpGuestCrashloaded) -> None:
