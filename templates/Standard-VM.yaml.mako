@@ -101,6 +101,10 @@ qemu:
     - rng-random,id=rng0-backend,filename=/dev/urandom
     - -device
     - virtio-rng-pci,rng=rng0-backend,id=rng0
+    ## pvpanic (ISA, ACPI id QEMU0001): the guest reports its kernel panic to QEMU
+    ## (GUEST_PANICKED); what follows is vm.onPanic, set by the runner over QMP (set-action)
+    - -device
+    - pvpanic,id=pvpanic0
 % if vm.serialConsole:
     ## serial console on a unix socket (output is dropped while nobody is connected)
     - -chardev

@@ -28,7 +28,9 @@ from vmrunner.components.base import BusComponent
 from vmrunner.components.cdrom import CdromController
 from vmrunner.components.console import ConsoleTracker
 from vmrunner.components.cpus import CpuController
+from vmrunner.components.disk_errors import DiskErrorWatcher
 from vmrunner.components.guest_agent import GuestAgent
+from vmrunner.components.panic import PanicHandler
 from vmrunner.components.powerdown import PowerdownHandler
 from vmrunner.components.processes import ProcessManager
 from vmrunner.components.ram import RamController
@@ -47,12 +49,18 @@ from vmrunner.events import (
     ConsoleStatus,
     CpuChange,
     CpuStatus,
+    DiskErrorStatus,
+    DiskIoError,
     ExecuteQmp,
     GuestAgentStatus,
+    GuestPanicked,
     MonitorReady,
     OsInfo,
     Outcome,
+    PanicStatus,
     ProcessStatus,
+    QmpBlockIoError,
+    QmpGuestPanicked,
     QmpReply,
     QmpSpiceInitialized,
     RamChange,
@@ -118,7 +126,7 @@ def _tree(tmp_path: Path) -> tuple[Runner, EventRecorder, ApiServer, Path]:
     for child in (ProcessManager(), FakeQemu(cd), RamController(), CpuController(),
                   GuestAgent(), PowerdownHandler(repeat_interval=5, kill_grace=1),
                   CdromController(open_window=0.05, retry_initial=5), ReloadPlanner(),
-                  ConsoleTracker(), VmopAgent()):
+                  ConsoleTracker(), VmopAgent(), PanicHandler(), DiskErrorWatcher()):
         root.attach(child)
     api = root.attach(ApiServer())
     recorder = root.attach(EventRecorder())
@@ -155,7 +163,7 @@ async def test_each_component_answers_for_what_it_owns(tmp_path: Path) -> None:
         parts = await ask(root)
         assert api.log.seq == seq  # the query itself is not logged
         by_type = {type(p): p for p in parts}
-        assert len(by_type) == len(parts) == 10
+        assert len(by_type) == len(parts) == 12
         runner = by_type[RunnerStatus]
         assert isinstance(runner, RunnerStatus)
         assert (runner.vm, runner.state, runner.reason) == ("t", RunState.BOOTED,
@@ -175,6 +183,8 @@ async def test_each_component_answers_for_what_it_owns(tmp_path: Path) -> None:
         assert by_type[ConfigStatus] == ConfigStatus()
         assert by_type[ConsoleStatus] == ConsoleStatus()
         assert by_type[VmopAgentStatus] == VmopAgentStatus()
+        assert by_type[PanicStatus] == PanicStatus(policy="reset")
+        assert by_type[DiskErrorStatus] == DiskErrorStatus()
     finally:
         root.fire(Stop())
         await asyncio.wait_for(task, 10)
@@ -209,7 +219,9 @@ async def test_document_through_a_run(tmp_path: Path) -> None:
                           "lastError": None},
             "config": {"generation": 0, "lastPlan": None, "restartPending": [],
                        "rejections": 0},
-            "errors": [], "eventSeq": doc["eventSeq"]}
+            "errors": [], "eventSeq": doc["eventSeq"],
+            "panics": {"policy": "reset", "count": 0, "last": None, "resets": 0},
+            "ioErrors": []}
         assert doc["eventSeq"] == api.log.seq > 0
         assert format_status(doc).startswith("VM t: booted for ")
 
@@ -226,6 +238,39 @@ async def test_document_through_a_run(tmp_path: Path) -> None:
         assert code == 200
         assert 'vmrunner_console_client_info{host="192.0.2.7"} 1.0' in metrics
         assert "vmrunner_vmop_agent_connected 0.0" in metrics
+        assert "vmrunner_guest_panics_total 0.0" in metrics
+
+        # two failed disk writes and a guest panic (QEMU's events, as the monitor fires them)
+        for _ in range(2):
+            root.fire(QmpBlockIoError(timestamp=time.time(), device="", node_name="disk0",
+                                      operation="write", action="report", nospace=True,
+                                      reason="No space left on device"))
+        root.fire(QmpGuestPanicked(timestamp=time.time(), action="run", info=None))
+        await recorder.wait_for(GuestPanicked, lambda e: e.policy == "reset", 5)
+        assert [e.drive for e in recorder.of_type(DiskIoError)] == ["disk0", "disk0"]
+        for _ in range(50):  # the reset is counted once QEMU answered system_reset
+            doc = await get_json(sock, "/status")
+            if doc["panics"]["resets"]:
+                break
+            await asyncio.sleep(0.05)
+        last = doc["panics"]["last"]
+        assert doc["panics"] == {"policy": "reset", "count": 1, "resets": 1, "last": last}
+        assert last == {"time": last["time"], "action": "run", "info": None,
+                        "crashLoaded": False}
+        assert abs(last["time"] - time.time()) < 10
+        assert doc["ioErrors"] == [{"drive": "disk0", "operation": "write", "count": 2,
+                                    "action": "report", "nospace": True,
+                                    "reason": "No space left on device",
+                                    "lastTime": doc["ioErrors"][0]["lastTime"]}]
+        text = format_status(doc)
+        assert "PANICS:       1, last " in text and "(onPanic reset, 1 resets)" in text
+        assert ("I/O ERRORS:   disk0 write: 2 (no space left on the host; QEMU's action: "
+                "report)") in text
+        metrics = (await request(sock, "GET", "/metrics"))[1].decode()
+        assert "vmrunner_guest_panics_total 1.0" in metrics
+        assert "vmrunner_guest_panic_resets_total 1.0" in metrics
+        assert ('vmrunner_block_io_errors_total{drive="disk0",operation="write"} 2.0'
+                in metrics)
 
         # a live change: a new balloon target, a CD change the guest holds up, maximumCpus
         other = tmp_path / "b.iso"

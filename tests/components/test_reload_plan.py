@@ -53,13 +53,14 @@ def test_live_keys() -> None:
     old = config(maximumRam="1 GiB", maximumCpus=4, currentCpus=2, powerdownTimeout=60,
                  runner={"resetCounter": 1})
     new = config(maximumRam="1 GiB", currentRam="512 MiB", maximumCpus=4, currentCpus=3,
-                 powerdownTimeout=5, runner={"resetCounter": 2})
+                 powerdownTimeout=5, onPanic="pause", runner={"resetCounter": 2})
     entries = classify(old, new)
     assert {e.path: e.klass for e in entries} == {
         "/Runner/resetCounter": PlanClass.LIVE,
         "/Runner/vm/currentRam": PlanClass.LIVE,
         "/Runner/vm/currentCpus": PlanClass.LIVE,
         "/Runner/vm/powerdownTimeout": PlanClass.LIVE,
+        "/Runner/vm/onPanic": PlanClass.LIVE,
     }
     ram = next(e for e in entries if e.path == "/Runner/vm/currentRam")
     assert "(unset) → 512 MiB: live" in describe(ram)
@@ -142,6 +143,7 @@ def configs(draw: st.DrawFn) -> RunnerConfig:
         "maximumRam": draw(st.sampled_from(["256 MiB", "512 MiB"])),
         "maximumCpus": maximum_cpus,
         "powerdownTimeout": draw(st.sampled_from([0, 60, 900])),
+        "onPanic": draw(st.sampled_from(["reset", "stop", "pause"])),
         "firmware": draw(st.sampled_from(["bios", "uefi"])),
         "bootMenu": draw(st.booleans()),
         "drives": draw(st.lists(DRIVES, max_size=3)),
@@ -206,6 +208,7 @@ def test_classes_follow_the_rules(old: RunnerConfig, new: RunnerConfig) -> None:
         key = entry.path.rsplit("/", 1)[-1]
         if entry.path in ("/Runner/vm/currentRam", "/Runner/vm/currentCpus",
                           "/Runner/vm/powerdownTimeout", "/Runner/resetCounter",
+                          "/Runner/vm/onPanic",
                           "/Runner/vm/display/loggedInUser"):
             assert entry.klass is PlanClass.LIVE
         elif entry.path.startswith("/Runner/vm/drives/") and key in ("file", "forceAfter"):

@@ -20,6 +20,7 @@ def test_defaults() -> None:
     config = RunnerConfig.model_validate(minimal())
     vm = config.vm
     assert vm.powerdown_timeout == 900
+    assert vm.on_panic == "reset"
     assert vm.accelerator == "kvm"
     assert vm.firmware == "uefi"
     assert vm.maximum_ram == GIB and vm.effective_current_ram == GIB
@@ -44,7 +45,7 @@ def test_every_issue_key_exists() -> None:
     assert {"name", "uuid", "useTpm", "firmware", "bootMenu", "powerdownTimeout", "maximumRam",
             "currentRam", "cpuModel", "maximumCpus", "currentCpus", "sockets", "diesPerSocket",
             "coresPerDie", "threadsPerCore", "accelerator", "rtcBase", "rtcClock", "network",
-            "drives", "display"} <= vm
+            "drives", "display", "onPanic"} <= vm
 
 
 def test_memory_strings() -> None:
@@ -62,12 +63,19 @@ def test_memory_strings() -> None:
         ({"sockets": 2, "maximumCpus": 3}, "/Runner/vm/maximumCpus"),
         ({"drives": [{"file": "/a"}, {"type": "ide-cd", "file": "/b", "bus": "usb"}]},
          "/Runner/vm/drives/1/bus"),
+        ({"onPanic": "reboot"}, "/Runner/vm/onPanic"),
     ],
 )
 def test_errors_name_the_key(vm: dict[str, Any], path: str) -> None:
     result = validate_values(minimal(**vm))
     assert not result.ok
     assert [p.path for p in result.errors] == [path]
+
+
+def test_on_panic_names_the_choices() -> None:
+    result = validate_values(minimal(onPanic="shutdown"))
+    assert [str(p) for p in result.errors] == [
+        "/Runner/vm/onPanic: Input should be 'reset', 'stop' or 'pause' (got 'shutdown')"]
 
 
 @pytest.mark.parametrize("user", [

@@ -125,6 +125,23 @@ def _size(value: int | None) -> str:
     return "?" if value is None else f"{value / 2**20:.0f} MiB"
 
 
+def format_faults(doc: dict[str, Any], now: float) -> list[str]:
+    """The status lines of guest panics and failed disk requests (none when there were
+    none)."""
+    lines = []
+    panics = doc.get("panics") or {}
+    last = panics.get("last")
+    if panics.get("count") and last:
+        lines.append(f"  PANICS:       {panics['count']}, last {max(0, now - last['time']):.0f} s "
+                     f"ago (onPanic {panics.get('policy')}, {panics.get('resets', 0)} resets)")
+    for error in doc.get("ioErrors") or []:
+        cause = ("no space left on the host" if error["nospace"]
+                 else error["reason"] or "I/O error")
+        lines.append(f"  I/O ERRORS:   {error['drive']} {error['operation']}: {error['count']}"
+                     f" ({cause}; QEMU's action: {error['action']})")
+    return lines
+
+
 def format_status(doc: dict[str, Any], now: float | None = None) -> str:
     """``GET /status`` as a readable summary."""
     now = time.time() if now is None else now
@@ -139,6 +156,7 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
         lines.append(f"  PAUSED:       {by} for {max(0, now - paused['since']):.0f} s"
                      + (f": {paused['detail']}" if paused.get("detail")
                         and paused["reason"] != "requested" else ""))
+    lines.extend(format_faults(doc, now))
     shutdown = doc["shutdown"]
     if shutdown.get("rung"):
         left = shutdown.get("remaining")

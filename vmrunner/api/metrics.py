@@ -10,7 +10,9 @@ rung reached), ``shutdown_remaining_seconds``, ``shutdown_duration_seconds``,
 ``config_rejections_total``, ``guest_agent_connected``, ``cdrom_pending{drive}``,
 ``cdrom_tray_open{drive}``, ``errors`` (kept recent errors), ``console_connected`` and
 ``console_client_info{host}`` (the SPICE console client), ``console_sessions``,
-``vmop_agent_connected`` and ``logged_in_user_info{user}`` (auto-login).
+``vmop_agent_connected`` and ``logged_in_user_info{user}`` (auto-login),
+``guest_panics_total``, ``guest_panic_resets_total`` and
+``block_io_errors_total{drive,operation}`` (:func:`fault_families`).
 """
 
 from __future__ import annotations
@@ -118,6 +120,22 @@ def families(status: Status) -> Iterator[Metric]:
     yield tray
     yield GaugeMetricFamily("vmrunner_errors", "Recent errors kept for /status",
                             value=float(len(status.log.errors)))
+    yield from fault_families(status)
+
+
+def fault_families(status: Status) -> Iterator[Metric]:
+    """Guest panics (and the resets of ``onPanic: reset``) and failed disk requests."""
+    from prometheus_client.core import CounterMetricFamily
+
+    yield CounterMetricFamily("vmrunner_guest_panics", "Guest kernel panics reported by QEMU",
+                              value=float(status.panic.count))
+    yield CounterMetricFamily("vmrunner_guest_panic_resets",
+                              "Resets made by onPanic: reset", value=float(status.panic.resets))
+    errors = CounterMetricFamily("vmrunner_block_io_errors", "Failed disk requests "
+                                 "(BLOCK_IO_ERROR)", labels=["drive", "operation"])
+    for drive in status.disk_errors.drives:
+        errors.add_metric([drive.drive, drive.operation], float(drive.count))
+    yield errors
 
 
 class _Collector:

@@ -3,7 +3,7 @@
 :func:`ask` fires the query and collects one :class:`~vmrunner.events.StatusPart` per
 answering component (the Runner, ProcessManager, PowerdownHandler, RamController,
 CpuController, CdromController, GuestAgent, ReloadPlanner, ConsoleTracker, VmopAgent,
-PauseWatcher);
+PauseWatcher, PanicHandler, DiskErrorWatcher);
 :class:`Status` puts them together with what the :class:`~vmrunner.api.eventlog.EventLog`
 keeps of its own (errors, counters, ``eventSeq``) into the status document. A component
 that is missing from the tree (or fails to answer) leaves its part at the defaults: nothing
@@ -22,7 +22,9 @@ from vmrunner.events import (
     ConfigStatus,
     ConsoleStatus,
     CpuStatus,
+    DiskErrorStatus,
     GuestAgentStatus,
+    PanicStatus,
     PauseStatus,
     ProcessRole,
     ProcessStatus,
@@ -91,6 +93,8 @@ class Status:
         self.console = _first(parts, ConsoleStatus, ConsoleStatus())
         self.vmop = _first(parts, VmopAgentStatus, VmopAgentStatus())
         self.pause = _first(parts, PauseStatus, PauseStatus())
+        self.panic = _first(parts, PanicStatus, PanicStatus())
+        self.disk_errors = _first(parts, DiskErrorStatus, DiskErrorStatus())
 
     @property
     def state(self) -> RunState:
@@ -167,4 +171,21 @@ class Status:
                        "rejections": counters.config_rejections},
             "errors": list(self.log.errors),
             "eventSeq": self.log.seq,
+        } | self.faults()
+
+    def faults(self) -> dict[str, Any]:
+        """The ``panics`` and ``ioErrors`` entries of the status document."""
+        panic = self.panic
+        return {
+            "panics": {
+                "policy": panic.policy, "count": panic.count, "resets": panic.resets,
+                "last": None if panic.last_time is None else {
+                    "time": round(panic.last_time, 3), "action": panic.last_action,
+                    "info": None if panic.last_info is None else dict(panic.last_info),
+                    "crashLoaded": panic.last_crash_loaded}},
+            "ioErrors": [
+                {"drive": d.drive, "operation": d.operation, "count": d.count,
+                 "action": d.action, "nospace": d.nospace, "reason": d.reason,
+                 "lastTime": round(d.last_time, 3)}
+                for d in self.disk_errors.drives],
         }

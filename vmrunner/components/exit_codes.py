@@ -30,3 +30,6 @@ class ExitCode(IntEnum):
     """The host cannot hold the VM's state right now: a full or read-only filesystem, an I/O
     error under dataDir or runtimeDir. Nothing was started; unlike ``CONFIG_ERROR``, a restart
     may work once the host is fixed."""
+    GUEST_PANICKED = 8
+    """The guest's kernel panicked and ``onPanic`` is ``stop``: QEMU held the guest at the
+    panic and was terminated. A restart boots the guest again (systemd's unit restarts it)."""

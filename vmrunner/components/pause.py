@@ -72,10 +72,8 @@ class PauseWatcher(BusComponent):
 
     @handler
     def on_io_error(self, event: QmpBlockIoError) -> None:
+        """Remembered for the detail of a pause (the DiskErrorWatcher logs and counts it)."""
         self._last_io_error = event
-        space = "no space left on the host" if event.nospace else event.reason or "I/O error"
-        _log.warning("disk %s: %s failed (%s); QEMU's action: %s",
-                     event.device or event.node_name, event.operation, space, event.action)
 
     @handler(priority=100)  # before the PauseController sends ``stop``
     def on_pause_requested(self, event: PauseRequested) -> None:

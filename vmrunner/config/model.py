@@ -459,6 +459,11 @@ class VmConfig(_Model):
     powerdown_timeout: Annotated[int, Field(ge=0), BeforeValidator(_seconds)] = 900
     """Seconds to wait for the guest to power off after a stop request, before QEMU is
     terminated. Changes apply even while a shutdown is waiting."""
+    on_panic: Literal["reset", "stop", "pause"] = "reset"
+    """What follows a guest kernel panic reported through the VM's ``pvpanic`` device:
+    ``reset`` the guest (it boots again, QEMU keeps running), ``stop`` the runner (QEMU powers
+    the VM off; exit code 8, ``GUEST_PANICKED``), or ``pause`` the guest as it panicked, for
+    debugging (until a reset or a stop). Changes apply at once."""
     maximum_ram: MemorySize = 1024 * MIB
     """The VM's RAM (``-m``), at least 1 MiB. Any size is accepted (``"1 GB"`` = 10⁹ bytes):
     QEMU rounds it up to a multiple of 8 KiB itself, see *Memory sizes* above."""

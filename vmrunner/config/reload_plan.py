@@ -5,8 +5,8 @@ defaults included, camelCase key paths such as ``/Runner/vm/drives/1/file``) and
 changed leaf into one :class:`PlanClass`:
 
 * ``live``: a controller applies it to the running QEMU now (``currentRam``, ``currentCpus``,
-  ``powerdownTimeout``, ``resetCounter``, an ``ide-cd`` drive's ``file`` and ``forceAfter``,
-  ``vm.display.loggedInUser``);
+  ``powerdownTimeout``, ``onPanic``, ``resetCounter``, an ``ide-cd`` drive's ``file`` and
+  ``forceAfter``, ``vm.display.loggedInUser``);
 * ``next-boot``: takes effect when the guest reboots, without restarting QEMU. No key is in
   this class today: QEMU's command line is fixed for the life of the process, and the runner
   changes nothing at a guest reboot;
@@ -52,6 +52,8 @@ _LIVE_KEYS: Mapping[str, _Rule] = MappingProxyType({
         "unplug, and re-plugging a freed slot, are refused and need a restart"),
     "/Runner/vm/powerdownTimeout": _Rule(
         PlanClass.LIVE, "shutdown deadline, PowerdownHandler; also during a shutdown"),
+    "/Runner/vm/onPanic": _Rule(
+        PlanClass.LIVE, "QEMU's panic action (set-action) and the runner's, PanicHandler"),
     "/Runner/resetCounter": _Rule(PlanClass.LIVE, "an increment resets the VM, ResetController"),
     "/Runner/guestShutdownStops": _Rule(
         PlanClass.LIVE, "nothing to apply to QEMU; used after a guest power-off "

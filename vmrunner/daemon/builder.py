@@ -16,9 +16,10 @@ name: ProcessManager, SwtpmManager, QemuMonitor, RamController, CpuController,
 ResetController, GuestAgent, PowerdownHandler, CdromController, DisplayController,
 ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
 vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopAgent
-(auto-login), PauseWatcher (a guest QEMU paused), PauseController, DiskResizer, FsFreezer
-and Screenshotter (day-2 operations: pause/resume, live disk resize, filesystem freeze,
-screenshot), and ConfigWatcher (follows the file for live updates).
+(auto-login), PauseWatcher (a guest QEMU paused), PanicHandler (guest kernel panics,
+``onPanic``), DiskErrorWatcher (failed disk requests), PauseController, DiskResizer,
+FsFreezer and Screenshotter (day-2 operations: pause/resume, live disk resize,
+filesystem freeze, screenshot), and ConfigWatcher (follows the file for live updates).
 
 In Kubernetes mode (a pod with a service account, or a kubeconfig given by the
 ``/Runner/Kubernetes`` node or ``kube=``; see :mod:`vmrunner.kube.settings`) ``build()``
@@ -63,7 +64,9 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.components.cdrom import CdromController
     from vmrunner.components.console import ConsoleTracker
     from vmrunner.components.cpus import CpuController
+    from vmrunner.components.disk_errors import DiskErrorWatcher
     from vmrunner.components.display import DisplayController
+    from vmrunner.components.panic import PanicHandler
     from vmrunner.components.pause import PauseWatcher
     from vmrunner.components.ram import RamController
     from vmrunner.components.reload_planner import ReloadPlanner
@@ -73,7 +76,8 @@ def _standard(config_file: Path) -> list[Component]:
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
-            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher(), *_day2()]
+            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher(), PanicHandler(),
+            DiskErrorWatcher(), *_day2()]
 
 
 def _day2() -> list[Component]:

@@ -5,7 +5,8 @@
 
 Exit codes are :class:`vmrunner.components.exit_codes.ExitCode`: 0 ok, 1 internal error, 2 invalid
 configuration or template (or bad usage), 3 forced stop, 4 QEMU died, 5 start failed,
-6 already running, 7 host error (full or read-only state directories); 130 after Ctrl-C and 141
+6 already running, 7 host error (full or read-only state directories), 8 guest panicked
+(``onPanic: stop``); 130 after Ctrl-C and 141
 when stdout was closed early (``vmrunner render | head -1``), as a shell reports SIGINT/SIGPIPE.
 
 Global options (``--log-level``, ``--log-format``, ``-c/--config``, ``--strict``) are taken
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok (guest powered off), 1 internal error, 2 invalid configuration, "
         "3 forced stop after powerdownTimeout, 4 QEMU died, 5 start failed, "
         "6 another runner runs this VM, 7 the host cannot hold the VM's state (a full or "
-        "read-only dataDir/runtimeDir); 130 after Ctrl-C, 141 when stdout was closed early "
+        "read-only dataDir/runtimeDir), 8 the guest panicked (vm.onPanic: stop); 130 after "
+        "Ctrl-C, 141 when stdout was closed early "
         "(as a shell reports SIGINT and SIGPIPE).",
     )
     parser.add_argument("--version", action="version", version=f"vmrunner {__version__}")

@@ -4,6 +4,7 @@
 * :mod:`.processes`: child processes (QEMU, swtpm) and their roles;
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
 * :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
+* :mod:`.faults`: guest kernel panics and failed disk requests;
 * :mod:`.console`: the SPICE console client;
 * :mod:`.control`: requests from the API (reset, raw QMP);
 * :mod:`.day2`: day-2 operations from the API (pause/resume, disk resize, fsfreeze,
@@ -43,6 +44,14 @@ from vmrunner.events.day2 import (
     Screenshot,
     ScreenshotRequested,
     ScreenshotTaken,
+)
+from vmrunner.events.faults import (
+    DiskErrorStatus,
+    DiskIoError,
+    DriveIoErrors,
+    GuestPanicked,
+    PanicPolicy,
+    PanicStatus,
 )
 from vmrunner.events.guest import (
     GuestAgentAnswer,
@@ -93,6 +102,7 @@ from vmrunner.events.qmp import (
     QmpDeviceDeleted,
     QmpDeviceTrayMoved,
     QmpEvent,
+    QmpGuestCrashloaded,
     QmpGuestPanicked,
     QmpPowerdown,
     QmpReply,
@@ -138,9 +148,12 @@ __all__ = [
     "ConsoleStatus",
     "CpuChange",
     "CpuStatus",
+    "DiskErrorStatus",
+    "DiskIoError",
     "DiskResizeChange",
     "DiskResizeRequested",
     "DisplayPasswordChange",
+    "DriveIoErrors",
     "EscalateShutdown",
     "ExecuteQmp",
     "FsFreezeChange",
@@ -151,6 +164,7 @@ __all__ = [
     "GuestAgentDisconnected",
     "GuestAgentRequest",
     "GuestAgentStatus",
+    "GuestPanicked",
     "GuestPaused",
     "GuestResumed",
     "GuestShutdown",
@@ -159,6 +173,8 @@ __all__ = [
     "MonitorReady",
     "OsInfo",
     "Outcome",
+    "PanicPolicy",
+    "PanicStatus",
     "PauseChange",
     "PauseRequested",
     "PauseStatus",
@@ -176,6 +192,7 @@ __all__ = [
     "QmpDeviceDeleted",
     "QmpDeviceTrayMoved",
     "QmpEvent",
+    "QmpGuestCrashloaded",
     "QmpGuestPanicked",
     "QmpPowerdown",
     "QmpReply",

@@ -136,7 +136,17 @@ class QmpBlockIoError(QmpEvent, frozen=True, kw_only=True):
 
 
 class QmpGuestPanicked(QmpEvent, frozen=True, kw_only=True):
-    """The guest reported a panic (``GUEST_PANICKED``)."""
+    """The guest reported a panic (``GUEST_PANICKED``); ``action`` is what QEMU does about it
+    (``pause``, ``poweroff``, ``run``); ``info`` is the detail some panic devices give
+    (Hyper-V's crash registers, s390's reason), ``None`` from pvpanic."""
+
+    action: str
+    info: Mapping[str, Any] | None
+
+
+class QmpGuestCrashloaded(QmpEvent, frozen=True, kw_only=True):
+    """The guest panicked with a crash kernel loaded (``GUEST_CRASHLOADED``, pvpanic): it goes
+    on into the crash kernel (kdump) by itself; ``action`` is always ``run``."""
 
     action: str
     info: Mapping[str, Any] | None

@@ -13,6 +13,7 @@ from vmrunner.protocols.qmp import commands as c
     (c.Cont(), "cont", {}),
     (c.SystemPowerdown(), "system_powerdown", {}),
     (c.SystemReset(), "system_reset", {}),
+    (c.SetAction(panic="pause"), "set-action", {"panic": "pause"}),
     (c.Quit(), "quit", {}),
     (c.Balloon(value=512 << 20), "balloon", {"value": 536870912}),
     (c.QueryHotpluggableCpus(), "query-hotpluggable-cpus", {}),

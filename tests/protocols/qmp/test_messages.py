@@ -32,6 +32,8 @@ from vmrunner.protocols.qmp.wire import event_timestamp, parse_event
      m.QmpVserportChange(timestamp=1.5, id="channel0", open=True)),
     ("GUEST_PANICKED", {"action": "pause"}, m.QmpGuestPanicked(timestamp=1.5, action="pause",
                                                             info=None)),
+    ("GUEST_CRASHLOADED", {"action": "run"},
+     m.QmpGuestCrashloaded(timestamp=1.5, action="run", info=None)),
     ("SPICE_DISCONNECTED", {"client": {"host": "::1", "port": "1"}},
      m.QmpSpiceDisconnected(timestamp=1.5, host="::1", port="1")),
 ])

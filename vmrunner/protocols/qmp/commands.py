@@ -50,6 +50,17 @@ class SystemReset(QmpCommand, frozen=True, kw_only=True):
     name: ClassVar[str] = "system_reset"
 
 
+class SetAction(QmpCommand, frozen=True, kw_only=True):
+    """What QEMU does on a guest panic (``panic``: ``pause``, ``shutdown``,
+    ``exit-failure``, ``none``); QEMU 6.0 or later, the same as ``-action panic=...``."""
+
+    name: ClassVar[str] = "set-action"
+    panic: Literal["pause", "shutdown", "exit-failure", "none"]
+
+    def arguments(self) -> dict[str, Any]:
+        return {"panic": self.panic}
+
+
 class Quit(QmpCommand, frozen=True, kw_only=True):
     """Make QEMU exit at once (like pulling the plug, after flushing its own buffers)."""
 

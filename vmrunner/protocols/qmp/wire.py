@@ -18,6 +18,7 @@ from vmrunner.events.qmp import (
     QmpDeviceDeleted,
     QmpDeviceTrayMoved,
     QmpEvent,
+    QmpGuestCrashloaded,
     QmpGuestPanicked,
     QmpPowerdown,
     QmpReset,
@@ -83,6 +84,9 @@ _PARSERS: Mapping[str, _Parser] = {
         nospace=bool(d.get("nospace", False)), reason=str(d.get("reason", "")),
     ),
     "GUEST_PANICKED": lambda d, t: QmpGuestPanicked(
+        timestamp=t, action=str(d["action"]), info=d.get("info")
+    ),
+    "GUEST_CRASHLOADED": lambda d, t: QmpGuestCrashloaded(
         timestamp=t, action=str(d["action"]), info=d.get("info")
     ),
     "SPICE_CONNECTED": lambda d, t: QmpSpiceConnected(timestamp=t, **_spice_client(d)),

@@ -44,7 +44,7 @@ KERNEL_META: dict[Flavor, str] = {
 #: Modules loaded at boot, in this order (their dependencies are added automatically).
 MODULES: tuple[str, ...] = (
     "virtio_pci", "virtio_balloon", "virtio_console", "virtio_scsi", "virtio_blk",
-    "sr_mod", "isofs", "button", "evdev", "virtio_net",
+    "sr_mod", "isofs", "button", "evdev", "virtio_net", "pvpanic_mmio",
 )
 FLAVOR_MODULES: dict[Flavor, tuple[str, ...]] = {"cloud": (), "generic": ("ahci",)}
 #: qemu-guest-agent and the packages holding its shared libraries.
