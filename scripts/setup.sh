@@ -20,6 +20,9 @@ PKGS+=(virt-viewer xvfb xauth imagemagick)
 PKGS+=(iproute2 util-linux)
 # systemd-analyze verifies and scores examples/vmrunner@.service (tests/daemon/test_daemon_unit.py).
 PKGS+=(systemd)
+# promtool (Debian's prometheus package, ~20 MB) checks a real /metrics scrape
+# (tests/api/test_api_vmstats.py).
+PKGS+=(prometheus)
 externally_managed() {
   "$1" -c 'import pathlib, sys, sysconfig
 sys.exit(0 if pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists() else 1)'

@@ -3,7 +3,7 @@
 :func:`ask` fires the query and collects one :class:`~vmrunner.events.StatusPart` per
 answering component (the Runner, ProcessManager, PowerdownHandler, RamController,
 CpuController, CdromController, GuestAgent, ReloadPlanner, ConsoleTracker, VmopAgent,
-PauseWatcher);
+PauseWatcher, StatsCollector);
 :class:`Status` puts them together with what the :class:`~vmrunner.api.eventlog.EventLog`
 keeps of its own (errors, counters, ``eventSeq``) into the status document. A component
 that is missing from the tree (or fails to answer) leaves its part at the defaults: nothing
@@ -34,6 +34,7 @@ from vmrunner.events import (
     StatusQuery,
     VmopAgentStatus,
 )
+from vmrunner.events.stats import VmStatsStatus
 
 from .serialize import to_json
 
@@ -91,6 +92,7 @@ class Status:
         self.console = _first(parts, ConsoleStatus, ConsoleStatus())
         self.vmop = _first(parts, VmopAgentStatus, VmopAgentStatus())
         self.pause = _first(parts, PauseStatus, PauseStatus())
+        self.stats = _first(parts, VmStatsStatus, VmStatsStatus())
 
     @property
     def state(self) -> RunState:
