@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from vmrunner.components.base import BusComponent
@@ -75,7 +75,16 @@ class StatsConfig(BaseModel):
     guest_stats_interval: int = Field(5, ge=0, le=3600)
     """Seconds between the guest balloon driver's memory reports; 0: not asked for."""
     textfile_directory: Path | None = None
-    """Where ``vmrunner-<vm>.prom`` (the shutdown histogram) is written; unset: the dataDir."""
+    """Where ``vmrunner-<vm>.prom`` (the shutdown histogram) is written; unset: the dataDir.
+    A relative path is taken relative to the configuration file's directory."""
+
+    @field_validator("textfile_directory")
+    @classmethod
+    def _relative_to_the_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("base_dir")
+        if value is not None and base is not None and not value.is_absolute():
+            return Path(base) / value
+        return value
 
 
 def _drive_name(entry: dict[str, Any]) -> str:
