@@ -10,8 +10,8 @@ Invariants:
 * A scrape never waits for QMP: ``query-blockstats``, ``query-cpus-fast`` (the vCPU thread
   ids) and the balloon's ``guest-stats`` are sampled by a task this component owns, every
   ``interval`` s from ``MonitorReady`` until QEMU exits; :class:`StatusQuery` is answered
-  from the last sample. ``/proc`` (QEMU's CPU time and RSS, each vCPU thread's CPU time) and
-  ``/sys`` (tap counters) are read when the query is answered.
+  from the last sample. ``/proc`` (QEMU's CPU time and RSS, each vCPU thread's CPU time, and
+  the tap counters in QEMU's network namespace) is read when the query is answered.
 * A sample part that QEMU refuses (no balloon in a custom template, say) is logged once and
   left empty; the others go on.
 * Tap NICs are found from QEMU's side (the tun fds it holds); user networking has no host
@@ -285,10 +285,9 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
                 if times is not None:
                     vcpus.append(VcpuTimes(vcpu=vcpu, thread_id=tid, user=times.user,
                                            system=times.system))
-            for interface in procfs.tap_interfaces(pid):
-                counters = procfs.nic_counters(interface)
-                if counters is not None:
-                    nics.append(NicStats(interface=interface, **counters))
+            taps = procfs.tap_interfaces(pid)
+            counters = procfs.nic_counters(pid) if taps else {}
+            nics = [NicStats(interface=tap, **counters[tap]) for tap in taps if tap in counters]
         return VmStatsStatus(
             uuid=self._uuid, qemu_version=self._version, qemu_pid=pid,
             qemu_started=self._started if pid is not None else None,

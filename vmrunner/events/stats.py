@@ -2,7 +2,7 @@
 ``GET /metrics`` shows of the VM's resource use (:mod:`vmrunner.components.stats`).
 
 QMP-sourced fields (drives, vCPU threads, guest memory) are the last sample, taken on a timer
-(``sampled_at``, Unix time); ``/proc`` and ``/sys`` fields are read when the query is answered.
+(``sampled_at``, Unix time); ``/proc`` fields are read when the query is answered.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class VcpuTimes(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NicStats(msgspec.Struct, frozen=True, kw_only=True):
-    """One tap interface's counters from the host side (``/sys/class/net/<if>/statistics``):
+    """One tap interface's counters from the host side (``/proc/<qemu pid>/net/dev``):
     ``rx`` is what the guest sent, ``tx`` what it was sent."""
 
     interface: str

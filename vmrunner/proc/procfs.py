@@ -1,5 +1,5 @@
-"""What Linux tells about a running process and a network interface, read from ``/proc`` and
-``/sys`` (cheap: a few small reads, done at scrape time).
+"""What Linux tells about a running process and its network interfaces, read from ``/proc``
+(cheap: a few small reads, done at scrape time).
 
 Invariants: every reader returns ``None`` (or an empty result) when the process, thread or
 interface is gone or the file cannot be parsed; none raises for a vanished process. CPU times
@@ -14,7 +14,6 @@ from pathlib import Path
 import msgspec
 
 PROC = Path("/proc")
-SYS_NET = Path("/sys/class/net")
 TUN_DEVICE = "/dev/net/tun"
 NIC_COUNTERS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets")
 
@@ -92,18 +91,21 @@ def tap_interfaces(pid: int) -> list[str]:
     return names
 
 
-def nic_counters(interface: str) -> dict[str, int] | None:
-    """:data:`NIC_COUNTERS` of ``interface`` from ``/sys/class/net/<if>/statistics``, from the
-    host's side (its rx is what the guest sent)."""
-    if "/" in interface or interface in ("", ".", ".."):
-        return None
-    values: dict[str, int] = {}
-    for name in NIC_COUNTERS:
-        text = _read(SYS_NET / interface / "statistics" / name)
-        if text is None:
-            return None
+def nic_counters(pid: int) -> dict[str, dict[str, int]]:
+    """:data:`NIC_COUNTERS` of every interface in the network namespace of ``pid``, by name,
+    from ``/proc/<pid>/net/dev`` (that process's namespace, unlike ``/sys/class/net``, which
+    shows the namespace it was mounted in). Counts are from the host's side: a tap's rx is
+    what the guest sent."""
+    text = _read(PROC / str(pid) / "net" / "dev")
+    found: dict[str, dict[str, int]] = {}
+    for line in (text or "").splitlines()[2:]:
+        name, sep, numbers = line.partition(":")
+        fields = numbers.split()
+        if not sep or len(fields) < 16:
+            continue
         try:
-            values[name] = int(text)
+            found[name.strip()] = {"rx_bytes": int(fields[0]), "rx_packets": int(fields[1]),
+                                   "tx_bytes": int(fields[8]), "tx_packets": int(fields[9])}
         except ValueError:
-            return None
-    return values
+            continue
+    return found
