@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from vmrunner import __version__
-from vmrunner.api.client import get_json, request
+from vmrunner.api.client import follow, get_json, request
 from vmrunner.core import ConfigurationRejected
 from vmrunner.events import MonitorReady
 from vmrunner.testing.accel import AccelVerdict
@@ -69,6 +69,11 @@ async def _until(api: Path, what: str, ok: Any) -> Samples:
         await asyncio.sleep(0.2)
 
 
+async def _collect(path: Path, into: list[dict[str, Any]]) -> None:
+    async for record in follow(path, since=0):
+        into.append(record)
+
+
 async def test_vm_metrics_from_a_real_guest(vmdir: Path, guest_image: GuestImage,
                                             accel: AccelVerdict) -> None:
     disk = vmdir / "disk.raw"
@@ -81,8 +86,10 @@ async def test_vm_metrics_from_a_real_guest(vmdir: Path, guest_image: GuestImage
 
     config = configure(stats)
     api = vmdir / "run" / "api.sock"
+    records: list[dict[str, Any]] = []
     async with InProcessRunner(config) as vm:
         rec, con = vm.recorder, vm.console
+        stream = asyncio.ensure_future(_collect(api, records))
         ready = await rec.wait_for(MonitorReady, timeout=EVENT)
         await con.wait_ready(BOOT)
         info = (await con.check("tg info", CMD))[0]
@@ -132,6 +139,12 @@ async def test_vm_metrics_from_a_real_guest(vmdir: Path, guest_image: GuestImage
         # user networking: no host interface, no counters
         assert not _named(samples, "vmrunner_network_receive_bytes_total")
         assert samples[("vmrunner_runner_errors_total", (("kind", "config"),))] == 0
+        # the sampler's QMP commands are counted, but kept out of the event stream
+        assert samples[("vmrunner_qmp_commands_total", (("command", "query-blockstats"),))] > 2
+        assert samples[("vmrunner_qmp_commands_total", (("command", "qom-get"),))] > 2
+        sent = [r["data"]["command"] for r in records if r["type"] == "ExecuteQmp"]
+        assert "cont" in str(sent) and "query-blockstats" not in str(sent), sent
+        assert not [r for r in records if r["type"] == "SampleQmp"]
 
         # promtool, the Prometheus project's own linter, on this real scrape
         require_tools("promtool")
@@ -149,6 +162,7 @@ async def test_vm_metrics_from_a_real_guest(vmdir: Path, guest_image: GuestImage
             ("vmrunner_runner_errors_total", (("kind", "config"),))) == 1)
         assert samples[("vmrunner_shutdown_seconds_count", ())] == 0
         assert await vm.stop() == 0
+        stream.cancel()
 
     # the shutdown is kept in the textfile, for node_exporter, beyond this process
     kept = _samples((vmdir / "data" / "vmrunner-tg.prom").read_text())

@@ -44,6 +44,7 @@ from vmrunner.events import (
     StartFailed,
     StatusQuery,
 )
+from vmrunner.events.stats import SampleQmp
 
 from .serialize import event_record
 
@@ -99,7 +100,8 @@ class Subscriber:
 
 class EventLog(BusComponent):
     """Numbers and keeps the bus's events, the recent errors and the counters (module
-    docstring). Status queries are not logged."""
+    docstring). Status queries and the statistics sampler's QMP commands
+    (:class:`~vmrunner.events.stats.SampleQmp`) are not numbered or streamed."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  subscriber_queue: int = SUBSCRIBER_QUEUE) -> None:
@@ -143,7 +145,7 @@ class EventLog(BusComponent):
 
     @handler(events=[Event], priority=1_000_000)
     def on_any(self, event: Event[Any]) -> None:
-        if isinstance(event, StatusQuery):
+        if isinstance(event, StatusQuery | SampleQmp):
             return
         self.seq += 1
         when = time.time()

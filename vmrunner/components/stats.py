@@ -9,9 +9,11 @@ Invariants:
 
 * A scrape never waits for QMP: ``query-blockstats``, ``query-cpus-fast`` (the vCPU thread
   ids) and the balloon's ``guest-stats`` are sampled by a task this component owns, every
-  ``interval`` s from ``MonitorReady`` until QEMU exits; :class:`StatusQuery` is answered
-  from the last sample. ``/proc`` (QEMU's CPU time and RSS, each vCPU thread's CPU time, and
-  the tap counters in QEMU's network namespace) is read when the query is answered.
+  ``interval`` s from ``MonitorReady`` until the monitor closes, as
+  :class:`~vmrunner.events.stats.SampleQmp` (kept out of the event stream);
+  :class:`StatusQuery` is answered from the last sample. ``/proc`` (QEMU's CPU time and
+  RSS, each vCPU thread's CPU time, the tap counters in QEMU's network namespace) is read
+  when the query is answered.
 * A sample part that QEMU refuses (no balloon in a custom template, say) is logged once and
   left empty; the others go on.
 * Tap NICs are found from QEMU's side (the tun fds it holds); user networking has no host
@@ -37,10 +39,12 @@ from vmrunner.components.base import BusComponent
 from vmrunner.components.shutdown_histogram import load, save
 from vmrunner.core import Channel, Configurable, Stopped, handler
 from vmrunner.events import (
+    MonitorClosed,
     MonitorReady,
     ProcessExited,
     ProcessRole,
     QemuStarted,
+    QmpReply,
     RunnerStateChanged,
     RunState,
     VmPrepared,
@@ -48,13 +52,15 @@ from vmrunner.events import (
 from vmrunner.events.stats import (
     DriveStats,
     NicStats,
+    SampleQmp,
     ShutdownHistogram,
     VcpuTimes,
     VmStatsStatus,
 )
 from vmrunner.events.status import StatusQuery
 from vmrunner.proc import procfs
-from vmrunner.protocols.qmp import commands
+from vmrunner.protocols.qmp import QmpDisconnected, commands
+from vmrunner.protocols.qmp.commands import QmpCommand
 
 _log = logging.getLogger(__name__)
 
@@ -200,6 +206,10 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
             self._stop_sampler()
 
     @handler
+    def on_monitor_closed(self, event: MonitorClosed) -> None:
+        self._stop_sampler()
+
+    @handler
     def on_stopped(self, event: Stopped) -> None:
         self._stop_sampler()
 
@@ -220,23 +230,30 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 
+    async def _query(self, command: QmpCommand) -> QmpReply:
+        """``command``'s reply, as :meth:`execute` but as a :class:`SampleQmp` (kept out of
+        the event stream)."""
+        replies = await self.fire(SampleQmp(command=command)).wait()
+        return replies[0] if replies else QmpReply(
+            error=QmpDisconnected(f"{command.name}: no monitor answered"))
+
     async def _sample(self) -> None:
         if self._polling_set != self.guest_stats_interval:
-            reply = await self.execute(commands.QomSet(
+            reply = await self._query(commands.QomSet(
                 path=BALLOON_PATH, property="guest-stats-polling-interval",
                 value=self.guest_stats_interval))
             if self._accepted("guest-stats-polling-interval", reply.error):
                 self._polling_set = self.guest_stats_interval
-        reply = await self.execute(commands.QueryBlockstats())
+        reply = await self._query(commands.QueryBlockstats())
         if self._accepted("query-blockstats", reply.error):
             self._drives = drives_of(reply.value)
-        reply = await self.execute(commands.QueryCpusFast())
+        reply = await self._query(commands.QueryCpusFast())
         if self._accepted("query-cpus-fast", reply.error) and isinstance(reply.value, list):
             self._threads = tuple(sorted(
                 (int(cpu["cpu-index"]), int(cpu["thread-id"])) for cpu in reply.value
                 if isinstance(cpu, dict) and "thread-id" in cpu))
         if self.guest_stats_interval > 0:
-            reply = await self.execute(commands.QomGet(path=BALLOON_PATH,
+            reply = await self._query(commands.QomGet(path=BALLOON_PATH,
                                                        property="guest-stats"))
             if self._accepted("guest-stats", reply.error):
                 self._guest_memory, self._guest_memory_updated = guest_memory_of(reply.value)
@@ -247,6 +264,8 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
         if error is None:
             self._refused.discard(what)
             return True
+        if isinstance(error, QmpDisconnected):
+            return False  # QEMU is going away: the sampler is stopped with it
         if what not in self._refused:
             self._refused.add(what)
             _log.warning("statistics: QEMU refused %s (%s): left out of the metrics",

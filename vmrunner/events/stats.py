@@ -11,7 +11,17 @@ import math
 
 import msgspec
 
+from vmrunner.events.qmp import ExecuteQmp
 from vmrunner.events.status import StatusPart
+
+
+class SampleQmp(ExecuteQmp, frozen=True, kw_only=True):
+    """A QMP command of the statistics sampler: answered by the QemuMonitor and counted in the
+    QMP metrics like any :class:`ExecuteQmp`, but kept out of the event stream and the
+    observers (a few every ``interval`` s would crowd out the events that matter)."""
+
+    observable = False
+
 
 SHUTDOWN_BUCKETS: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
                                        600.0, 900.0, math.inf)
