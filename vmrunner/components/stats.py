@@ -16,8 +16,8 @@ Invariants:
   when the query is answered.
 * A sample part that QEMU refuses (no balloon in a custom template, say) is logged once and
   left empty; the others go on.
-* Tap NICs are found from QEMU's side (the tun fds it holds); user networking has no host
-  interface and no counters (counted in ``user_networks``).
+* Tap NICs are found from QEMU's side (the tun fds it holds, scanned by the sampler); user
+  networking has no host interface and no counters (counted in ``user_networks``).
 * Each shutdown (``terminating`` to ``stopped``) adds one observation to the histogram in
   ``<textfileDirectory>/vmrunner-<vm>.prom`` (:mod:`.shutdown_histogram`), read back at the
   next start, so it spans runner processes.
@@ -145,6 +145,8 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
         self._started: float | None = None
         self._version: str | None = None
         self._threads: tuple[tuple[int, int], ...] = ()
+        self._taps: tuple[str, ...] = ()
+        """QEMU's tap interfaces, found by the sampler (a scan of its fds: not per query)."""
         self._drives: tuple[DriveStats, ...] = ()
         self._guest_memory: tuple[tuple[str, int], ...] = ()
         self._guest_memory_updated: float | None = None
@@ -203,6 +205,7 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
         if event.name == ProcessRole.QEMU:
             self._pid = None
             self._threads = ()
+            self._taps = ()
             self._stop_sampler()
 
     @handler
@@ -238,6 +241,8 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
             error=QmpDisconnected(f"{command.name}: no monitor answered"))
 
     async def _sample(self) -> None:
+        if self._pid is not None:
+            self._taps = tuple(procfs.tap_interfaces(self._pid))
         if self._polling_set != self.guest_stats_interval:
             reply = await self._query(commands.QomSet(
                 path=BALLOON_PATH, property="guest-stats-polling-interval",
@@ -304,9 +309,9 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
                 if times is not None:
                     vcpus.append(VcpuTimes(vcpu=vcpu, thread_id=tid, user=times.user,
                                            system=times.system))
-            taps = procfs.tap_interfaces(pid)
-            counters = procfs.nic_counters(pid) if taps else {}
-            nics = [NicStats(interface=tap, **counters[tap]) for tap in taps if tap in counters]
+            counters = procfs.nic_counters(pid) if self._taps else {}
+            nics = [NicStats(interface=tap, **counters[tap])
+                    for tap in self._taps if tap in counters]
         return VmStatsStatus(
             uuid=self._uuid, qemu_version=self._version, qemu_pid=pid,
             qemu_started=self._started if pid is not None else None,
