@@ -15,7 +15,8 @@ Invariants:
   RSS, each vCPU thread's CPU time, the tap counters in QEMU's network namespace) is read
   when the query is answered.
 * A sample part that QEMU refuses (no balloon in a custom template, say) is logged once and
-  left empty; the others go on.
+  left empty; the others go on. A sample that fails otherwise is logged once per failing
+  streak; the sampler goes on.
 * Tap NICs are found from QEMU's side (the tun fds it holds, scanned by the sampler); user
   networking has no host interface and no counters (counted in ``user_networks``).
 * Each shutdown (``terminating`` to ``stopped``) adds one observation to the histogram in
@@ -206,6 +207,7 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
             self._pid = None
             self._threads = ()
             self._taps = ()
+            self._polling_set = None  # a new QEMU must be told again
             self._stop_sampler()
 
     @handler
@@ -224,9 +226,17 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
     # -- the sampler ----------------------------------------------------------------------
 
     async def _sample_loop(self) -> None:
+        failing = False
         while True:
             started = time.monotonic()
-            await self._sample()
+            try:
+                await self._sample()
+                failing = False
+            except Exception:  # an answer of an unexpected shape: keep the last good values
+                if not failing:
+                    _log.warning("statistics: a sample failed; trying again every %g s",
+                                 self.interval, exc_info=True)
+                failing = True
             self._sample_seconds = time.monotonic() - started
             self._sampled_at = time.time()
             self._wake.clear()
