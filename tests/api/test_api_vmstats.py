@@ -9,6 +9,7 @@ back by the next runner."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import subprocess
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ BOOT = 60.0
 CMD = 30.0
 EVENT = 20.0
 MIB = 2**20
+STANDARD_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "Standard-VM.yaml.mako"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -183,3 +185,37 @@ async def test_vm_metrics_from_a_real_guest(vmdir: Path, guest_image: GuestImage
         assert await vm.stop() == 0
     kept = _samples(textfile.read_text())
     assert kept[("vmrunner_shutdown_seconds_count", (("vm", "tg"),))] == 2
+
+
+async def test_a_vm_type_without_a_balloon_loses_only_the_guest_memory(
+        vmdir: Path, guest_image: GuestImage, accel: AccelVerdict,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A VM type of one's own without ``balloon0``: QEMU refuses the balloon's polling
+    interval, that is logged once and not asked again, and the other statistics go on."""
+    templates = vmdir / "templates"
+    templates.mkdir()
+    text = await asyncio.to_thread(STANDARD_TEMPLATE.read_text)
+    balloon = "    - -device\n    - virtio-balloon-pci,id=balloon0\n"
+    assert text.count(balloon) == 1
+    (templates / "NoBalloon.yaml.mako").write_text(text.replace(balloon, ""))
+    disk = vmdir / "disk.raw"
+    disk.write_bytes(bytes(MIB))
+    config = guest_config(vmdir, guest_image, accel=str(accel.accel), disk=disk,
+                          runner={"template": "NoBalloon.yaml.mako",
+                                  "templateDirs": [str(templates)],
+                                  "/StatsCollector": {"interval": 0.3}})
+    api = vmdir / "run" / "api.sock"
+    with caplog.at_level(logging.WARNING, logger="vmrunner.components.stats"):
+        async with InProcessRunner(config) as vm:
+            await vm.console.wait_ready(BOOT)
+            await asyncio.sleep(1.5)  # several samples
+            samples = await _until(api, "a sample", lambda s: (
+                "vmrunner_stats_sample_timestamp_seconds", ()) in s)
+            assert _named(samples, "vmrunner_drive_reads_total")[(("drive", "disk0"),)] > 0
+            assert _named(samples, "vmrunner_vcpu_seconds_total")
+            assert not _named(samples, "vmrunner_guest_memory_bytes")
+            assert samples[("vmrunner_qmp_errors_total", (("command", "qom-set"),))] == 1
+            assert ("vmrunner_qmp_commands_total", (("command", "qom-get"),)) not in samples
+            assert await vm.stop() == 0
+    refused = [r.getMessage() for r in caplog.records if "QEMU refused" in r.getMessage()]
+    assert len(refused) == 1 and "guest-stats-polling-interval" in refused[0], refused

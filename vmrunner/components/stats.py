@@ -14,9 +14,10 @@ Invariants:
   :class:`StatusQuery` is answered from the last sample. ``/proc`` (QEMU's CPU time and
   RSS, each vCPU thread's CPU time, the tap counters in QEMU's network namespace) is read
   when the query is answered.
-* A sample part that QEMU refuses (no balloon in a custom template, say) is logged once and
-  left empty; the others go on. A sample that fails otherwise is logged once per failing
-  streak; the sampler goes on.
+* A sample part that QEMU refuses is logged once and left empty; the others go on. A VM type
+  without ``balloon0`` refuses the polling interval: logged once, the guest memory is not
+  asked for until ``guestStatsInterval`` changes. A sample that fails otherwise is logged
+  once per failing streak; the sampler goes on.
 * Tap NICs are found from QEMU's side (the tun fds it holds, scanned by the sampler); user
   networking has no host interface and no counters (counted in ``user_networks``).
 * Each shutdown (``terminating`` to ``stopped``) adds one observation to the histogram in
@@ -158,7 +159,9 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
         self._sampler: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._polling_set: int | None = None
-        """The guest-stats polling interval QEMU was given."""
+        """The guest-stats polling interval QEMU was asked to take."""
+        self._balloon = False
+        """QEMU took it (the VM has the balloon ``balloon0``)."""
         self._terminating: float | None = None
         self.histogram = ShutdownHistogram()
 
@@ -257,8 +260,9 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
             reply = await self._query(commands.QomSet(
                 path=BALLOON_PATH, property="guest-stats-polling-interval",
                 value=self.guest_stats_interval))
-            if self._accepted("guest-stats-polling-interval", reply.error):
-                self._polling_set = self.guest_stats_interval
+            # asked once per value (and per QEMU): a VM type without the balloon refuses it
+            self._polling_set = self.guest_stats_interval
+            self._balloon = self._accepted("guest-stats-polling-interval", reply.error)
         reply = await self._query(commands.QueryBlockstats())
         if self._accepted("query-blockstats", reply.error):
             self._drives = drives_of(reply.value)
@@ -267,7 +271,7 @@ class StatsCollector(Configurable[StatsConfig], BusComponent):
             self._threads = tuple(sorted(
                 (int(cpu["cpu-index"]), int(cpu["thread-id"])) for cpu in reply.value
                 if isinstance(cpu, dict) and "thread-id" in cpu))
-        if self.guest_stats_interval > 0:
+        if self.guest_stats_interval > 0 and self._balloon:
             reply = await self._query(commands.QomGet(path=BALLOON_PATH,
                                                        property="guest-stats"))
             if self._accepted("guest-stats", reply.error):
