@@ -6,7 +6,7 @@ User networking: the guest's virtio-net NIC gets its address from QEMU's built-i
 
 Tap networking: two runners (subprocesses entered into the test's own network and mount
 namespaces) put their NICs on a bridge there through qemu-bridge-helper; the guests, on static
-addresses, ping each other.
+addresses, ping each other; the first runner's metrics count the packets on its tap.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from vmrunner.api.client import request
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.inproc import InProcessRunner
@@ -111,6 +113,14 @@ async def test_two_vms_on_a_tap_bridge_reach_each_other(
         assert any("2 packets received" in line for line in out), out
         out = await runners[1].console.check("ping -c 2 -w 20 192.0.2.1", CMD)
         assert any("2 packets received" in line for line in out), out
+        # the tap's host-side counters in the metrics, read in QEMU's network namespace
+        code, body = await request(runners[0].runtime_dir / "api.sock", "GET", "/metrics")
+        assert code == 200
+        sent = {s.labels["interface"]: s.value
+                for f in text_string_to_metric_families(body.decode())
+                for s in f.samples if s.name == "vmrunner_network_receive_packets_total"}
+        assert len(sent) == 1 and next(iter(sent)).startswith("tap"), sent
+        assert next(iter(sent.values())) >= 4  # two pings and two replies at least
         for r in runners:
             r.signal()
         assert [await r.wait(60) for r in runners] == [0, 0]

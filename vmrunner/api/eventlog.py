@@ -44,6 +44,7 @@ from vmrunner.events import (
     StartFailed,
     StatusQuery,
 )
+from vmrunner.events.stats import SampleQmp
 
 from .serialize import event_record
 
@@ -53,6 +54,10 @@ MAX_BACKLOG = 256
 SUBSCRIBER_QUEUE = 1024
 """Events a slow subscriber may lag behind before it is dropped."""
 _BAD_OUTCOMES = (Outcome.REJECTED, Outcome.FAILED, Outcome.NOT_REACHED)
+ERROR_KINDS = ("config", "start", "process", "change", "internal", "other")
+"""The kinds of :attr:`Counters.errors_by_kind`: a rejected configuration, a failed start, a
+child that died, a live change that failed or was not reached, an unhandled handler error,
+anything else."""
 
 
 class Counters:
@@ -68,6 +73,8 @@ class Counters:
         """``time.monotonic()`` of the TERMINATING transition."""
         self.shutdown_seconds: float | None = None
         """From TERMINATING to STOPPED (once stopped)."""
+        self.errors_by_kind: dict[str, int] = dict.fromkeys(ERROR_KINDS, 0)
+        """Errors recorded so far (also those that fell out of the kept recent ones)."""
 
 
 class Subscriber:
@@ -93,7 +100,8 @@ class Subscriber:
 
 class EventLog(BusComponent):
     """Numbers and keeps the bus's events, the recent errors and the counters (module
-    docstring). Status queries are not logged."""
+    docstring). Status queries and the statistics sampler's QMP commands
+    (:class:`~vmrunner.events.stats.SampleQmp`) are not numbered or streamed."""
 
     def __init__(self, channel: Channel | None = None, name: str | None = None, *,
                  subscriber_queue: int = SUBSCRIBER_QUEUE) -> None:
@@ -137,7 +145,7 @@ class EventLog(BusComponent):
 
     @handler(events=[Event], priority=1_000_000)
     def on_any(self, event: Event[Any]) -> None:
-        if isinstance(event, StatusQuery):
+        if isinstance(event, StatusQuery | SampleQmp):
             return
         self.seq += 1
         when = time.time()
@@ -169,7 +177,7 @@ class EventLog(BusComponent):
     def on_rejected(self, event: ConfigurationRejected) -> None:
         self.counters.config_rejections += 1
         for line in event.errors:
-            self._error(f"configuration rejected: {line}")
+            self._error(f"configuration rejected: {line}", "config")
 
     @handler
     def on_qmp(self, event: ExecuteQmp, ctx: HandlerContext[QmpReply]) -> None:
@@ -192,7 +200,7 @@ class EventLog(BusComponent):
     @handler
     def on_process(self, event: ProcessExited) -> None:
         if not event.status.success and self.counters.shutdown_started is None:
-            self._error(f"{event.name} {event.status}")
+            self._error(f"{event.name} {event.status}", "process")
 
     @handler
     def on_ram(self, event: RamChange) -> None:
@@ -212,20 +220,22 @@ class EventLog(BusComponent):
 
     def _outcome(self, what: str, outcome: Outcome, detail: str) -> None:
         if outcome in _BAD_OUTCOMES:
-            self._error(f"{what} change {outcome.value}: {detail}")
+            self._error(f"{what} change {outcome.value}: {detail}", "change")
 
     @handler
     def on_cdrom(self, event: CdromMediumChange) -> None:
         if event.outcome in (Outcome.REJECTED, Outcome.FAILED):
-            self._error(f"{event.drive}: {event.outcome.value}: {event.message}")
+            self._error(f"{event.drive}: {event.outcome.value}: {event.message}", "change")
 
     @handler
     def on_start_failed(self, event: StartFailed) -> None:
-        self._error(f"start failed at {event.step}: {event.reason}")
+        self._error(f"start failed at {event.step}: {event.reason}", "start")
 
     @handler
     def on_error(self, event: Error) -> None:
-        self._error(event.message)
+        self._error(event.message, "internal")
 
-    def _error(self, message: str) -> None:
+    def _error(self, message: str, kind: str = "other") -> None:
         self.errors.append({"time": round(time.time(), 3), "message": message})
+        by_kind = self.counters.errors_by_kind
+        by_kind[kind] = by_kind.get(kind, 0) + 1

@@ -121,6 +121,7 @@ def families(status: Status) -> Iterator[Metric]:
     yield GaugeMetricFamily("vmrunner_errors", "Recent errors kept for /status",
                             value=float(len(status.log.errors)))
     yield from fault_families(status)
+    yield from vm_families(status)
 
 
 def fault_families(status: Status) -> Iterator[Metric]:
@@ -136,6 +137,179 @@ def fault_families(status: Status) -> Iterator[Metric]:
     for drive in status.disk_errors.drives:
         errors.add_metric([drive.drive, drive.operation], float(drive.count))
     yield errors
+
+
+# -- the VM's resource use (StatsCollector) and the runner's own record ---------------------
+
+GUEST_MEMORY_BYTES = {"stat-free-memory": "free", "stat-total-memory": "total",
+                      "stat-available-memory": "available", "stat-disk-caches": "disk_caches"}
+"""Balloon stats that are sizes: ``vmrunner_guest_memory_bytes{kind}``."""
+GUEST_MEMORY_COUNTERS = {
+    "stat-swap-in": ("vmrunner_guest_swap_in_bytes", "Bytes the guest swapped in"),
+    "stat-swap-out": ("vmrunner_guest_swap_out_bytes", "Bytes the guest swapped out"),
+    "stat-major-faults": ("vmrunner_guest_major_page_faults", "The guest's major page faults"),
+    "stat-minor-faults": ("vmrunner_guest_minor_page_faults", "The guest's minor page faults"),
+    "stat-htlb-pgalloc": ("vmrunner_guest_hugetlb_allocations",
+                          "The guest's successful huge page allocations"),
+    "stat-htlb-pgfail": ("vmrunner_guest_hugetlb_failures",
+                         "The guest's failed huge page allocations"),
+}
+"""Balloon stats that only grow: one counter family each."""
+
+
+def vm_families(status: Status) -> Iterator[Metric]:
+    """The VM's identity and resource use, errors by kind, the shutdown histogram."""
+    yield from _identity_families(status)
+    yield from _qemu_process_families(status)
+    yield from _drive_families(status)
+    yield from _nic_families(status)
+    yield from _guest_memory_families(status)
+    yield from _runner_error_families(status)
+    yield from _shutdown_histogram_families(status)
+
+
+def _identity_families(status: Status) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    from vmrunner import __version__
+
+    stats = status.stats
+    info = GaugeMetricFamily("vmrunner_info", "The VM and the software that runs it (always 1)",
+                             labels=["vm", "uuid", "version", "qemu_version"])
+    info.add_metric([status.runner.vm or "", stats.uuid or "", __version__,
+                     stats.qemu_version or ""], 1.0)
+    yield info
+    yield GaugeMetricFamily("vmrunner_start_time_seconds",
+                            "When the runner process started (Unix time)",
+                            value=status.log.created)
+    if stats.qemu_started is not None:
+        yield GaugeMetricFamily("vmrunner_qemu_start_time_seconds",
+                                "When the running QEMU process started (Unix time)",
+                                value=stats.qemu_started)
+    if stats.sampled_at is not None:
+        yield GaugeMetricFamily("vmrunner_stats_sample_timestamp_seconds",
+                                "When QMP was last sampled for block, vCPU and guest memory "
+                                "statistics (Unix time)", value=stats.sampled_at)
+    if stats.sample_seconds is not None:
+        yield GaugeMetricFamily("vmrunner_stats_sample_duration_seconds",
+                                "How long the last QMP sample took",
+                                value=stats.sample_seconds)
+
+
+def _qemu_process_families(status: Status) -> Iterator[Metric]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    stats = status.stats
+    if stats.qemu_cpu_user is not None and stats.qemu_cpu_system is not None:
+        cpu = CounterMetricFamily("vmrunner_qemu_cpu_seconds",
+                                  "CPU time of the QEMU process (all its threads)",
+                                  labels=["mode"])
+        cpu.add_metric(["user"], stats.qemu_cpu_user)
+        cpu.add_metric(["system"], stats.qemu_cpu_system)
+        yield cpu
+    if stats.qemu_resident_bytes is not None:
+        yield GaugeMetricFamily("vmrunner_qemu_resident_memory_bytes",
+                                "Resident memory of the QEMU process (VmRSS)",
+                                value=float(stats.qemu_resident_bytes))
+    vcpu = CounterMetricFamily("vmrunner_vcpu_seconds",
+                               "CPU time of each vCPU's QEMU thread", labels=["vcpu", "mode"])
+    for times in stats.vcpus:
+        vcpu.add_metric([str(times.vcpu), "user"], times.user)
+        vcpu.add_metric([str(times.vcpu), "system"], times.system)
+    yield vcpu
+
+
+def _drive_families(status: Status) -> Iterator[Metric]:
+    from prometheus_client.core import CounterMetricFamily
+
+    drives = status.stats.drives
+    specs = (("vmrunner_drive_read_bytes", "Bytes read from the drive", "rd_bytes", 1.0),
+             ("vmrunner_drive_written_bytes", "Bytes written to the drive", "wr_bytes", 1.0),
+             ("vmrunner_drive_reads", "Read operations on the drive", "rd_operations", 1.0),
+             ("vmrunner_drive_writes", "Write operations on the drive", "wr_operations", 1.0),
+             ("vmrunner_drive_flushes", "Flush operations on the drive", "flush_operations",
+              1.0),
+             ("vmrunner_drive_read_time_seconds", "Total time of the drive's reads",
+              "rd_total_time_ns", 1e-9),
+             ("vmrunner_drive_write_time_seconds", "Total time of the drive's writes",
+              "wr_total_time_ns", 1e-9),
+             ("vmrunner_drive_flush_time_seconds", "Total time of the drive's flushes",
+              "flush_total_time_ns", 1e-9))
+    for name, text, field, scale in specs:
+        family = CounterMetricFamily(name, text, labels=["drive"])
+        for drive in drives:
+            family.add_metric([drive.drive], getattr(drive, field) * scale)
+        yield family
+
+
+def _nic_families(status: Status) -> Iterator[Metric]:
+    from prometheus_client.core import CounterMetricFamily
+
+    specs = (("vmrunner_network_receive_bytes", "Bytes the host received from the guest on "
+              "the tap interface", "rx_bytes"),
+             ("vmrunner_network_transmit_bytes", "Bytes the host sent to the guest on the tap "
+              "interface", "tx_bytes"),
+             ("vmrunner_network_receive_packets", "Packets the host received from the guest on "
+              "the tap interface", "rx_packets"),
+             ("vmrunner_network_transmit_packets", "Packets the host sent to the guest on the "
+              "tap interface", "tx_packets"))
+    for name, text, field in specs:
+        family = CounterMetricFamily(name, text, labels=["interface"])
+        for nic in status.stats.nics:
+            family.add_metric([nic.interface], float(getattr(nic, field)))
+        yield family
+
+
+def _guest_memory_families(status: Status) -> Iterator[Metric]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    stats = status.stats
+    values = dict(stats.guest_memory)
+    sizes = GaugeMetricFamily("vmrunner_guest_memory_bytes",
+                              "The guest's memory as its balloon driver reports it",
+                              labels=["kind"])
+    for key, kind in GUEST_MEMORY_BYTES.items():
+        if key in values:
+            sizes.add_metric([kind], float(values[key]))
+    yield sizes
+    for key, (name, text) in GUEST_MEMORY_COUNTERS.items():
+        if key in values:
+            yield CounterMetricFamily(name, text, value=float(values[key]))
+    other = GaugeMetricFamily("vmrunner_guest_memory_stat",
+                              "Other balloon statistics of the guest, as QEMU names them",
+                              labels=["stat"])
+    for key, value in sorted(values.items()):
+        if key not in GUEST_MEMORY_BYTES and key not in GUEST_MEMORY_COUNTERS:
+            other.add_metric([key], float(value))
+    yield other
+    if stats.guest_memory_updated:
+        yield GaugeMetricFamily("vmrunner_guest_memory_update_timestamp_seconds",
+                                "When the guest last reported its memory statistics "
+                                "(Unix time)", value=stats.guest_memory_updated)
+
+
+def _runner_error_families(status: Status) -> Iterator[Metric]:
+    from prometheus_client.core import CounterMetricFamily
+
+    errors = CounterMetricFamily("vmrunner_runner_errors", "Errors the runner recorded, by kind",
+                                 labels=["kind"])
+    for kind, count in sorted(status.log.counters.errors_by_kind.items()):
+        errors.add_metric([kind], float(count))
+    yield errors
+
+
+def _shutdown_histogram_families(status: Status) -> Iterator[Metric]:
+    from prometheus_client.core import HistogramMetricFamily
+
+    from vmrunner.events.stats import SHUTDOWN_BUCKETS
+
+    histogram = status.stats.histogram
+    buckets = [("+Inf" if bound == float("inf") else repr(bound), float(count))
+               for bound, count in zip(SHUTDOWN_BUCKETS, histogram.counts, strict=True)]
+    yield HistogramMetricFamily("vmrunner_shutdown_seconds",
+                                "Durations of the completed shutdowns of this VM, across "
+                                "runner processes (also in the textfile vmrunner-<vm>.prom)",
+                                buckets=buckets, sum_value=histogram.total)
 
 
 class _Collector:

@@ -3,7 +3,8 @@
 :func:`ask` fires the query and collects one :class:`~vmrunner.events.StatusPart` per
 answering component (the Runner, ProcessManager, PowerdownHandler, RamController,
 CpuController, CdromController, GuestAgent, ReloadPlanner, ConsoleTracker, VmopAgent,
-PauseWatcher, PanicHandler, DiskErrorWatcher);
+PauseWatcher, PanicHandler, DiskErrorWatcher,
+StatsCollector);
 :class:`Status` puts them together with what the :class:`~vmrunner.api.eventlog.EventLog`
 keeps of its own (errors, counters, ``eventSeq``) into the status document. A component
 that is missing from the tree (or fails to answer) leaves its part at the defaults: nothing
@@ -36,6 +37,7 @@ from vmrunner.events import (
     StatusQuery,
     VmopAgentStatus,
 )
+from vmrunner.events.stats import VmStatsStatus
 
 from .serialize import to_json
 
@@ -95,6 +97,7 @@ class Status:
         self.pause = _first(parts, PauseStatus, PauseStatus())
         self.panic = _first(parts, PanicStatus, PanicStatus())
         self.disk_errors = _first(parts, DiskErrorStatus, DiskErrorStatus())
+        self.stats = _first(parts, VmStatsStatus, VmStatsStatus())
 
     @property
     def state(self) -> RunState:

@@ -19,7 +19,8 @@ vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopA
 (auto-login), PauseWatcher (a guest QEMU paused), PanicHandler (guest kernel panics,
 ``onPanic``), DiskErrorWatcher (failed disk requests), PauseController, DiskResizer,
 FsFreezer and Screenshotter (day-2 operations: pause/resume, live disk resize,
-filesystem freeze, screenshot), and ConfigWatcher (follows the file for live updates).
+filesystem freeze, screenshot), StatsCollector (resource use for the metrics, the
+shutdown histogram), and ConfigWatcher (follows the file for live updates).
 
 In Kubernetes mode (a pod with a service account, or a kubeconfig given by the
 ``/Runner/Kubernetes`` node or ``kube=``; see :mod:`vmrunner.kube.settings`) ``build()``
@@ -71,13 +72,14 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.components.ram import RamController
     from vmrunner.components.reload_planner import ReloadPlanner
     from vmrunner.components.reset import ResetController
+    from vmrunner.components.stats import StatsCollector
     from vmrunner.components.vmop_agent import VmopAgent
 
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
             SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher(), PanicHandler(),
-            DiskErrorWatcher(), *_day2()]
+            DiskErrorWatcher(), StatsCollector(), *_day2()]
 
 
 def _day2() -> list[Component]:

@@ -276,3 +276,33 @@ class RawCommand(QmpCommand, frozen=True, kw_only=True):
 
     def arguments(self) -> dict[str, Any]:
         return dict(self.args)
+
+
+class QueryBlockstats(QmpCommand, frozen=True, kw_only=True):
+    """I/O totals of every block device (bytes, operations, times in ns)."""
+
+    name: ClassVar[str] = "query-blockstats"
+
+
+class QomSet(QmpCommand, frozen=True, kw_only=True):
+    """Set ``property`` of the QOM object at ``path`` (e.g. the balloon's
+    ``guest-stats-polling-interval``)."""
+
+    name: ClassVar[str] = "qom-set"
+    path: str
+    property: str
+    value: Any
+
+    def arguments(self) -> dict[str, Any]:
+        return {"path": self.path, "property": self.property, "value": self.value}
+
+
+class QomGet(QmpCommand, frozen=True, kw_only=True):
+    """Read ``property`` of the QOM object at ``path`` (e.g. the balloon's ``guest-stats``)."""
+
+    name: ClassVar[str] = "qom-get"
+    path: str
+    property: str
+
+    def arguments(self) -> dict[str, Any]:
+        return {"path": self.path, "property": self.property}
