@@ -3,7 +3,7 @@
 :func:`ask` fires the query and collects one :class:`~vmrunner.events.StatusPart` per
 answering component (the Runner, ProcessManager, PowerdownHandler, RamController,
 CpuController, CdromController, GuestAgent, ReloadPlanner, ConsoleTracker, VmopAgent,
-PauseWatcher);
+PauseWatcher, SerialConsole);
 :class:`Status` puts them together with what the :class:`~vmrunner.api.eventlog.EventLog`
 keeps of its own (errors, counters, ``eventSeq``) into the status document. A component
 that is missing from the tree (or fails to answer) leaves its part at the defaults: nothing
@@ -34,6 +34,7 @@ from vmrunner.events import (
     StatusQuery,
     VmopAgentStatus,
 )
+from vmrunner.events.serial import SerialConsoleStatus
 
 from .serialize import to_json
 
@@ -91,6 +92,7 @@ class Status:
         self.console = _first(parts, ConsoleStatus, ConsoleStatus())
         self.vmop = _first(parts, VmopAgentStatus, VmopAgentStatus())
         self.pause = _first(parts, PauseStatus, PauseStatus())
+        self.serial = _first(parts, SerialConsoleStatus, SerialConsoleStatus())
 
     @property
     def state(self) -> RunState:
@@ -164,6 +166,10 @@ class Status:
                        "lastPlan": None if last_plan is None else to_json(last_plan),
                        "restartPending": list(self.config.restart_pending),
                        "rejections": counters.config_rejections},
+            "serialConsole": {"connected": self.serial.connected,
+                              "bytesSeen": self.serial.bytes_seen,
+                              "logFile": self.serial.log_file,
+                              "clientPid": self.serial.client_pid},
             "errors": list(self.log.errors),
             "eventSeq": self.log.seq,
         }

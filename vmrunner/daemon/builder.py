@@ -16,7 +16,8 @@ name: ProcessManager, SwtpmManager, QemuMonitor, RamController, CpuController,
 ResetController, GuestAgent, PowerdownHandler, CdromController, DisplayController,
 ReloadPlanner (logs and fires the reload plan of each change), Api (status API,
 vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopAgent
-(auto-login), PauseWatcher (a guest QEMU paused), and ConfigWatcher (follows the file for
+(auto-login), PauseWatcher (a guest QEMU paused), SerialConsole (keeps and serves the
+serial console), and ConfigWatcher (follows the file for
 live updates).
 
 In Kubernetes mode (a pod with a service account, or a kubeconfig given by the
@@ -67,12 +68,13 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.components.ram import RamController
     from vmrunner.components.reload_planner import ReloadPlanner
     from vmrunner.components.reset import ResetController
+    from vmrunner.components.serial_console import SerialConsole
     from vmrunner.components.vmop_agent import VmopAgent
 
     return [ProcessManager(), SwtpmManager(), QemuMonitor(), RamController(), CpuController(),
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
-            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher()]
+            SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher(), SerialConsole()]
 
 
 class RunnerBuilder:

@@ -5,6 +5,7 @@
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
 * :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
 * :mod:`.console`: the SPICE console client;
+* :mod:`.serial`: the serial console the runner keeps (status, ``GET /console/tail``);
 * :mod:`.control`: requests from the API (reset, raw QMP);
 * :mod:`.changes`: outcomes of live changes (RAM, vCPUs, reset, CD-ROM, display password);
 * :mod:`.config`: the reload plan of an accepted configuration change;
@@ -90,6 +91,7 @@ from vmrunner.events.qmp import (
     QmpUnknownEvent,
     QmpVserportChange,
 )
+from vmrunner.events.serial import SerialConsoleStatus, SerialConsoleTail
 from vmrunner.events.status import (
     CdromDriveStatus,
     CdromStatus,
@@ -174,6 +176,8 @@ __all__ = [
     "Rung",
     "RunnerStateChanged",
     "RunnerStatus",
+    "SerialConsoleStatus",
+    "SerialConsoleTail",
     "ShutdownRung",
     "ShutdownStatus",
     "StartFailed",
