@@ -65,6 +65,8 @@ CLIENT_BUFFER = 1024 * KIB
 """Bytes queued for a session that does not read, after which it is dropped."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to reach QEMU's serial socket before ``cont`` goes ahead without it."""
+HANDOVER = 0.2
+"""Seconds a new connection waits for the attached session to end before it is refused."""
 LOG_NAME = "console.log"
 
 
@@ -258,6 +260,9 @@ class SerialConsole(Configurable[SerialConsoleConfig], BusComponent):
             conn, _ = await loop.sock_accept(listener)
             pid = peer_pid(conn)
             reader, writer = await asyncio.open_unix_connection(sock=conn)
+            if self._session is not None and self._session.task is not None:
+                # a client that detached just now and attaches again is not refused
+                await asyncio.wait({self._session.task}, timeout=HANDOVER)
             if self._session is not None:
                 _log.info("serial console: refused pid %s (pid %s is attached)", pid,
                           self._session.pid)

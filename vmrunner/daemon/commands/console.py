@@ -97,10 +97,14 @@ def read_notice(conn: socket.socket, timeout: float = NOTICE_TIMEOUT
     data = b""
     conn.settimeout(timeout)
     try:
-        while NOTICE_PREFIX.startswith(data[:len(NOTICE_PREFIX)]) and len(data) < MAX_NOTICE:
+        while True:
             line, newline, rest = data.partition(b"\n")
             if newline:
-                return parse_notice(line + newline), rest
+                notice = parse_notice(line + newline)
+                return (notice, rest) if notice is not None else (None, data)
+            if not NOTICE_PREFIX.startswith(data[:len(NOTICE_PREFIX)]) or len(
+                    data) >= MAX_NOTICE:
+                break
             chunk = conn.recv(READ_SIZE)
             if not chunk:
                 break
