@@ -16,7 +16,7 @@ import pytest
 
 from vmrunner.protocols.console import parse_notice
 from vmrunner.testing.accel import AccelVerdict
-from vmrunner.testing.console import GuestConsole
+from vmrunner.testing.console import ConsoleClosed, GuestConsole
 from vmrunner.testing.guest import GuestImage
 from vmrunner.testing.logwait import wait_log
 from vmrunner.testing.runnerproc import RunnerProcess, guest_config, scratch_dir
@@ -126,6 +126,13 @@ async def test_console_kept_while_nobody_attached_then_served(
             busy = parse_notice(refused)
             assert busy is not None and busy.busy is not None, refused
             assert f"(pid {proc.pid})" in busy.busy
+            reader, writer = await asyncio.open_unix_connection(
+                str(runner.runtime_dir / "console.sock"))
+            second = GuestConsole(reader, writer)  # the test helper says why it ended
+            with pytest.raises(ConsoleClosed, match=rf"another session \(pid {proc.pid}\)"):
+                await second.wait_ready(10)
+            assert second.lines == []
+            await second.close()
             code, out, err = await vmrunner("status", "-c", str(config))
             assert f"pid {proc.pid} attached" in out.decode(), out
 
