@@ -7,8 +7,11 @@ the replay, runs a command, keeps the console to itself; the log rotates at a ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -46,6 +49,13 @@ async def attach(config: Path, sessions: list[asyncio.subprocess.Process], *args
     sessions.append(proc)
     assert proc.stdout is not None and proc.stdin is not None
     return proc, GuestConsole(proc.stdout, proc.stdin)
+
+
+async def tail_of(config: Path, size: int) -> bytes:
+    """``vmrunner console --tail SIZE``: the last bytes the runner keeps."""
+    code, out, err = await vmrunner("console", "--tail", str(size), "-c", str(config))
+    assert code == 0, err
+    return out
 
 
 def log_files(data: Path) -> list[Path]:
@@ -172,4 +182,42 @@ async def test_console_kept_while_nobody_attached_then_served(
                 if session.returncode is None:
                     session.kill()
                     await session.wait()
+            await runner.close()
+
+
+async def test_a_client_that_does_not_read_is_dropped_not_the_guest(
+        guest_image: GuestImage, accel: AccelVerdict) -> None:
+    """A session that never reads: once 1 MiB is queued for it the runner drops it (a
+    WARNING); the guest's output goes on into the buffer and the file meanwhile."""
+    with scratch_dir("vrslow") as base:
+        config = guest_config(base, guest_image, accel=str(accel.accel), name="slowvm",
+                              runner={"/SerialConsole": {"logSize": "8 MiB"}})
+        runner = RunnerProcess(config)
+        try:
+            await runner.start(console=False)
+            await wait_log(runner.log, "state booting → booted", timeout=120)
+            stalled = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.connect(str(runner.runtime_dir / "console.sock"))
+            line = "0123456789" * 7
+            stalled.sendall(f"@1 yes {line} | head -c 2000000; echo\n".encode())
+            await wait_log(runner.log, "does not read its output", timeout=120)
+            assert f"serial console: the session of pid {os.getpid()} does not read" in \
+                runner.log_text()
+            async with asyncio.timeout(300):  # the guest goes on: the command ends
+                while not (await tail_of(config, 200)).endswith(b"TG-END 1 rc=0\r\n"):  # noqa: ASYNC110 - asks the runner
+                    await asyncio.sleep(0.5)
+            assert (base / "data" / "console.log").stat().st_size > 2_000_000
+            stalled.setblocking(False)
+            ended = b""
+            with contextlib.suppress(BlockingIOError, ConnectionResetError):
+                while chunk := stalled.recv(1 << 20):
+                    ended += chunk
+            stalled.close()
+            assert len(ended) < 2_000_000  # it got a part, then the runner let it go
+            _, out, _ = await vmrunner("status", "-c", str(config))
+            assert "nobody attached" in out.decode(), out
+            runner.signal(signal.SIGTERM)
+            assert await runner.wait(60) == 0, runner.log_tail()
+        finally:
             await runner.close()

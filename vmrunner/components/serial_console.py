@@ -218,7 +218,9 @@ class SerialConsole(Configurable[SerialConsoleConfig], BusComponent):
         if self._forwarder is not None:
             self._forwarder.feed(data)
         session = self._session
-        if session is not None:
+        if session is not None and session.writer.transport.is_closing():
+            self._end_session(session)
+        elif session is not None:
             session.writer.write(data)
             if session.writer.transport.get_write_buffer_size() > CLIENT_BUFFER:
                 _log.warning("serial console: the session of pid %s does not read its output "
