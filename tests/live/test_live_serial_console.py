@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from vmrunner.protocols.console import parse_notice
 from vmrunner.testing.accel import AccelVerdict
@@ -170,6 +171,18 @@ async def test_console_kept_while_nobody_attached_then_served(
             await console.send_line("@9 echo again")
             await console.wait_for(r"^TG-END 9 rc=0$", timeout=30)
             assert not any(line.isdigit() for line in console.lines), console.lines[:5]
+
+            # live: forwardToLog off; the next lines are kept and shown, not logged
+            document = yaml.safe_load(config.read_text())
+            document["/Runner"]["/SerialConsole"]["forwardToLog"] = False
+            config.write_text(yaml.safe_dump(document, sort_keys=False))
+            await wait_log(runner.log, "configuration changed", timeout=30)
+            mark = console.mark()
+            await console.send_line("@10 echo not-$((1+1))-forwarded")
+            await console.wait_for(r"^TG-END 10 rc=0$", since=mark, timeout=30)
+            assert "not-2-forwarded" in console.lines[mark:]
+            assert b"not-2-forwarded" in await tail_of(config, 500)
+            assert "not-2-forwarded" not in runner.log_text()
 
             # the VM stops: the session ends with it, the socket goes
             runner.signal(signal.SIGTERM)
