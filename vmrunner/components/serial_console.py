@@ -158,14 +158,15 @@ class SerialConsole(Configurable[SerialConsoleConfig], BusComponent):
         self._file = RotatingLog(plan.paths.data_dir / LOG_NAME, settings.log_size,
                                  settings.log_files)
         path = plan.paths.console_socket
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             remove_stale_socket(path)
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(str(path))
             os.chmod(path, 0o600)
             listener.listen(4)
             listener.setblocking(False)
         except OSError as exc:
+            listener.close()
             _log.error("serial console: cannot listen on %s: %s (vmrunner console will not "
                        "work; the output is still kept)", path, exc)
             return
