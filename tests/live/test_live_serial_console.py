@@ -234,3 +234,45 @@ async def test_a_client_that_does_not_read_is_dropped_not_the_guest(
             assert await runner.wait(60) == 0, runner.log_tail()
         finally:
             await runner.close()
+
+
+async def test_a_vm_type_whose_qemu_serves_console_sock_keeps_working(
+        guest_image: GuestImage, accel: AccelVerdict) -> None:
+    """A VM type from before the runner kept the console (QEMU listening on
+    ``consoleSocket``): the runner leaves the socket to QEMU, ``vmrunner console`` works
+    without a notice or replay, ``--tail`` says there is nothing kept."""
+    with scratch_dir("vrold") as base:
+        templates = base / "tpl"
+        templates.mkdir()
+        standard = (Path(__file__).parents[2] / "templates" / "Standard-VM.yaml.mako")
+        old = standard.read_text().replace('"path": serialSocket', '"path": consoleSocket')
+        assert old != standard.read_text()
+        (templates / "Old-VM.yaml.mako").write_text(old)
+        config = guest_config(base, guest_image, accel=str(accel.accel), name="oldvm",
+                              runner={"template": "Old-VM.yaml.mako",
+                                      "templateDirs": [str(templates)]})
+        runner = RunnerProcess(config)
+        sessions: list[asyncio.subprocess.Process] = []
+        try:
+            await runner.start(console=False)
+            await wait_log(runner.log, "state booting → booted", timeout=120)
+            code, _, err = await vmrunner("console", "--tail", "-c", str(config))
+            assert code == 1 and "keeps no serial console" in err, err
+            proc, console = await attach(config, sessions)
+            assert proc.stdin is not None
+            await console.send_line("@3 echo old-$((1+2))")
+            await console.wait_for(r"^TG-END 3 rc=0$", timeout=30)
+            assert "old-3" in console.lines and not any(
+                line.startswith(("[vmrunner:", "TG-READY")) for line in console.lines)
+            assert not (base / "data" / "console.log").exists()
+            proc.stdin.write(b"\x1d")
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
+            await console.close()
+            runner.signal(signal.SIGTERM)
+            assert await runner.wait(60) == 0, runner.log_tail()
+        finally:
+            for session in sessions:
+                if session.returncode is None:
+                    session.kill()
+                    await session.wait()
+            await runner.close()

@@ -35,7 +35,7 @@ from vmrunner.protocols.console import MAX_NOTICE, Notice, parse_notice
 
 LOCK_NAME = "console.lock"
 READ_SIZE = 4096
-NOTICE_TIMEOUT = 5.0
+NOTICE_TIMEOUT = 2.0
 """Seconds to wait for the runner's notice line (a QEMU-served socket sends none)."""
 NOTICE_PREFIX = b"[vmrunner: "
 
