@@ -175,7 +175,7 @@ async def launcher_round(image: GuestImage, accel: str, python: str
             if line[:1] != [b"cont"]:
                 raise RuntimeError(f"bare launcher failed: {line!r}")
             start = float(line[1]) - started
-            con_r, con_w = await _open(paths.console_socket)
+            con_r, con_w = await _open(paths.serial_socket)
             console = GuestConsole(con_r, con_w)
             await console.wait_ready(BOOT)
             await asyncio.sleep(1.0)
@@ -211,7 +211,7 @@ async def inprocess_round(image: GuestImage, accel: str) -> tuple[float, float]:
             reader, writer = await _open(paths.monitor_socket)
             await reader.readline()  # greeting
             await _qmp(reader, writer, "qmp_capabilities")
-            con_r, con_w = await _open(paths.console_socket)
+            con_r, con_w = await _open(paths.serial_socket)
             await _qmp(reader, writer, "cont")
             start = time.time() - started
             console = GuestConsole(con_r, con_w)

@@ -106,9 +106,10 @@ qemu:
     - -device
     - pvpanic,id=pvpanic0
 % if vm.serialConsole:
-    ## serial console on a unix socket (output is dropped while nobody is connected)
+    ## serial console: QEMU listens on serialSocket, the runner reads it (log, ring buffer)
+    ## and serves consoleSocket to `vmrunner console`
     - -chardev
-    - ${opt("socket", {"id": "charserial0", "path": consoleSocket, "server": True, "wait": False})}
+    - ${opt("socket", {"id": "charserial0", "path": serialSocket, "server": True, "wait": False})}
     - -device
     - isa-serial,chardev=charserial0,id=serial0,index=0
 % endif

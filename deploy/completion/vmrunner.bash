@@ -15,7 +15,7 @@ _vmrunner() {
             COMPREPLY=( $(compgen -W 'text json' -- "$cur") ); return ;;
         --log-level)
             COMPREPLY=( $(compgen -W 'DEBUG INFO WARNING ERROR CRITICAL' -- "$cur") ); return ;;
-        --detach-key|--kube-context|--kube-namespace|--kube-vm-name|--since|--timeout) return ;;
+        --detach-key|--kube-context|--kube-namespace|--kube-vm-name|--since|--tail|--timeout) return ;;
     esac
     local words=""
     case "$cmd" in
@@ -27,7 +27,7 @@ _vmrunner() {
         status) words='-h --help --log-level --log-format -c --config --strict --json' ;;
         probe) words='-h --help --log-level --log-format -c --config --strict live ready' ;;
         events) words='-h --help --log-level --log-format -c --config --strict --json --since' ;;
-        console) words='-h --help --log-level --log-format -c --config --strict --detach-key' ;;
+        console) words='-h --help --log-level --log-format -c --config --strict --detach-key --no-replay --tail' ;;
         shutdown) words='-h --help --log-level --log-format -c --config --strict --wait --timeout' ;;
         reset) words='-h --help --log-level --log-format -c --config --strict' ;;
         list) words='-h --help --log-level --log-format -c --config --strict --dir --json' ;;

@@ -219,6 +219,8 @@ async def test_document_through_a_run(tmp_path: Path) -> None:
                           "lastError": None},
             "config": {"generation": 0, "lastPlan": None, "restartPending": [],
                        "rejections": 0},
+            "serialConsole": {"connected": False, "bytesSeen": 0, "logFile": None,
+                              "clientPid": None},
             "errors": [], "eventSeq": doc["eventSeq"],
             "panics": {"policy": "reset", "count": 0, "last": None, "resets": 0},
             "ioErrors": []}

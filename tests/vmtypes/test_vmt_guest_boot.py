@@ -44,7 +44,8 @@ async def test_standard_template_boots_the_test_guest(
         try:
             await asyncio.wait_for(wait_created(paths.swtpm_socket, swtpm), 10)
             async with running_qemu(rendered.qemu.argv, paths.monitor_socket) as (qemu, qmp):
-                reader, writer = await asyncio.open_unix_connection(str(paths.console_socket))
+                # QEMU listens on serialSocket (the runner's side of the console)
+                reader, writer = await asyncio.open_unix_connection(str(paths.serial_socket))
                 console = GuestConsole(reader, writer, base / "console.log")
                 try:
                     await qmp.execute("cont")

@@ -190,6 +190,12 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
     sessions = len(console.get("clients") or [])
     lines.append(f"  console:      {console.get('client') or 'nobody'}"
                  + (f" ({sessions} SPICE sessions)" if sessions > 1 else ""))
+    serial = doc.get("serialConsole") or {}
+    if serial.get("connected") or serial.get("bytesSeen"):
+        who = (f"pid {serial['clientPid']} attached" if serial.get("clientPid")
+               else "nobody attached")
+        lines.append(f"  serial:       {serial.get('bytesSeen', 0)} bytes, {who}"
+                     + (f", log {serial['logFile']}" if serial.get("logFile") else ""))
     vmop = doc.get("vmopAgent") or {}
     login = (f"logged in: {vmop['loggedInUser']}" if vmop.get("loggedInUser")
              else "nobody logged in")

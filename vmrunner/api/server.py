@@ -21,6 +21,8 @@ warning naming ``/Runner/Api/tokenFile``: :mod:`vmrunner.config.secret_files`). 
 * ``POST /pause``, ``/resume``, ``/resize-disk``, ``/fsfreeze``, ``/fsthaw``,
   ``/screenshot``: day-2 operations (:mod:`vmrunner.api.day2`);
 * ``GET /metrics``: Prometheus text (:mod:`vmrunner.api.metrics`);
+* ``GET /console/tail[?bytes=N]``: the last N bytes (default: all) of the serial output the
+  runner keeps in memory (``SerialConsoleTail``), as they came; 404 when it keeps none;
 * ``GET /live`` (200 while the runner serves) and ``GET /ready`` (200 while the VM runs and
   QEMU has not paused it, else 503), for probes.
 
@@ -64,6 +66,7 @@ from vmrunner.events import (
     TerminationSignal,
     VmPrepared,
 )
+from vmrunner.events.serial import SerialConsoleTail
 from vmrunner.protocols.qmp.commands import RawCommand
 
 from . import day2
@@ -85,6 +88,8 @@ STREAM_DRAIN = 1.0
 """Seconds the end of the run waits for event streams to send their last records."""
 MAX_CONNECTIONS = 128
 """Connections served at once per listener; more wait in the listen backlog."""
+TAIL_ALL = 1 << 40
+"""``GET /console/tail`` without ``bytes``: everything kept."""
 REQUEST_TIMEOUT = 10.0
 """Seconds a client has to send a whole request (and a stream to take a write)."""
 LISTEN_BACKLOG = socket.SOMAXCONN
@@ -92,7 +97,7 @@ ACCEPT_RETRY = 0.5
 """Seconds between accept attempts while the process is out of file descriptors."""
 TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
              b"Connection: close\r\n\r\n")
-QUERY_KEYS = {"/events": {"since"}}
+QUERY_KEYS = {"/events": {"since"}, "/console/tail": {"bytes"}}
 """The query parameters each route takes; any other is a 400."""
 
 
@@ -327,7 +332,7 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             return
         routes = {"/status": "GET", "/events": "GET", "/metrics": "GET", "/powerdown": "POST",
                   "/live": "GET", "/ready": "GET", "/reset": "POST", "/qmp": "POST",
-                  **day2.ROUTES}
+                  "/console/tail": "GET", **day2.ROUTES}
         if url.path not in routes:
             await self._send(http, writer, 404, {"error": f"no such resource: {url.path}"})
             return
@@ -359,6 +364,9 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             code, content_type, data = await day2.answer(self, url.path, body)
             await self._send_bytes(http, writer, code, data, content_type)
             return
+        if url.path == "/console/tail":
+            await self._console_tail(http, writer, query.get("bytes"))
+            return
         if url.path == "/qmp":
             code, reply = await self._raw_qmp(body)
             await self._send(http, writer, code, reply)
@@ -382,6 +390,20 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             if status.pause.paused:
                 answer["paused"] = status.pause.reason
             await self._send(http, writer, 200 if ready else 503, answer)
+
+    async def _console_tail(self, http: h11.Connection, writer: asyncio.StreamWriter,
+                            size: str | None) -> None:
+        """``GET /console/tail``: the kept serial output (see the module docstring)."""
+        if size is not None and not (size.isascii() and size.isdigit()):
+            await self._send(http, writer, 400,
+                             {"error": f"bytes={size!r}: not a non-negative integer"})
+            return
+        tails = await self.call_all(SerialConsoleTail(size=TAIL_ALL if size is None
+                                                      else int(size)))
+        if not tails:
+            await self._send(http, writer, 404, {"error": "this runner keeps no serial console"})
+            return
+        await self._send_bytes(http, writer, 200, tails[0], "application/octet-stream")
 
     async def _raw_qmp(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """``POST /qmp``: (HTTP status, answer); 400 for a body that is no QMP command."""

@@ -4,7 +4,7 @@
 answering component (the Runner, ProcessManager, PowerdownHandler, RamController,
 CpuController, CdromController, GuestAgent, ReloadPlanner, ConsoleTracker, VmopAgent,
 PauseWatcher, PanicHandler, DiskErrorWatcher,
-StatsCollector);
+StatsCollector, SerialConsole);
 :class:`Status` puts them together with what the :class:`~vmrunner.api.eventlog.EventLog`
 keeps of its own (errors, counters, ``eventSeq``) into the status document. A component
 that is missing from the tree (or fails to answer) leaves its part at the defaults: nothing
@@ -37,6 +37,7 @@ from vmrunner.events import (
     StatusQuery,
     VmopAgentStatus,
 )
+from vmrunner.events.serial import SerialConsoleStatus
 from vmrunner.events.stats import VmStatsStatus
 
 from .serialize import to_json
@@ -98,6 +99,7 @@ class Status:
         self.panic = _first(parts, PanicStatus, PanicStatus())
         self.disk_errors = _first(parts, DiskErrorStatus, DiskErrorStatus())
         self.stats = _first(parts, VmStatsStatus, VmStatsStatus())
+        self.serial = _first(parts, SerialConsoleStatus, SerialConsoleStatus())
 
     @property
     def state(self) -> RunState:
@@ -172,6 +174,10 @@ class Status:
                        "lastPlan": None if last_plan is None else to_json(last_plan),
                        "restartPending": list(self.config.restart_pending),
                        "rejections": counters.config_rejections},
+            "serialConsole": {"connected": self.serial.connected,
+                              "bytesSeen": self.serial.bytes_seen,
+                              "logFile": self.serial.log_file,
+                              "clientPid": self.serial.client_pid},
             "errors": list(self.log.errors),
             "eventSeq": self.log.seq,
         } | self.faults()

@@ -511,7 +511,8 @@ class VmConfig(_Model):
     kernel: KernelConfig | None = None
     """Direct kernel boot; unset = boot through the firmware."""
     serial_console: bool = True
-    """Connect the first serial port to the unix socket ``runtimeDir/console.sock``."""
+    """Add the first serial port; the runner keeps its output and serves it on
+    ``runtimeDir/console.sock`` (node ``/Runner/SerialConsole``)."""
     guest_agent: bool = True
     """Add the virtio-serial channel ``org.qemu.guest_agent.0`` (socket
     ``runtimeDir/org.qemu.guest_agent.0``) for qemu-guest-agent."""

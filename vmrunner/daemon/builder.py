@@ -20,7 +20,8 @@ vmrunner.api), SystemdNotifier, ConsoleTracker (the SPICE console client), VmopA
 ``onPanic``), DiskErrorWatcher (failed disk requests), PauseController, DiskResizer,
 FsFreezer and Screenshotter (day-2 operations: pause/resume, live disk resize,
 filesystem freeze, screenshot), StatsCollector (resource use for the metrics, the
-shutdown histogram), and ConfigWatcher (follows the file for live updates).
+shutdown histogram), SerialConsole (keeps and serves the serial console), and
+ConfigWatcher (follows the file for live updates).
 
 In Kubernetes mode (a pod with a service account, or a kubeconfig given by the
 ``/Runner/Kubernetes`` node or ``kube=``; see :mod:`vmrunner.kube.settings`) ``build()``
@@ -72,6 +73,7 @@ def _standard(config_file: Path) -> list[Component]:
     from vmrunner.components.ram import RamController
     from vmrunner.components.reload_planner import ReloadPlanner
     from vmrunner.components.reset import ResetController
+    from vmrunner.components.serial_console import SerialConsole
     from vmrunner.components.stats import StatsCollector
     from vmrunner.components.vmop_agent import VmopAgent
 
@@ -79,7 +81,8 @@ def _standard(config_file: Path) -> list[Component]:
             ResetController(), GuestAgent(), PowerdownHandler(), CdromController(),
             DisplayController(config_file.absolute().parent), ReloadPlanner(), ApiServer(),
             SystemdNotifier(), ConsoleTracker(), VmopAgent(), PauseWatcher(), PanicHandler(),
-            DiskErrorWatcher(), StatsCollector(), *_day2()]
+            DiskErrorWatcher(), StatsCollector(), SerialConsole(),
+            *_day2()]
 
 
 def _day2() -> list[Component]:

@@ -6,6 +6,7 @@
 * :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
 * :mod:`.faults`: guest kernel panics and failed disk requests;
 * :mod:`.console`: the SPICE console client;
+* :mod:`.serial`: the serial console the runner keeps (status, ``GET /console/tail``);
 * :mod:`.control`: requests from the API (reset, raw QMP);
 * :mod:`.day2`: day-2 operations from the API (pause/resume, disk resize, fsfreeze,
   screenshot) and their outcomes;
@@ -117,6 +118,7 @@ from vmrunner.events.qmp import (
     QmpUnknownEvent,
     QmpVserportChange,
 )
+from vmrunner.events.serial import SerialConsoleStatus, SerialConsoleTail
 from vmrunner.events.status import (
     CdromDriveStatus,
     CdromStatus,
@@ -221,6 +223,8 @@ __all__ = [
     "Screenshot",
     "ScreenshotRequested",
     "ScreenshotTaken",
+    "SerialConsoleStatus",
+    "SerialConsoleTail",
     "ShutdownRung",
     "ShutdownStatus",
     "StartFailed",

@@ -6,6 +6,10 @@ a line ``@ID command`` is answered by ``TG-BEGIN ID``, the output and
 appear at any time.  Every received line is kept (``lines``), so a caller can take
 a :meth:`GuestConsole.mark` before acting and wait for what comes after it.
 Waits take a ``timeout`` argument on purpose: their errors carry the console's tail.
+
+On the runner's ``console.sock`` the first line is the runner's notice
+(:mod:`vmrunner.protocols.console`): it is kept as :attr:`GuestConsole.notice`, not in
+``lines``; a refusal (another session is attached) ends the console with its message.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 from typing import IO
 
 import msgspec
+
+from vmrunner.protocols.console import MAX_NOTICE, Notice, parse_notice
 
 READY = re.compile(r"^TG-READY (.*)$")
 _KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\]")
@@ -48,6 +54,9 @@ class GuestConsole:
                  log: Path | None = None) -> None:
         self.lines: list[str] = []
         self.closed = False
+        self.notice: Notice | None = None
+        """The runner's first line, when the stream comes from the runner's socket."""
+        self._first = True
         self._reader, self._writer = reader, writer
         self._changed = asyncio.Condition()
         self._next_id = 0
@@ -60,6 +69,14 @@ class GuestConsole:
         try:
             while data := await self._reader.read(65536):
                 buf += data
+                if self._first and (b"\n" in buf or len(buf) >= MAX_NOTICE):
+                    self._first = False
+                    line, _, rest = buf.partition(b"\n")
+                    self.notice = parse_notice(line + b"\n")
+                    if self.notice is not None:
+                        buf = rest
+                        if self.notice.busy is not None:
+                            break
                 *complete, buf = buf.split(b"\n")
                 if not complete:
                     continue
@@ -112,8 +129,10 @@ class GuestConsole:
                     if m:
                         return m
                     if self.closed:
-                        raise ConsoleClosed(f"console closed while waiting for {rx.pattern!r}; "
-                                            f"last lines:\n{self.tail()}")
+                        busy = self.notice.busy if self.notice is not None else None
+                        raise ConsoleClosed(f"console closed while waiting for {rx.pattern!r}"
+                                            + (f" ({busy})" if busy else "")
+                                            + f"; last lines:\n{self.tail()}")
                     await self._changed.wait()
 
         try:

@@ -1,8 +1,9 @@
 """Run ``python -m vmrunner run`` on the test guest as a subprocess (tests, benchmark).
 
 :func:`guest_config` writes a configuration for the tiny test guest (direct kernel boot,
-serial console socket, no network); :class:`RunnerProcess` starts the runner, attaches to
-the guest's serial console as soon as QEMU creates its socket, and offers the guest's
+serial console, no network); :class:`RunnerProcess` starts the runner, attaches to the
+guest's serial console as soon as the runner serves ``console.sock`` (before QEMU runs the
+guest, so nothing is missed; the runner keeps the output anyway), and offers the guest's
 command channel (:class:`~vmrunner.testing.console.GuestConsole`).
 """
 
@@ -102,7 +103,8 @@ class RunnerProcess:
         return self.base / "run"
 
     async def start(self, *, console: bool = True, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        """Start the runner; with ``console``, connect to the serial console socket."""
+        """Start the runner; with ``console``, attach to the serial console (the runner's
+        ``console.sock``: this session holds it until :meth:`close`)."""
         argv = [self.python, "-m", "vmrunner", "--log-level", self.log_level, "run",
                 "-c", str(self.config), *self.args]
         with open(self.log, "ab") as log:  # noqa: ASYNC230 - tiny, local
@@ -209,9 +211,9 @@ async def boot_runner(runners: list[RunnerProcess], config: Path,
 
 async def connect_listening(socket: Path, *, interval: float = 0.01, tries: int = 200,
                             ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to QEMU's listening socket; QEMU binds (the file appears) a moment before it
-    listens, so a refused connection is retried every ``interval`` s, ``tries`` times (the
-    default 2 s was needed with 5 runners at once)."""
+    """Connect to a listening socket (the runner's ``console.sock``, or QEMU's); the file
+    appears a moment before the socket listens, so a refused connection is retried every
+    ``interval`` s, ``tries`` times (the default 2 s was needed with 5 runners at once)."""
     for _ in range(tries):
         try:
             return await asyncio.open_unix_connection(str(socket))

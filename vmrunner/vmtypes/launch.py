@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vmrunner.config.model import RunnerConfig
     from vmrunner.vmtypes.prepare import StartPlan
     from vmrunner.vmtypes.render import Command, RenderedVm
@@ -33,6 +35,9 @@ class LaunchPlan(msgspec.Struct, frozen=True):
     """The qdev id of the virtserialport of qemu-ga (e.g. ``channel0``), if the VM has one."""
     vmop_agent_channel: str | None = None
     """The qdev id of the virtserialport of the vmop agent (e.g. ``channel1``), if any."""
+    serial_socket: Path | None = None
+    """``paths.serial_socket`` when a chardev of QEMU's argv listens on it (the runner then
+    reads the serial console and serves ``console.sock`` itself), else ``None``."""
 
 
 def prepare_vm(config: RunnerConfig) -> tuple[StartPlan, RenderedVm]:
@@ -100,12 +105,24 @@ def vmop_agent_channel(argv: list[str]) -> str | None:
     return serial_port_channel(argv, VMOP_AGENT_PORT_NAME)
 
 
+def chardev_path_in(argv: list[str], path: Path) -> Path | None:
+    """``path`` if a ``-chardev socket`` of QEMU's argv has ``path=`` it, else ``None``."""
+    for arg in argv:
+        if arg.startswith("socket,"):
+            options = dict(p.split("=", 1) for p in split_option(arg)[1:] if "=" in p)
+            if options.get("path") == str(path):
+                return path
+    return None
+
+
 def launch_plan(config: RunnerConfig, plan: StartPlan, rendered: RenderedVm) -> LaunchPlan:
     """The :class:`LaunchPlan` of a prepared VM (see :func:`prepare_vm`)."""
     return LaunchPlan(config=config, paths=plan.inputs.paths, qemu=rendered.qemu,
                       swtpm=rendered.swtpm,
                       guest_agent_channel=guest_agent_channel(rendered.qemu.argv),
-                      vmop_agent_channel=vmop_agent_channel(rendered.qemu.argv))
+                      vmop_agent_channel=vmop_agent_channel(rendered.qemu.argv),
+                      serial_socket=chardev_path_in(rendered.qemu.argv,
+                                                    plan.inputs.paths.serial_socket))
 
 
 def prepare(config: RunnerConfig) -> LaunchPlan:

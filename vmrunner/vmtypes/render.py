@@ -184,6 +184,7 @@ def template_variables(inputs: RenderInputs) -> dict[str, Any]:
         "swtpmSocket": paths.swtpm_socket,
         "tpmStateDir": paths.tpm_state_dir,
         "consoleSocket": paths.console_socket,
+        "serialSocket": paths.serial_socket,
         "guestAgentSocket": paths.guest_agent_socket,
         "vmopAgentSocket": paths.vmop_agent_socket,
         "cloudInitImage": _optional(inputs.cloud_init_image, "cloudInitImage"),

@@ -77,8 +77,13 @@ class VmPaths(msgspec.Struct, frozen=True):
 
     @property
     def console_socket(self) -> Path:
-        """The serial console socket."""
+        """The serial console socket the runner serves (``vmrunner console``)."""
         return self.runtime_dir / "console.sock"
+
+    @property
+    def serial_socket(self) -> Path:
+        """QEMU's socket of the first serial port; only the runner connects to it."""
+        return self.runtime_dir / "serial.sock"
 
     @property
     def guest_agent_socket(self) -> Path:
@@ -104,7 +109,7 @@ class VmPaths(msgspec.Struct, frozen=True):
     def sockets(self) -> tuple[Path, ...]:
         """All socket paths (for length checks and clean-up)."""
         return (self.monitor_socket, self.swtpm_socket, self.console_socket,
-                self.guest_agent_socket, self.vmop_agent_socket)
+                self.serial_socket, self.guest_agent_socket, self.vmop_agent_socket)
 
 
 def user_name() -> str:

@@ -25,10 +25,16 @@ def add_parsers(sub: Any, config: argparse.ArgumentParser) -> None:
     console = sub.add_parser(
         "console", parents=[config],
         help="attach to the VM's serial console (detach with Ctrl-])",
-        description="Attach the terminal to the VM's serial console (runtimeDir/console.sock). "
-        "One session at a time: a second attach is refused, naming the holder's pid.")
+        description="Attach the terminal to the VM's serial console (runtimeDir/console.sock, "
+        "served by the runner): the last screen of earlier output first, then the live "
+        "output. One session at a time: a second attach is refused, naming the holder's pid.")
     console.add_argument("--detach-key", default=DETACH_DEFAULT, metavar="KEY",
                          help="the detach key as ^X (default ^])")
+    console.add_argument("--no-replay", dest="replay", action="store_false",
+                         help="do not show the earlier output, only what comes from now on")
+    console.add_argument("--tail", type=int, nargs="?", const=-1, default=None, metavar="BYTES",
+                         help="print the output the runner keeps in memory (the last BYTES, "
+                         "default all) and exit, without attaching")
     shutdown = sub.add_parser(
         "shutdown", parents=[config],
         help="shut the VM down like a TERM (the powerdown ladder)")
@@ -56,9 +62,12 @@ def add_parsers(sub: Any, config: argparse.ArgumentParser) -> None:
 
 
 def _console(args: argparse.Namespace) -> int:
-    from vmrunner.daemon.commands.console import console_main
+    from vmrunner.daemon.commands.console import console_main, tail_main
 
-    return console_main(args.config, detach_key=args.detach_key, strict=args.strict)
+    if args.tail is not None:
+        return tail_main(args.config, None if args.tail < 0 else args.tail, strict=args.strict)
+    return console_main(args.config, detach_key=args.detach_key, strict=args.strict,
+                        replay=args.replay)
 
 
 def _shutdown(args: argparse.Namespace) -> int:
