@@ -47,7 +47,7 @@ def test_json_schema_is_current(schema: dict[str, Any]) -> None:
 
 def test_the_standard_nodes_are_found() -> None:
     assert set(node_models()) == {"/Runner/Api", "/Runner/PowerdownHandler",
-                                  "/Runner/Kubernetes"}
+                                  "/Runner/GuestAgent", "/Runner/Kubernetes"}
 
 
 @pytest.mark.parametrize("example", [*EXAMPLES, *sorted((REPO / "tests/data/manager")

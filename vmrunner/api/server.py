@@ -18,6 +18,8 @@ warning naming ``/Runner/Api/tokenFile``: :mod:`vmrunner.config.secret_files`). 
   debugging, recorded as ``RawQmpRequested`` and logged at WARNING, executed as an
   ``ExecuteQmp`` (the runner's monitor stays the only QMP client); answers
   ``{"return": ...}`` or ``{"error": ...}``;
+* ``POST /guest/refresh``: asks the guest agent for the guest's facts now and answers with
+  the status document's ``guest`` (409 when no agent is connected);
 * ``GET /metrics``: Prometheus text (:mod:`vmrunner.api.metrics`);
 * ``GET /live`` (200 while the runner serves) and ``GET /ready`` (200 while the VM runs and
   QEMU has not paused it, else 503), for probes.
@@ -62,12 +64,13 @@ from vmrunner.events import (
     TerminationSignal,
     VmPrepared,
 )
+from vmrunner.events.guest_facts import RefreshGuestFacts
 from vmrunner.protocols.qmp.commands import RawCommand
 
 from .config import ApiConfig, split_listen
 from .eventlog import EventLog
 from .serialize import to_json
-from .status import Status, ask
+from .status import Status, ask, guest_document
 
 if TYPE_CHECKING:
     import h11
@@ -323,7 +326,8 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
                              [(b"WWW-Authenticate", b"Bearer")])
             return
         routes = {"/status": "GET", "/events": "GET", "/metrics": "GET", "/powerdown": "POST",
-                  "/live": "GET", "/ready": "GET", "/reset": "POST", "/qmp": "POST"}
+                  "/live": "GET", "/ready": "GET", "/reset": "POST", "/qmp": "POST",
+                  "/guest/refresh": "POST"}
         if url.path not in routes:
             await self._send(http, writer, 404, {"error": f"no such resource: {url.path}"})
             return
@@ -355,6 +359,10 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             code, reply = await self._raw_qmp(body)
             await self._send(http, writer, code, reply)
             return
+        if url.path == "/guest/refresh":
+            code, guest = await self._refresh_guest()
+            await self._send(http, writer, code, guest)
+            return
         status = await self.status()
         if url.path == "/status":
             await self._send(http, writer, 200, status.document())
@@ -374,6 +382,15 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             if status.pause.paused:
                 answer["paused"] = status.pause.reason
             await self._send(http, writer, 200 if ready else 503, answer)
+
+    async def _refresh_guest(self) -> tuple[int, dict[str, Any]]:
+        """``POST /guest/refresh``: (HTTP status, the status document's ``guest`` after asking
+        the agent); 409 when no agent is connected (the last facts still come along)."""
+        facts = await self.call(RefreshGuestFacts())
+        answer = guest_document((await self.status()).guest)
+        if facts is None:
+            return 409, {"error": "the guest agent is not connected", **answer}
+        return 200, answer
 
     async def _raw_qmp(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """``POST /qmp``: (HTTP status, answer); 400 for a body that is no QMP command."""

@@ -34,6 +34,7 @@ from vmrunner.events import (
     StatusQuery,
     VmopAgentStatus,
 )
+from vmrunner.events.guest_facts import GuestFactsStatus
 
 from .serialize import to_json
 
@@ -91,6 +92,7 @@ class Status:
         self.console = _first(parts, ConsoleStatus, ConsoleStatus())
         self.vmop = _first(parts, VmopAgentStatus, VmopAgentStatus())
         self.pause = _first(parts, PauseStatus, PauseStatus())
+        self.guest = _first(parts, GuestFactsStatus, GuestFactsStatus())
 
     @property
     def state(self) -> RunState:
@@ -151,6 +153,7 @@ class Status:
             "guestAgent": {"connected": self.guest_agent.connected,
                            "osInfo": (None if self.guest_agent.os_info is None
                                       else dict(self.guest_agent.os_info))},
+            "guest": guest_document(self.guest),
             "console": {"client": self.console.client,
                         "clients": [{"host": c.host, "port": c.port,
                                      "connectionId": c.connection_id,
@@ -167,3 +170,14 @@ class Status:
             "errors": list(self.log.errors),
             "eventSeq": self.log.seq,
         }
+
+
+def guest_document(guest: GuestFactsStatus) -> dict[str, Any]:
+    """The status document's ``guest``: the agent's state (``responsive``, ``unresponsive``,
+    ``disconnected``), its last ping's answer and round trip, and the last facts (camelCase,
+    ``null`` until known)."""
+    return {"agent": guest.agent.value,
+            "lastPong": None if guest.last_pong is None else round(guest.last_pong, 3),
+            "pingSeconds": (None if guest.ping_seconds is None
+                            else round(guest.ping_seconds, 4)),
+            "facts": None if guest.facts is None else to_json(guest.facts)}
