@@ -206,6 +206,7 @@ async def test_facts_unsupported_and_a_hung_agent(vmdir: Path, guest_image: Gues
         await rec.wait_for(ShutdownRung, lambda e: e.rung is Rung.POWERDOWN, EVENT)
         pressed = time.monotonic() - stopped
         assert await vm.stop() == 0
+    print(f"hung agent known: Stop -> ACPI press after {pressed:.3f} s")
     rungs = [e.rung for e in rec.of_type(ShutdownRung)]
     assert Rung.GUEST_AGENT not in rungs and rungs[0] is Rung.POWERDOWN, rungs
     assert pressed < 0.5, f"ACPI after {pressed:.2f} s"
@@ -230,6 +231,7 @@ async def test_agent_hung_just_before_the_shutdown(vmdir: Path, guest_image: Gue
         await rec.wait_for(ShutdownRung, lambda e: e.rung is Rung.POWERDOWN, EVENT)
         pressed = time.monotonic() - stopped
         assert await vm.stop() == 0
+    print(f"hung agent not known yet: Stop -> ACPI press after {pressed:.3f} s")
     rungs = [e.rung for e in rec.of_type(ShutdownRung)]
     assert rungs[:2] == [Rung.GUEST_AGENT, Rung.POWERDOWN], rungs
     assert len(rec.of_type(GuestAgentUnresponsive)) == 1

@@ -148,7 +148,9 @@ class GuestAgent(Configurable[GuestAgentConfig], BusComponent):
                 except QgaTimeout:
                     if attempt == SYNC_ATTEMPTS:
                         raise
+            sent = time.monotonic()
             await client.ping()
+            self._ping_seconds = time.monotonic() - sent
         except QgaError as exc:
             _log.warning("guest agent not usable: %s", exc)
             await client.close()

@@ -4,7 +4,9 @@ Facts are what the guest's agent says about the guest: network interfaces with t
 addresses, logged-in users, mounted filesystems with their usage. Each kind is ``None``
 until it is known; a command the agent does not have (``CommandNotFound``, which qemu-ga
 also answers for a command disabled with ``--block-rpcs``) is listed in ``unsupported`` and
-never asked again on that connection.
+never asked again on that connection. The records encode (``msgspec.to_builtins``) with camelCase
+keys, as the status document and the event stream show them, leaving out unknown (``None``)
+and empty values.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class AgentState(enum.StrEnum):
     DISCONNECTED = "disconnected"
 
 
-class IpAddress(msgspec.Struct, frozen=True, kw_only=True):
+class IpAddress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One address of an interface: ``family`` is ``ipv4`` or ``ipv6``."""
 
     address: str
@@ -35,7 +37,7 @@ class IpAddress(msgspec.Struct, frozen=True, kw_only=True):
     family: str
 
 
-class NetworkInterface(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkInterface(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One guest network interface (``guest-network-get-interfaces``)."""
 
     name: str
@@ -43,7 +45,8 @@ class NetworkInterface(msgspec.Struct, frozen=True, kw_only=True):
     addresses: tuple[IpAddress, ...] = ()
 
 
-class GuestUser(msgspec.Struct, frozen=True, kw_only=True):
+class GuestUser(msgspec.Struct, frozen=True, kw_only=True, rename="camel",
+                omit_defaults=True):
     """One logged-in user (``guest-get-users``): ``login_time`` is Unix time; ``domain`` only
     on Windows guests."""
 
@@ -52,7 +55,8 @@ class GuestUser(msgspec.Struct, frozen=True, kw_only=True):
     domain: str | None = None
 
 
-class GuestFilesystem(msgspec.Struct, frozen=True, kw_only=True):
+class GuestFilesystem(msgspec.Struct, frozen=True, kw_only=True, rename="camel",
+                omit_defaults=True):
     """One mounted filesystem (``guest-get-fsinfo``): ``name`` is the guest's device name;
     the byte counts are ``None`` when the agent could not ``statvfs`` it."""
 
@@ -63,7 +67,8 @@ class GuestFilesystem(msgspec.Struct, frozen=True, kw_only=True):
     used_bytes: int | None = None
 
 
-class GuestFacts(msgspec.Struct, frozen=True, kw_only=True):
+class GuestFacts(msgspec.Struct, frozen=True, kw_only=True, rename="camel",
+                omit_defaults=True):
     """What the agent said at ``time`` (Unix time). ``None``: not known (not asked yet, not
     supported, or the last attempt failed: see ``errors``, ``"command: message"``)."""
 

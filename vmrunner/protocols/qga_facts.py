@@ -126,6 +126,6 @@ async def gather(client: GuestAgent, *, skip: Iterable[str] = (),
                 errors.append(f"{command}: {exc.error_class}: {exc.desc}")
         except QgaError as exc:
             errors.append(f"{command}: {exc}")
-    return GuestFacts(time=time.time(), interfaces=found[INTERFACES], users=found[USERS],
+    return GuestFacts(time=round(time.time(), 3), interfaces=found[INTERFACES], users=found[USERS],
                       filesystems=found[FILESYSTEMS], unsupported=tuple(unsupported),
                       errors=tuple(errors))
