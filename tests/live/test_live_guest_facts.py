@@ -173,6 +173,10 @@ async def test_facts_unsupported_and_a_hung_agent(vmdir: Path, guest_image: Gues
         assert status["guest"]["agent"] == "unresponsive"
         code, text = await request(api, "GET", "/metrics")
         assert _metrics(text.decode())[("vmrunner_guest_agent_responsive", ())] == 0.0
+        asked = time.monotonic()  # not asked while hung: the last facts, at once
+        code, body = await request(api, "POST", "/guest/refresh")
+        assert code == 200 and json.loads(body)["facts"] == status["guest"]["facts"]
+        assert time.monotonic() - asked < 1.0
         await asyncio.sleep(3)  # three more pings missed: still one WARNING, one event
         assert _warnings(caplog) == 1 and len(rec.of_type(GuestAgentUnresponsive)) == 1
         await con.check("kill -CONT $(cat /run/qemu-ga.pid)")

@@ -13,7 +13,7 @@ virtserialport of ``org.qemu.guest_agent.0``): ``guest-sync-delimited`` (retried
 * every ``factsInterval`` s (and at once after connecting or recovering) the facts
   (:mod:`vmrunner.protocols.qga_facts`); ``GuestFactsUpdated`` only when they changed.
   ``RefreshGuestFacts`` (``POST /guest/refresh``) asks at once. No facts are asked of an
-  unresponsive agent.
+  unresponsive agent (a refresh then answers with the last facts).
 
 ``GuestShutdown`` sends ``guest-shutdown`` (result: sent) only to an agent that answers a
 timed ``guest-ping`` first; an unresponsive one is not asked (result False), so the shutdown
@@ -245,6 +245,8 @@ class GuestAgent(Configurable[GuestAgentConfig], BusComponent):
         client = self._client
         if client is None:
             return None
+        if self._state is AgentState.UNRESPONSIVE:  # it would time out command by command
+            return self._facts
         lock = ctx.hold()
         handle = ctx.handle
 

@@ -4,6 +4,8 @@
 * :mod:`.processes`: child processes (QEMU, swtpm) and their roles;
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
 * :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
+* :mod:`.guest_facts`: the guest agent's responsiveness and the guest's facts (imported from
+  there, not re-exported here);
 * :mod:`.console`: the SPICE console client;
 * :mod:`.control`: requests from the API (reset, raw QMP);
 * :mod:`.changes`: outcomes of live changes (RAM, vCPUs, reset, CD-ROM, display password);

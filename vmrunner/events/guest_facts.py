@@ -93,7 +93,8 @@ class GuestFactsUpdated(Event[None], frozen=True, kw_only=True):
 
 class RefreshGuestFacts(Event[GuestFacts], frozen=True, kw_only=True):
     """Ask the agent for the facts now (``POST /guest/refresh``). Result: the facts after
-    the refresh; no result when no agent is connected."""
+    the refresh (the last ones, unasked, while the agent is unresponsive); no result when
+    no agent is connected."""
 
 
 class GuestAgentUnresponsive(Event[None], frozen=True, kw_only=True):
