@@ -24,7 +24,7 @@ _vmrunner() {
         run) words='-h --help --log-level --log-format -c --config --strict --kubeconfig --kube-context --kube-namespace --kube-vm-name --no-kube' ;;
         check) words='-h --help --log-level --log-format -c --config --strict --no-host-files --host --json' ;;
         render) words='-h --help --log-level --log-format -c --config --strict' ;;
-        status) words='-h --help --log-level --log-format -c --config --strict --json' ;;
+        status) words='-h --help --log-level --log-format -c --config --strict --json --refresh' ;;
         probe) words='-h --help --log-level --log-format -c --config --strict live ready' ;;
         events) words='-h --help --log-level --log-format -c --config --strict --json --since' ;;
         console) words='-h --help --log-level --log-format -c --config --strict --detach-key --no-replay --tail' ;;

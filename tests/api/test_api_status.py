@@ -76,6 +76,7 @@ from vmrunner.events import (
     VmopAgentStatus,
     VmPrepared,
 )
+from vmrunner.events.guest_facts import GuestFactsStatus
 from vmrunner.vmtypes.state import VmPaths
 
 MIB = 2**20
@@ -163,7 +164,7 @@ async def test_each_component_answers_for_what_it_owns(tmp_path: Path) -> None:
         parts = await ask(root)
         assert api.log.seq == seq  # the query itself is not logged
         by_type = {type(p): p for p in parts}
-        assert len(by_type) == len(parts) == 12
+        assert len(by_type) == len(parts) == 13
         runner = by_type[RunnerStatus]
         assert isinstance(runner, RunnerStatus)
         assert (runner.vm, runner.state, runner.reason) == ("t", RunState.BOOTED,
@@ -179,6 +180,7 @@ async def test_each_component_answers_for_what_it_owns(tmp_path: Path) -> None:
         assert [(d.drive, d.medium, d.tray_open, d.pending) for d in cdrom.drives] == [
             ("cd0", cd, False, None)]
         assert by_type[GuestAgentStatus] == GuestAgentStatus(connected=False, os_info=OS_INFO)
+        assert by_type[GuestFactsStatus] == GuestFactsStatus()  # no agent port: no facts
         assert by_type[ShutdownStatus] == ShutdownStatus()
         assert by_type[ConfigStatus] == ConfigStatus()
         assert by_type[ConsoleStatus] == ConsoleStatus()
@@ -214,6 +216,8 @@ async def test_document_through_a_run(tmp_path: Path) -> None:
             "cpus": {"maximum": 2, "requested": 1, "present": 1, "outcome": "applied"},
             "cdroms": [cd0],
             "guestAgent": {"connected": False, "osInfo": OS_INFO},
+            "guest": {"agent": "disconnected", "lastPong": None, "pingSeconds": None,
+                      "facts": None},
             "console": {"client": None, "clients": []},
             "vmopAgent": {"connected": False, "loggedInUser": None, "wantedUser": None,
                           "lastError": None},

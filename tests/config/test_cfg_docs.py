@@ -48,7 +48,7 @@ def test_json_schema_is_current(schema: dict[str, Any]) -> None:
 def test_the_standard_nodes_are_found() -> None:
     assert set(node_models()) == {"/Runner/Api", "/Runner/PowerdownHandler",
                                   "/Runner/StatsCollector", "/Runner/Kubernetes",
-                                  "/Runner/SerialConsole"}
+                                  "/Runner/SerialConsole", "/Runner/GuestAgent"}
 
 
 @pytest.mark.parametrize("example", [*EXAMPLES, *sorted((REPO / "tests/data/manager")

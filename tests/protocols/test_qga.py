@@ -15,14 +15,30 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from vmrunner.api.serialize import event_record
+from vmrunner.events.guest_facts import (
+    GuestFacts,
+    GuestFactsUpdated,
+    GuestFilesystem,
+    GuestUser,
+    IpAddress,
+    NetworkInterface,
+)
 from vmrunner.protocols.qga import (
     GuestAgent,
     QgaConnectError,
     QgaDisconnected,
     QgaExecuteError,
     QgaTimeout,
+)
+from vmrunner.protocols.qga_facts import (
+    gather,
+    parse_filesystems,
+    parse_interfaces,
+    parse_users,
 )
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.guest import GuestImage
@@ -38,9 +54,10 @@ class FakeAgent:
     parser reset, with knobs for behaviour a real agent shows only by accident."""
 
     def __init__(self, *, stale: bytes = b"", ignore: frozenset[str] = frozenset(),
-                 shutdown: str = "silent") -> None:
+                 shutdown: str = "silent", answers: dict[str, Any] | None = None) -> None:
         self.stale = stale              # written to every new connection first
         self.ignore = ignore            # commands never answered
+        self.answers = answers or {}    # more commands and their "return" values
         self.shutdown = shutdown        # silent | refuse | hangup
         self.received: list[str] = []
         self._writers: list[asyncio.StreamWriter] = []
@@ -73,6 +90,8 @@ class FakeAgent:
                 self._reply(writer, msg, result={"version": "fake", "supported_commands": []})
             elif command == "guest-get-osinfo":
                 self._reply(writer, msg, result=OSINFO)
+            elif command in self.answers:
+                self._reply(writer, msg, result=self.answers[command])
             else:
                 self._reply(writer, msg, error={"class": "CommandNotFound",
                                                 "desc": f"The command {command} has not "
@@ -268,3 +287,97 @@ async def test_real_agent_in_guest(guest_image: GuestImage, accel: AccelVerdict,
         assert event is not None, "no SHUTDOWN event"
         data = event["data"]
         assert isinstance(data, dict) and data["guest"] is True, event
+
+
+# -- guest facts (vmrunner.protocols.qga_facts) ------------------------------------------------
+
+#: qemu-ga 7.2's answers in the test guest (recorded), plus malformed entries to be dropped.
+INTERFACES = [
+    {"name": "lo", "hardware-address": "00:00:00:00:00:00"},
+    {"name": "eth0", "hardware-address": "52:54:00:ab:cd:01", "statistics": {"rx-bytes": 1},
+     "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "10.0.2.15", "prefix": 24},
+                      {"ip-address-type": "ipv6", "ip-address": "fe80::1", "prefix": 64},
+                      {"ip-address-type": "ipv4"}]},
+    {"hardware-address": "no name"}, "junk"]
+USERS = [{"login-time": 1796334435, "user": "alice"}, {"login-time": 1.5}]
+FSINFO = [{"name": "vda", "total-bytes": 24116224, "mountpoint": "/mnt/data", "disk": [],
+           "used-bytes": 8402944, "type": "ext4"},
+          {"name": "sr0", "mountpoint": "/mnt/cd", "type": "iso9660", "disk": []}]
+
+
+def test_the_parsers_take_what_qemu_ga_says() -> None:
+    lo, eth0 = parse_interfaces(INTERFACES)
+    assert (lo.name, lo.mac, lo.addresses) == ("lo", "00:00:00:00:00:00", ())
+    assert eth0 == NetworkInterface(name="eth0", mac="52:54:00:ab:cd:01", addresses=(
+        IpAddress(address="10.0.2.15", prefix=24, family="ipv4"),
+        IpAddress(address="fe80::1", prefix=64, family="ipv6")))
+    assert parse_users(USERS) == (GuestUser(name="alice", login_time=1796334435.0),)
+    assert parse_filesystems(FSINFO) == (
+        GuestFilesystem(mountpoint="/mnt/cd", type="iso9660", name="sr0"),
+        GuestFilesystem(mountpoint="/mnt/data", type="ext4", name="vda",
+                        total_bytes=24116224, used_bytes=8402944))
+    assert parse_interfaces({"not": "a list"}) == () == parse_users(None)
+
+
+async def test_gather_reports_unsupported_and_failed_commands(tmp_path: Path) -> None:
+    """CommandNotFound (the fake's answer to users) is "unsupported" and skipped next time;
+    a command left unanswered is an error, and the previous answer is kept."""
+    agent = FakeAgent(answers={"guest-network-get-interfaces": INTERFACES,
+                               "guest-get-fsinfo": FSINFO})
+    qga = GuestAgent("t", timeout=2, sync_timeout=2)
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await qga.connect(tmp_path / "qga.sock")
+        first = await gather(qga, command_timeout=1)
+        assert first.unsupported == ("guest-get-users",) and first.users is None
+        assert first.errors == () and first.filesystems is not None
+        assert [i.name for i in first.interfaces or ()] == ["lo", "eth0"]
+        agent.ignore = frozenset({"guest-get-fsinfo"})
+        agent.received.clear()
+        second = await gather(qga, skip=first.unsupported, previous=first,
+                              command_timeout=0.3)
+        assert "guest-get-users" not in agent.received
+        assert second.unsupported == ("guest-get-users",)
+        assert second.errors == (
+            "guest-get-fsinfo: t: no reply to guest-get-fsinfo within 0.3 s",)
+        assert second.filesystems == first.filesystems  # stale beats nothing
+        assert second.same_as(first) is False
+        assert first.same_as(msgspec.structs.replace(first, time=0.0))
+        agent.ignore = frozenset()
+        assert (await gather(qga, skip=first.unsupported)).errors == ()  # in step again
+    await qga.close()
+
+
+async def test_a_timed_command_is_bounded_as_a_whole(tmp_path: Path) -> None:
+    """``timeout`` covers the resync and the reply: an agent that hangs costs that long, not
+    the client's sync and command timeouts (2 s each here)."""
+    agent = FakeAgent(ignore=frozenset({"guest-ping"}))
+    qga = GuestAgent("t", timeout=2, sync_timeout=2)
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await qga.connect(tmp_path / "qga.sock")
+        for _ in range(2):  # the second one has to resync first
+            start = time.monotonic()
+            with pytest.raises(QgaTimeout, match=r"guest-ping within 0\.3 s"):
+                await qga.ping(timeout=0.3)
+            assert time.monotonic() - start < 0.6
+            assert not qga.synced
+        agent.ignore = frozenset()
+        await qga.ping(timeout=0.3)
+    await qga.close()
+
+
+def test_the_unsupported_error_classes() -> None:
+    assert QgaExecuteError("x", "CommandNotFound", "has been disabled").unsupported
+    assert not QgaExecuteError("x", "GenericError", "failed").unsupported
+
+
+def test_facts_in_the_event_stream_are_camel_case() -> None:
+    facts = GuestFacts(time=1.0, interfaces=parse_interfaces(INTERFACES),
+                       users=parse_users(USERS), filesystems=parse_filesystems(FSINFO))
+    record = event_record(1, 2.0, GuestFactsUpdated(facts=facts))
+    data = record["data"]["facts"]
+    assert data["interfaces"][1]["addresses"][0] == {"address": "10.0.2.15", "prefix": 24,
+                                                    "family": "ipv4"}
+    assert data["users"] == [{"name": "alice", "loginTime": 1796334435.0, "domain": None}]
+    assert data["filesystems"][1]["usedBytes"] == 8402944
+    assert msgspec.to_builtins(facts)["filesystems"][0] == {
+        "mountpoint": "/mnt/cd", "type": "iso9660", "name": "sr0"}  # unknown values left out

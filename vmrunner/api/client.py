@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from vmrunner.components.exit_codes import ExitCode
 
+from .guest_view import guest_lines
 from .server import SOCKET_NAME
 
 READ_SIZE = 65536
@@ -186,6 +187,7 @@ def format_status(doc: dict[str, Any], now: float | None = None) -> str:
     lines.append(f"  guest agent:  {'connected' if agent['connected'] else 'not connected'}"
                  + (f", {os_name}" if os_name else "")
                  + (f" (kernel {info['kernel-release']})" if info.get("kernel-release") else ""))
+    lines.extend(guest_lines(doc.get("guest"), now))
     console = doc.get("console") or {}
     sessions = len(console.get("clients") or [])
     lines.append(f"  console:      {console.get('client') or 'nobody'}"
@@ -244,13 +246,25 @@ def socket_or_report(config_file: Path, strict: bool, err: TextIO) -> Path | Non
 
 
 def status_main(config_file: Path, *, as_json: bool = False, strict: bool = False,
-                out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """``vmrunner status``: 0, 2 for a bad configuration, 1 when no runner answers."""
+                refresh: bool = False, out: TextIO = sys.stdout,
+                err: TextIO = sys.stderr) -> int:
+    """``vmrunner status``: 0, 2 for a bad configuration, 1 when no runner answers.
+    ``refresh``: ask the guest agent for the guest's facts first (``POST /guest/refresh``;
+    without a connected agent a note on ``err``, and the last facts are shown)."""
     path = socket_or_report(config_file, strict, err)
     if path is None:
         return ExitCode.CONFIG_ERROR
+
+    async def ask() -> Any:
+        if refresh:
+            code, body = await request(path, "POST", "/guest/refresh")
+            if code != 200:
+                print(f"vmrunner status: guest facts not refreshed: HTTP {code}: "
+                      f"{json.loads(body).get('error', '') if body else ''}", file=err)
+        return await get_json(path, "/status")
+
     try:
-        doc = asyncio.run(get_json(path, "/status"))
+        doc = asyncio.run(ask())
     except ApiUnavailable as exc:
         print(f"vmrunner status: {exc}", file=err)
         return ExitCode.INTERNAL_ERROR

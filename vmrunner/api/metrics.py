@@ -12,7 +12,8 @@ rung reached), ``shutdown_remaining_seconds``, ``shutdown_duration_seconds``,
 ``console_client_info{host}`` (the SPICE console client), ``console_sessions``,
 ``vmop_agent_connected`` and ``logged_in_user_info{user}`` (auto-login),
 ``guest_panics_total``, ``guest_panic_resets_total`` and
-``block_io_errors_total{drive,operation}`` (:func:`fault_families`).
+``block_io_errors_total{drive,operation}`` (:func:`fault_families`); the guest's facts
+(:func:`guest_families`).
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def families(status: Status) -> Iterator[Metric]:
                             value=float(len(status.log.errors)))
     yield from fault_families(status)
     yield from vm_families(status)
+    yield from guest_families(status)
 
 
 def fault_families(status: Status) -> Iterator[Metric]:
@@ -310,6 +312,43 @@ def _shutdown_histogram_families(status: Status) -> Iterator[Metric]:
                                 "Durations of the completed shutdowns of this VM, across "
                                 "runner processes (also in the textfile vmrunner-<vm>.prom)",
                                 buckets=buckets, sum_value=histogram.total)
+
+
+def guest_families(status: Status) -> Iterator[Metric]:
+    """The guest agent's responsiveness and the guest's facts: ``guest_agent_responsive``
+    (1 responsive, 0 unresponsive or disconnected), ``guest_filesystem_size_bytes`` and
+    ``guest_filesystem_used_bytes{mountpoint,type}``,
+    ``guest_network_address_info{interface,address,family}`` (1 per address; no series
+    until the agent has said)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    from vmrunner.events.guest_facts import AgentState
+
+    guest = status.guest
+    yield GaugeMetricFamily("vmrunner_guest_agent_responsive",
+                            "qemu-ga answers its timed guest-ping (1) or not",
+                            value=1.0 if guest.agent is AgentState.RESPONSIVE else 0.0)
+    facts = guest.facts
+    size = GaugeMetricFamily("vmrunner_guest_filesystem_size_bytes",
+                             "Size of a filesystem mounted in the guest (qemu-ga)",
+                             labels=["mountpoint", "type"])
+    used = GaugeMetricFamily("vmrunner_guest_filesystem_used_bytes",
+                             "Bytes used on a filesystem mounted in the guest (qemu-ga)",
+                             labels=["mountpoint", "type"])
+    for fs in (facts.filesystems or ()) if facts is not None else ():
+        if fs.total_bytes is not None:
+            size.add_metric([fs.mountpoint, fs.type], float(fs.total_bytes))
+        if fs.used_bytes is not None:
+            used.add_metric([fs.mountpoint, fs.type], float(fs.used_bytes))
+    yield size
+    yield used
+    address = GaugeMetricFamily("vmrunner_guest_network_address_info",
+                                "An address of a guest network interface (qemu-ga)",
+                                labels=["interface", "address", "family"])
+    for interface in (facts.interfaces or ()) if facts is not None else ():
+        for ip in interface.addresses:
+            address.add_metric([interface.name, ip.address, ip.family], 1.0)
+    yield address
 
 
 class _Collector:

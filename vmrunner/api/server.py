@@ -20,6 +20,8 @@ warning naming ``/Runner/Api/tokenFile``: :mod:`vmrunner.config.secret_files`). 
   ``{"return": ...}`` or ``{"error": ...}``;
 * ``POST /pause``, ``/resume``, ``/resize-disk``, ``/fsfreeze``, ``/fsthaw``,
   ``/screenshot``: day-2 operations (:mod:`vmrunner.api.day2`);
+* ``POST /guest/refresh``: asks the guest agent for the guest's facts now and answers with
+  the status document's ``guest`` (409 when no agent is connected);
 * ``GET /metrics``: Prometheus text (:mod:`vmrunner.api.metrics`);
 * ``GET /console/tail[?bytes=N]``: the last N bytes (default: all) of the serial output the
   runner keeps in memory (``SerialConsoleTail``), as they came; 404 when it keeps none;
@@ -66,6 +68,7 @@ from vmrunner.events import (
     TerminationSignal,
     VmPrepared,
 )
+from vmrunner.events.guest_facts import RefreshGuestFacts
 from vmrunner.events.serial import SerialConsoleTail
 from vmrunner.protocols.qmp.commands import RawCommand
 
@@ -73,7 +76,7 @@ from . import day2
 from .config import ApiConfig, split_listen
 from .eventlog import EventLog
 from .serialize import to_json
-from .status import Status, ask
+from .status import Status, ask, guest_document
 
 if TYPE_CHECKING:
     import h11
@@ -332,7 +335,8 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             return
         routes = {"/status": "GET", "/events": "GET", "/metrics": "GET", "/powerdown": "POST",
                   "/live": "GET", "/ready": "GET", "/reset": "POST", "/qmp": "POST",
-                  "/console/tail": "GET", **day2.ROUTES}
+                  "/console/tail": "GET", "/guest/refresh": "POST",
+                  **day2.ROUTES}
         if url.path not in routes:
             await self._send(http, writer, 404, {"error": f"no such resource: {url.path}"})
             return
@@ -371,6 +375,10 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             code, reply = await self._raw_qmp(body)
             await self._send(http, writer, code, reply)
             return
+        if url.path == "/guest/refresh":
+            code, guest = await self._refresh_guest()
+            await self._send(http, writer, code, guest)
+            return
         status = await self.status()
         if url.path == "/status":
             await self._send(http, writer, 200, status.document())
@@ -404,6 +412,15 @@ class ApiServer(Configurable[ApiConfig], BusComponent):
             await self._send(http, writer, 404, {"error": "this runner keeps no serial console"})
             return
         await self._send_bytes(http, writer, 200, tails[0], "application/octet-stream")
+
+    async def _refresh_guest(self) -> tuple[int, dict[str, Any]]:
+        """``POST /guest/refresh``: (HTTP status, the status document's ``guest`` after asking
+        the agent); 409 when no agent is connected (the last facts still come along)."""
+        facts = await self.call(RefreshGuestFacts())
+        answer = guest_document((await self.status()).guest)
+        if facts is None:
+            return 409, {"error": "the guest agent is not connected", **answer}
+        return 200, answer
 
     async def _raw_qmp(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """``POST /qmp``: (HTTP status, answer); 400 for a body that is no QMP command."""

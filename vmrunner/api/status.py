@@ -37,6 +37,7 @@ from vmrunner.events import (
     StatusQuery,
     VmopAgentStatus,
 )
+from vmrunner.events.guest_facts import GuestFactsStatus
 from vmrunner.events.serial import SerialConsoleStatus
 from vmrunner.events.stats import VmStatsStatus
 
@@ -100,6 +101,7 @@ class Status:
         self.disk_errors = _first(parts, DiskErrorStatus, DiskErrorStatus())
         self.stats = _first(parts, VmStatsStatus, VmStatsStatus())
         self.serial = _first(parts, SerialConsoleStatus, SerialConsoleStatus())
+        self.guest = _first(parts, GuestFactsStatus, GuestFactsStatus())
 
     @property
     def state(self) -> RunState:
@@ -161,6 +163,7 @@ class Status:
             "guestAgent": {"connected": self.guest_agent.connected,
                            "osInfo": (None if self.guest_agent.os_info is None
                                       else dict(self.guest_agent.os_info))},
+            "guest": guest_document(self.guest),
             "console": {"client": self.console.client,
                         "clients": [{"host": c.host, "port": c.port,
                                      "connectionId": c.connection_id,
@@ -198,3 +201,14 @@ class Status:
                  "lastTime": round(d.last_time, 3)}
                 for d in self.disk_errors.drives],
         }
+
+
+def guest_document(guest: GuestFactsStatus) -> dict[str, Any]:
+    """The status document's ``guest``: the agent's state (``responsive``, ``unresponsive``,
+    ``disconnected``), its last ping's answer and round trip, and the last facts (camelCase,
+    ``null`` until known)."""
+    return {"agent": guest.agent.value,
+            "lastPong": None if guest.last_pong is None else round(guest.last_pong, 3),
+            "pingSeconds": (None if guest.ping_seconds is None
+                            else round(guest.ping_seconds, 4)),
+            "facts": None if guest.facts is None else to_json(guest.facts)}

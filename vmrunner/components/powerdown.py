@@ -2,8 +2,10 @@
 
 The ladder (each rung is a ``ShutdownRung`` event and a log line):
 
-1. ``guest-agent``: ``guest-shutdown`` through qemu-ga, if it is connected and allowed
-   (also when the agent only comes up while the button is being pressed);
+1. ``guest-agent``: ``guest-shutdown`` through qemu-ga, if it is connected, responsive and
+   allowed (also when the agent only comes up, or answers again, while the button is being
+   pressed). A hung agent (``GuestAgentUnresponsive``, or no answer to the GuestAgent's
+   timed ping before ``guest-shutdown``) is skipped: the ACPI button follows at once;
 2. ``powerdown``: ``system_powerdown`` (ACPI power button), repeated every
    ``repeat_interval`` s while waiting (a booting guest misses the first press). The rung
    is published as the first press is sent, not when QEMU answers it; a QEMU that does not
@@ -65,6 +67,7 @@ from vmrunner.events import (
     VmContinued,
     VmPrepared,
 )
+from vmrunner.events.guest_facts import GuestAgentResponsive, GuestAgentUnresponsive
 from vmrunner.events.lifecycle import StopPhase
 from vmrunner.events.status import ShutdownStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
@@ -107,6 +110,8 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
         self._paused: str | None = None
         """QEMU's reason while it keeps the guest paused (``GuestPaused``)."""
         self._agent = False
+        self._agent_hung = False
+        """qemu-ga's port is open but it does not answer (``GuestAgentUnresponsive``)."""
         self._started_at: float | None = None
         self._escalated = False
         self._agent_asked = False
@@ -164,8 +169,10 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
             self._wake.set()
 
     @handler
-    def on_agent(self, event: GuestAgentConnected | GuestAgentDisconnected) -> None:
-        self._agent = isinstance(event, GuestAgentConnected)
+    def on_agent(self, event: GuestAgentConnected | GuestAgentDisconnected
+                 | GuestAgentResponsive | GuestAgentUnresponsive) -> None:
+        self._agent = isinstance(event, GuestAgentConnected | GuestAgentResponsive)
+        self._agent_hung = isinstance(event, GuestAgentUnresponsive)
         if self._agent and self.in_progress:
             self._wake.set()
 
@@ -293,8 +300,10 @@ class PowerdownHandler(Configurable[PowerdownConfig], BusComponent):
             if now >= next_press:
                 presses += 1
                 if presses == 1:  # at once: the operator sees why the runner waits
-                    self._rung(Rung.POWERDOWN, "system_powerdown (ACPI power button) sent; "
-                               "QEMU has not answered yet")
+                    hung = ("qemu-ga does not answer, not asked; " if self._agent_hung
+                            and self.use_guest_agent else "")
+                    self._rung(Rung.POWERDOWN, f"{hung}system_powerdown (ACPI power button) "
+                               "sent; QEMU has not answered yet")
                 reply = await self._answered(commands.SystemPowerdown(), deadline)
                 if reply is None:
                     next_press = time.monotonic() + self.repeat_interval

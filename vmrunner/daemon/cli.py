@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[config],
                             help="ask the running VM's runner what it is doing")
     status.add_argument("--json", action="store_true", help="the raw GET /status document")
+    status.add_argument("--refresh", action="store_true",
+                        help="ask the guest agent for the guest's facts (addresses, users, "
+                        "filesystems) first")
     probe = sub.add_parser("probe", parents=[config],
                            help="exit 0 if the runner is live / the VM is ready (for probes)")
     probe.add_argument("which", choices=("live", "ready"),
@@ -274,7 +277,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     """``vmrunner status`` (see vmrunner.api.client)."""
     from vmrunner.api.client import status_main
 
-    return status_main(args.config, as_json=args.json, strict=args.strict)
+    return status_main(args.config, as_json=args.json, strict=args.strict,
+                       refresh=args.refresh)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@
 * :mod:`.qmp`: QMP commands (``ExecuteQmp``) and one class per QMP event from QEMU;
 * :mod:`.guest`: the QEMU guest agent and the vmop agent (auto-login);
 * :mod:`.faults`: guest kernel panics and failed disk requests;
+* :mod:`.guest_facts`: the guest agent's responsiveness and the guest's facts (imported from
+  there, not re-exported here);
 * :mod:`.console`: the SPICE console client;
 * :mod:`.serial`: the serial console the runner keeps (status, ``GET /console/tail``);
 * :mod:`.control`: requests from the API (reset, raw QMP);

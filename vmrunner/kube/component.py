@@ -17,6 +17,8 @@ bus event                     status
 ``CpuChange``                 ``cpus`` = the vCPUs QEMU has
 ``QmpBalloonChange``/``RamChange``  ``ram`` (at most every 15 s unless the target is reached)
 ``OsInfo``                    ``osinfo``
+``GuestAgent*``, ``GuestFactsUpdated``  ``vmrunner.guest`` (our own field,
+                              :mod:`vmrunner.kube.guest`), removed when not running
 ``DisplayPasswordChange``     ``displayPasswordSerial``
 ``ConsoleConnected``/...      ``consoleClient``, ``ConsoleConnected``, an Event
 ``VmopAgent*``, ``UserLogged*``, ``LoginFailed``  ``VmopAgentConnected``, ``loggedInUser``,
@@ -50,6 +52,8 @@ from vmrunner.events import (
     ConsoleDisconnected,
     CpuChange,
     DisplayPasswordChange,
+    GuestAgentConnected,
+    GuestAgentDisconnected,
     LoginFailed,
     OsInfo,
     Outcome,
@@ -66,6 +70,14 @@ from vmrunner.events import (
     VmopAgentDisconnected,
     VmPrepared,
 )
+from vmrunner.events.guest_facts import (
+    AgentState,
+    GuestAgentResponsive,
+    GuestAgentUnresponsive,
+    GuestFacts,
+    GuestFactsUpdated,
+)
+from vmrunner.kube.guest import guest_status
 from vmrunner.kube.quantity import quantity
 from vmrunner.kube.records import CONSOLE_UPDATE, STATUS_UPDATE, EventRecord
 from vmrunner.kube.settings import KubeSettings
@@ -114,6 +126,8 @@ class KubeStatusWriter(BusComponent):
         self._ram_timer: Timer | None = None
         self._guest_poweroff = False
         self._qemu_clean = False
+        self._guest_agent = AgentState.DISCONNECTED
+        self._guest_facts: GuestFacts | None = None
 
     # -- start and the final write -------------------------------------------------------------
 
@@ -166,6 +180,8 @@ class KubeStatusWriter(BusComponent):
     def _not_running(self) -> None:
         status = self.desired
         status.set("osinfo", None)
+        status.set("vmrunner", None)
+        self._guest_agent, self._guest_facts = AgentState.DISCONNECTED, None
         status.set("loggedInUser", None)
         status.set("consoleClient", "")
         status.condition("ConsoleConnected", False, "VmStopped", NOT_RUNNING)
@@ -246,6 +262,22 @@ class KubeStatusWriter(BusComponent):
     def on_osinfo(self, event: OsInfo) -> None:
         self.desired.set("osinfo", dict(event.info))
         self.writer.changed()
+
+    @handler
+    def on_guest_agent(self, event: GuestAgentConnected | GuestAgentDisconnected
+                       | GuestAgentResponsive | GuestAgentUnresponsive
+                       | GuestFactsUpdated) -> None:
+        if isinstance(event, GuestFactsUpdated):
+            self._guest_facts = event.facts
+        else:
+            self._guest_agent = (
+                AgentState.RESPONSIVE if isinstance(event, GuestAgentConnected
+                                                    | GuestAgentResponsive)
+                else AgentState.UNRESPONSIVE if isinstance(event, GuestAgentUnresponsive)
+                else AgentState.DISCONNECTED)
+        if self._state.vm_active:
+            self.desired.set("vmrunner", guest_status(self._guest_agent, self._guest_facts))
+            self.writer.changed()
 
     @handler
     def on_shutdown(self, event: QmpShutdown) -> None:

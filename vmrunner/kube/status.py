@@ -2,17 +2,19 @@
 
 :class:`DesiredStatus` holds only what the runner owns (contract §3): the fields
 ``runnerVersion``, ``cpus``, ``ram``, ``osinfo``, ``displayPasswordSerial``,
-``consoleClient``, ``loggedInUser`` and the conditions ``Running``, ``Booted``,
-``VmopAgentConnected``, ``UserLoggedIn``, ``ConsoleConnected``. It is one value, changed in
-place by the event mappings and read by the writer whenever it writes: a write always carries
-the current truth, never an older state.
+``consoleClient``, ``loggedInUser`` (plus ``vmrunner``, a field of our own that the
+contract does not know: ``vmrunner.guest``, the guest agent's facts) and the conditions
+``Running``, ``Booted``, ``VmopAgentConnected``, ``UserLoggedIn``, ``ConsoleConnected``. It
+is one value, changed in place by the event mappings and read by the writer whenever it
+writes: a write always carries the current truth, never an older state.
 
 :func:`status_patch` compares it with the status the server last showed and returns a JSON
 merge patch (RFC 7386) of the differences only, so the manager's fields (``consoleUser``,
 ``assignment``) and any field the runner does not own are never part of a write:
 
 * a field set to ``None`` (``osinfo``, ``loggedInUser``) is removed (``null``);
-* ``osinfo`` replaces the server's object exactly (keys it no longer has are nulled);
+* ``osinfo`` and ``vmrunner`` replace the server's object exactly (keys they no longer have
+  are nulled);
 * ``conditions`` is a list, which a merge patch replaces whole: the list sent keeps every
   condition of a type the runner does not own as the server had it, and is sent with the
   object's ``resourceVersion`` (a concurrent change makes it a 409 and the writer re-reads);
@@ -33,8 +35,11 @@ CONDITION_TYPES = ("Running", "Booted", "VmopAgentConnected", "UserLoggedIn",
                    "ConsoleConnected")
 """The conditions the runner owns, in the order it creates them."""
 FIELDS = ("runnerVersion", "cpus", "ram", "osinfo", "displayPasswordSerial",
-          "consoleClient", "loggedInUser")
-"""The status fields the runner owns."""
+          "consoleClient", "loggedInUser", "vmrunner")
+"""The status fields the runner owns (``vmrunner``: our own object, not in the contract:
+``vmrunner.guest`` holds the guest agent's state and facts)."""
+REPLACED = ("osinfo", "vmrunner")
+"""Object fields sent so that the server's copy becomes exactly ours (vanished keys nulled)."""
 
 
 class Condition(msgspec.Struct, frozen=True):
@@ -133,7 +138,7 @@ def status_patch(desired: DesiredStatus, server_status: Mapping[str, Any] | None
                 patch[name] = value
         elif server[name] != value:
             patch[name] = (merge_replace(server[name], value)
-                           if name == "osinfo" else value)
+                           if name in REPLACED else value)
     server_conditions = server.get("conditions")
     conditions = _conditions(desired, server_conditions if isinstance(server_conditions, list)
                              else [], generation, rfc3339(now))

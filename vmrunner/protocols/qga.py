@@ -34,6 +34,8 @@ _DELIMITER = b"\xff"
 _LINE_LIMIT = 4 * 1024 * 1024
 
 ShutdownMode = Literal["powerdown", "halt", "reboot"]
+UNSUPPORTED_CLASSES = frozenset({"CommandNotFound", "CommandDisabled"})
+"""Error classes meaning "this agent does not do that" (not worth asking again)."""
 
 
 class QgaError(Exception):
@@ -60,6 +62,12 @@ class QgaExecuteError(QgaError):
         self.command = command
         self.error_class = error_class
         self.desc = desc
+
+    @property
+    def unsupported(self) -> bool:
+        """The agent has no such command, or it is disabled (qemu-ga answers both, and a
+        command blocked with ``--block-rpcs``, with ``CommandNotFound``)."""
+        return self.error_class in UNSUPPORTED_CLASSES
 
 
 class GuestOsInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,13 +176,26 @@ class GuestAgent:
                 " (agent not running?)") from e
         self._synced = True
 
-    async def execute(self, command: str, arguments: Mapping[str, Any] | None = None) -> Any:
-        """Run an agent command and return its ``return`` value.
+    async def execute(self, command: str, arguments: Mapping[str, Any] | None = None, *,
+                      timeout: float | None = None) -> Any:  # noqa: ASYNC109 - QgaTimeout
+        """Run an agent command and return its ``return`` value. ``timeout`` (s), when
+        given, bounds the whole exchange: waiting for another command, the resync if one
+        is due, the reply (a hung agent costs at most that long).
 
         :raise QgaExecuteError: the agent answered with an error.
         :raise QgaTimeout: no reply within ``timeout`` (or no sync).
         :raise QgaDisconnected: not connected or the socket closed.
         """
+        if timeout is None:
+            return await self._execute(command, arguments)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._execute(command, arguments)
+        except TimeoutError as e:
+            self._synced = False
+            raise QgaTimeout(f"{self.name}: no reply to {command} within {timeout} s") from e
+
+    async def _execute(self, command: str, arguments: Mapping[str, Any] | None) -> Any:
         async with self._lock:
             if not self._synced:
                 await self._sync_locked()
@@ -196,9 +217,9 @@ class GuestAgent:
                 self._synced = False
                 raise
 
-    async def ping(self) -> None:
-        """``guest-ping``: succeeds when the agent answers."""
-        await self.execute("guest-ping")
+    async def ping(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - QgaTimeout
+        """``guest-ping``: succeeds when the agent answers (within ``timeout`` s)."""
+        await self.execute("guest-ping", timeout=timeout)
 
     async def info(self) -> dict[str, Any]:
         """``guest-info``: the agent's ``version`` and ``supported_commands``."""

@@ -81,3 +81,16 @@ def test_every_standard_node_gets_a_did_you_mean_at_check(tmp_path: Path) -> Non
     assert checked.returncode == 2, checked
     assert ("/Runner/Kubernetes/kubconfig: unknown key (did you mean 'kubeconfig'?)"
             in checked.stdout)
+
+
+def test_the_guest_agent_node_is_checked_by_key(tmp_path: Path) -> None:
+    """``/Runner/GuestAgent`` (guest facts): a bad interval is an error naming its key."""
+    file = config(tmp_path, '  "/GuestAgent": {pingInterval: 0, factsInterval: -1}\n')
+    checked = vmrunner("check", "-c", str(file))
+    assert checked.returncode == 2, checked
+    assert "/Runner/GuestAgent/pingInterval: Input should be greater than 0" in checked.stdout
+    assert ("/Runner/GuestAgent/factsInterval: Input should be greater than or equal to 0"
+            in checked.stdout)
+    typo = config(tmp_path, '  "/GuestAgent": {pingIntervall: 5}\n')
+    assert ("warning: /Runner/GuestAgent/pingIntervall: unknown key (did you mean "
+            "'pingInterval'?)") in vmrunner("check", "-c", str(typo)).stdout
