@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 from vmrunner.testing.guest.builder import (
@@ -36,6 +35,7 @@ from vmrunner.testing.guest.builder import (
     apt_lists_fingerprint,
     default_cache_dir,
     fetch_debs,
+    overlay_files,
 )
 
 IMAGE_NAME = "debian-12-genericcloud-amd64.qcow2"
@@ -58,18 +58,7 @@ LABEL standin
 
 def _standin_files() -> Iterator[tuple[str, bytes]]:
     """(relative path, content) of the stand-in's overlay files, sorted."""
-    root = resources.files("vmrunner.testing.guest").joinpath("standin")
-    stack = [("", root)]
-    found: list[tuple[str, bytes]] = []
-    while stack:
-        prefix, node = stack.pop()
-        for child in node.iterdir():
-            rel = f"{prefix}{child.name}"
-            if child.is_dir():
-                stack.append((rel + "/", child))
-            else:
-                found.append((rel, child.read_bytes()))
-    yield from sorted(found)
+    return overlay_files("standin")
 
 
 def _cpio_entry(out: io.BytesIO, ino: int, name: str, mode: int, data: bytes = b"") -> None:

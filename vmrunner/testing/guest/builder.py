@@ -95,9 +95,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "vmrunner" / "guest"
 
 
-def _rootfs_files() -> Iterator[tuple[str, bytes]]:
-    """(relative path, content) of every file of the rootfs overlay, sorted."""
-    root = resources.files(__package__).joinpath("rootfs")
+def overlay_files(name: str) -> Iterator[tuple[str, bytes]]:
+    """(relative path, content) of every file under this package's directory ``name`` (the
+    rootfs overlay, the cloud-image stand-in's), sorted; ``__pycache__`` left out."""
+    root = resources.files(__package__).joinpath(name)
     stack = [("", root)]
     found: list[tuple[str, bytes]] = []
     while stack:
@@ -105,10 +106,16 @@ def _rootfs_files() -> Iterator[tuple[str, bytes]]:
         for child in node.iterdir():
             rel = f"{prefix}{child.name}"
             if child.is_dir():
-                stack.append((rel + "/", child))
+                if child.name != "__pycache__":
+                    stack.append((rel + "/", child))
             elif child.name != "__pycache__":
                 found.append((rel, child.read_bytes()))
     yield from sorted(found)
+
+
+def _rootfs_files() -> Iterator[tuple[str, bytes]]:
+    """(relative path, content) of every file of the rootfs overlay, sorted."""
+    return overlay_files("rootfs")
 
 
 def _modules(flavor: Flavor) -> tuple[str, ...]:
