@@ -17,6 +17,11 @@ In one run, on the tiny test guest (TCG unless KVM really works), median of ``--
   second after the guest's ready line, read from ``/proc/<pid>/stat`` (``utime + stime``, in
   clock ticks) at that moment; the bare launcher's, measured the same way, is printed too
   (what the interpreter, asyncio and QMP cost on the machine);
+* the floor under those CPU numbers: the CPU (``wait4`` rusage) of the installed interpreter
+  running only imports and then ``os._exit`` (as the runner ends: no teardown counted), in
+  steps: the interpreter alone, ``import asyncio`` (what any asyncio launcher pays before its
+  first line) and asyncio plus the configuration stack (PyYAML, pydantic and vmrunner's
+  configuration model, which builds its validators at import);
 * stop overhead: SIGTERM → runner exit, minus the guest's own power-off time (bare:
   ``system_powerdown`` → QEMU exit). Both use the ACPI button (the guest agent is off), so
   the difference is the runner's own shutdown work.
@@ -131,6 +136,27 @@ def _cpu_ms(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+IMPORT_STEPS = (
+    ("interpreter", ""),
+    ("asyncio", "import asyncio"),
+    ("asyncio + configuration stack", "import asyncio, yaml, pydantic, vmrunner.config.validate"),
+)
+"""The import-only programs of the CPU floor: (label, imports)."""
+
+
+def _import_cpu_ms(python: str, imports: str) -> float:
+    """User + system CPU of ``python -c`` running ``imports`` from exec to the end of the
+    imports (``wait4`` rusage; it then ends with ``os._exit``, as the runner does, so the
+    interpreter's teardown is not counted), ms."""
+    code = f"{imports}\nimport os\nos._exit(0)"
+    proc = subprocess.Popen([python, "-c", code], stdin=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{python} -c {code!r} exited with {proc.returncode}")
+    return (usage.ru_utime + usage.ru_stime) * 1000
 
 
 def _prepared(base: Path, image: GuestImage, accel: str) -> tuple[list[str], VmPaths]:
@@ -283,11 +309,14 @@ async def main() -> int:
     image = msgspec.structs.replace(image, directory=private / "guest")
     try:
         bare_start, bare_stop, bare_cpu, inproc_start = [], [], [], []
+        import_cpu: dict[str, list[float]] = {label: [] for label, _ in IMPORT_STEPS}
         rounds: list[RunnerRound] = []
         for index in range(args.rounds):
             b_start, b_stop, b_cpu = await launcher_round(image, accel, python)
             i_start, _ = await inprocess_round(image, accel)
             r = await runner_round(image, accel, python)
+            for label, imports in IMPORT_STEPS:
+                import_cpu[label].append(_import_cpu_ms(python, imports))
             bare_start.append(b_start)
             bare_stop.append(b_stop)
             bare_cpu.append(b_cpu)
@@ -310,6 +339,8 @@ async def main() -> int:
               f"start): {inproc_overhead:.0f} ms")
         print(f"cpu of the bare launcher until ready + 1 s (interpreter, asyncio, QMP): "
               f"{statistics.median(bare_cpu):.0f} ms")
+        print("cpu of imports alone, exec to the end of the imports: " + ", ".join(
+            f"{label} {statistics.median(values):.0f} ms" for label, values in import_cpu.items()))
         print(f"lifecycle: start overhead {start_overhead:.0f} ms, rss {median('rss'):.1f} MiB, "
               f"pss {median('pss'):.1f} MiB, uss {median('uss'):.1f} MiB, cpu {median('cpu'):.0f} "
               f"ms, stop overhead {stop_overhead:.0f} ms")
