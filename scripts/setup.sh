@@ -23,9 +23,8 @@ PKGS+=(systemd)
 # The quickstart test (tests/quickstart/): a bootable stand-in for the Debian cloud image
 # (syslinux into a FAT file system, without mounting) and the ssh client the quickstart uses.
 PKGS+=(syslinux syslinux-common mtools dosfstools openssh-client)
-# promtool (Debian's prometheus package, ~20 MB) checks a real /metrics scrape
-# (tests/api/test_api_vmstats.py).
-PKGS+=(prometheus)
+# (promtool, for tests/api/test_api_vmstats.py, is taken out of Debian's prometheus package
+# by scripts/promtool.sh without installing it: the package would start a Prometheus server.)
 externally_managed() {
   "$1" -c 'import pathlib, sys, sysconfig
 sys.exit(0 if pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists() else 1)'

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: set up (scripts/setup.sh, scripts/k8s-apiserver.sh), then pytest,
-# mypy --strict, ruff.
+# The project's test command: set up (scripts/setup.sh, scripts/k8s-apiserver.sh,
+# scripts/promtool.sh), then pytest, mypy --strict, ruff.
 # Extra arguments go to pytest (e.g. bash scripts/test.sh tests/guest -x).
 # Guest tests skip when QEMU is missing -- unless CI is set, then they fail.
 set -euo pipefail
@@ -12,6 +12,12 @@ if K8S_BIN=$(bash scripts/k8s-apiserver.sh); then
   export VMRUNNER_K8S_BIN=$K8S_BIN
 else
   failed+=(k8s-apiserver)
+fi
+# promtool (Prometheus' metrics linter) out of Debian's package, nothing installed; cached
+if PROMTOOL_DIR=$(bash scripts/promtool.sh); then
+  export PATH=$PROMTOOL_DIR:$PATH
+else
+  failed+=(promtool)
 fi
 
 rc=0
