@@ -8,12 +8,12 @@ Invariants:
   a state older than the current one. Nothing else talks to the API server.
 * **Order per write round:** the status (the current truth) first, then the Events in the
   order they happened (each with the time it happened), then the spec patch.
-* **Failures** are retried with exponential backoff (0.5 s doubling to 30 s). One log line
-  (WARNING) per distinct problem (the call and the HTTP status), not per retry, and one line
-  (INFO) when the writes work again. A 409 re-reads the object and retries at once. Data the
-  server refuses as invalid (400/422) for an Event or the spec patch is dropped with its own
-  line (retrying cannot help); a refused status patch is retried (the desired state changes
-  with the VM, and a fixed CRD takes it).
+* **Failures** are retried with exponential backoff (0.5 s doubling to 30 s); what is logged
+  about them is :class:`~vmrunner.kube.problems.ProblemLog`'s (one line per problem, not per
+  retry; a 409 re-reads the object and retries at once). Data the server refuses as invalid
+  (400/422) for an Event or the spec patch is dropped with its own line (retrying cannot
+  help); a refused status patch is retried (the desired state changes with the VM, and a
+  fixed CRD takes it).
 * **At stop** :meth:`StatusWriter.flush` waits a bounded time for everything pending (the
   component calls it only after the VM has stopped: the shutdown ladder never waits).
 """
@@ -29,6 +29,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from vmrunner.kube.errors import KubeProblem
+from vmrunner.kube.problems import ProblemLog
 from vmrunner.kube.records import EventRecord, event_body
 from vmrunner.kube.status import DesiredStatus, status_patch
 
@@ -43,16 +44,6 @@ BACKOFF_MAX = 30.0
 MAX_EVENTS = 200
 """Events kept while the server cannot take them; the oldest are dropped beyond that."""
 STOP_SPEC_PATCH = [{"op": "replace", "path": "/spec/vm/state", "value": "Stopped"}]
-_HINTS = {
-    -1: "the client cannot be set up",
-    0: "the API server does not answer; retrying with backoff",
-    401: "the token was refused (read again from its file); retrying with backoff",
-    403: "forbidden: the runner's service account needs the Role of docs/guide/kubernetes.md "
-         "(vms get/list/patch, vms/status patch, events.k8s.io events create)",
-    404: "the VirtualMachine does not exist (deleted?); retrying with backoff",
-    409: "conflicting concurrent changes; re-reading and retrying",
-    422: "the server refused the data as invalid (does the CRD match?); retrying with backoff",
-}
 
 
 class _Dropped(Exception):
@@ -85,10 +76,7 @@ class StatusWriter:
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
-        self._problem: int | None = None
-        """The HTTP status of the problem logged last (one line per problem, not per call)."""
-        self._problem_text = ""
-        self._failures = 0
+        self.problems = ProblemLog(settings.namespace, settings.vm_name)
 
     # -- from the component ------------------------------------------------------------------
 
@@ -137,7 +125,7 @@ class StatusWriter:
                     await self._idle.wait()
         except TimeoutError:
             _log.warning("Kubernetes: the last status/Events not written within %g s (%s); "
-                         "exiting anyway", seconds, self._describe_problem())
+                         "exiting anyway", seconds, self.problems.describe())
             return False
         return True
 
@@ -156,8 +144,7 @@ class StatusWriter:
                 try:
                     await self._round()
                 except KubeProblem as problem:
-                    self._report(problem)
-                    if problem.status == 409 and self._failures <= 3:
+                    if self.problems.failed(problem):
                         continue
                     await self._pause(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
@@ -167,7 +154,7 @@ class StatusWriter:
                     backoff = min(backoff * 2, BACKOFF_MAX)
                 else:
                     backoff = BACKOFF_START
-                    self._recovered()
+                    self.problems.worked()
         finally:
             if self._api is not None:
                 api, self._api = self._api, None
@@ -200,7 +187,7 @@ class StatusWriter:
             self.vm = await api.get_vm()
             self._need_get = False
             self._learn(self.vm)
-            self._recovered()
+            self.problems.worked()
         if self._dirty:
             self._dirty = False
             try:
@@ -272,31 +259,4 @@ class StatusWriter:
             if problem.status in (404, 409):
                 self._need_get = True
             raise
-        self._recovered()
-
-    # -- logging -----------------------------------------------------------------------------
-
-    def _report(self, problem: KubeProblem) -> None:
-        self._failures += 1
-        if problem.status == self._problem or (problem.status == 409 and self._failures <= 3):
-            return
-        self._problem = problem.status
-        self._problem_text = str(problem)
-        hint = _HINTS.get(problem.status, "retrying with backoff")
-        _log.warning("Kubernetes: %s/%s: %s (%s)", self.settings.namespace,
-                     self.settings.vm_name, problem, hint)
-
-    def _recovered(self) -> None:
-        """A call worked: log the recovery once if a problem was logged."""
-        if self._problem is not None:
-            _log.info("Kubernetes: %s/%s written again after %d failed attempt(s); the "
-                      "status is current", self.settings.namespace, self.settings.vm_name,
-                      self._failures)
-        self._problem = None
-        self._failures = 0
-
-    def _describe_problem(self) -> str:
-        if self._problem is None:
-            return "no answer yet"
-        return self._problem_text
-
+        self.problems.worked()
