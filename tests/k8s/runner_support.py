@@ -167,6 +167,6 @@ def with_access_webhook(factory: Any, workdir_name: str = "webhook"
     api: KubeApiServer = factory(start=False)
     webhook = AccessWebhook(api.ca, api.workdir / workdir_name)
     # the delegation kubeconfig of the test bed (authentication, authorization): the webhook
-    api._dead_kubeconfig = webhook.kubeconfig  # type: ignore[attr-defined]
+    api.delegation_kubeconfig = webhook.kubeconfig
     api.start_apiserver()
     return api, webhook

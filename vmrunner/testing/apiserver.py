@@ -139,9 +139,12 @@ class KubeApiServer:
         self._test_cert = make_client_cert(self.ca, certs, "test-bed")
         self.kubeconfig = write_kubeconfig(workdir / "kubeconfig", self.url, self.ca.cert,
                                            self.runner_cert)
-        # the delegation targets: never contacted for system:masters
-        self._dead_kubeconfig = write_kubeconfig(
+        self.delegation_kubeconfig = write_kubeconfig(
             workdir / "dead.kubeconfig", f"https://127.0.0.1:{free_port()}", self.ca.cert)
+        """Where the API server delegates token authentication and authorization (read at
+        each :meth:`start_apiserver`): a dead address by default, never contacted for the
+        test bed's and the runner's certificates (``system:masters``); a test may point it
+        at a webhook of its own before starting the server."""
         self.audit_log = workdir / "audit.log"
         self._audit_policy = workdir / "audit-policy.yaml"
         self._audit_policy.write_text(AUDIT_POLICY)
@@ -184,7 +187,7 @@ class KubeApiServer:
         established (created on the first start only: etcd keeps them)."""
         if self._api is not None and self._api.poll() is None:
             raise RuntimeError("the API server is already running")
-        dead = str(self._dead_kubeconfig)
+        delegation = str(self.delegation_kubeconfig)
         self._api = self._spawn("apiserver", [
             str(self.bin_dir / "apiextensions-apiserver"),
             "--etcd-servers", f"http://127.0.0.1:{self._etcd_port}",
@@ -192,8 +195,9 @@ class KubeApiServer:
             "--tls-cert-file", str(self._server.cert),
             "--tls-private-key-file", str(self._server.key),
             "--client-ca-file", str(self.ca.cert), "--authentication-skip-lookup",
-            "--authentication-kubeconfig", dead, "--authorization-kubeconfig", dead,
-            "--kubeconfig", dead,
+            "--authentication-kubeconfig", delegation,
+            "--authorization-kubeconfig", delegation,
+            "--kubeconfig", delegation,
             "--disable-admission-plugins", ",".join(DISABLED_ADMISSION),
             "--audit-log-path", str(self.audit_log),
             "--audit-policy-file", str(self._audit_policy)])

@@ -130,7 +130,9 @@ class Watch:
                     event = json.loads(line)
                     self._events.put(WatchEvent(event["type"], event["object"],
                                                 time.monotonic()))
-        except (OSError, ValueError, http.client.HTTPException) as exc:
+        except Exception as exc:  # handed to the consumer: the reader never dies silently
+            # after close() any error is the shutdown's doing (http.client even raises
+            # AttributeError when its connection is shut down under a chunked read)
             if not self._closed:
                 self._events.put(exc)
         self._events.put(None)
