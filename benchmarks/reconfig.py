@@ -33,7 +33,7 @@ late, so the earlier is the tighter bound on when the guest got there):
   client on a second monitor socket (:mod:`vmrunner.testing.observer`), late by the polling.
 
 The change counts as reached when the value is within the controller's tolerance
-(:func:`~vmrunner.components.ram.ram_tolerance`) of the target (for ``MemTotal``: its value
+(:func:`~vmrunner.config.sizes.ram_tolerance`) of the target (for ``MemTotal``: its value
 at 256 MiB minus the balloon). The old behaviour (waiting for QEMU's ``BALLOON_CHANGE``, at
 most one a second) is measured in the same run from the arrival of the first such event
 that shows the target size.
@@ -59,7 +59,8 @@ from typing import Any
 import yaml
 
 from vmrunner.components import BUS
-from vmrunner.components.ram import MIB, RamController, ram_tolerance
+from vmrunner.components.ram import RamController
+from vmrunner.config.sizes import MIB, ram_tolerance
 from vmrunner.core import Component, Stop, handler, run
 from vmrunner.daemon.builder import RunnerBuilder
 from vmrunner.events import ExecuteQmp, Outcome, QmpBalloonChange, RamChange, VmContinued

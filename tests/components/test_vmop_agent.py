@@ -186,7 +186,7 @@ async def test_refusals_junk_and_replies_that_fit_nothing(
     assert "unexpected line 'this is no reply' (no 3-digit code)" in caplog.text
     assert "a line longer than 1024 bytes" in caplog.text
     assert "unexpected reply 301 'what' (not a code of the protocol)" in caplog.text
-    assert "199" not in caplog.text
+    assert not [r for r in caplog.records if "199" in r.getMessage()]  # not the line numbers
     assert (await status(root)).last_error is None
     await fake.close()
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from vmrunner import __version__
-from vmrunner.components.ram import MIB, ram_tolerance
+from vmrunner.config.sizes import MIB, ram_tolerance
 from vmrunner.testing.accel import AccelVerdict
 from vmrunner.testing.apiserver import KubeApiServer
 from vmrunner.testing.guest import GuestImage

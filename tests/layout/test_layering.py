@@ -75,3 +75,40 @@ def test_the_check_sees_imports() -> None:
               "def f():\n    from vmrunner.daemon import run\n"
               "if TYPE_CHECKING:\n    from vmrunner.vmtypes import launch\n")
     assert runtime_imports(source) == {"core", "api", "daemon"}
+
+
+def _defines_a_component(tree: ast.Module) -> bool:
+    """Whether a module defines a class derived (by name) from ``BusComponent``/``Component``
+    or from another component class of the package."""
+    return any(isinstance(node, ast.ClassDef) and any(
+        isinstance(base, ast.Name) and base.id.endswith("Component") for base in node.bases)
+        for node in tree.body)
+
+
+def _imported_modules(tree: ast.Module) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_components_do_not_import_each_other() -> None:
+    """Components talk through events only: a module defining a component imports no other
+    module defining one (the entry points that build the tree, and the tests, may)."""
+    trees = {path: ast.parse(path.read_text()) for path in sorted(PACKAGE.rglob("*.py"))}
+    component_modules = {
+        ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        for path, tree in trees.items() if _defines_a_component(tree)}
+    component_modules -= {"vmrunner.components.base", "vmrunner.core.component"}
+    assert "vmrunner.components.ram" in component_modules  # the check sees them
+    wrong = []
+    for path, tree in trees.items():
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if name not in component_modules:
+            continue
+        for target in sorted(_imported_modules(tree) & (component_modules - {name})):
+            wrong.append(f"{name} imports {target}")
+    assert not wrong, "\n".join(wrong)

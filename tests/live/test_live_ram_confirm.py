@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from vmrunner.components import BUS
-from vmrunner.components.ram import MIB, RamController, ram_tolerance
+from vmrunner.components.ram import RamController
+from vmrunner.config.sizes import MIB, ram_tolerance
 from vmrunner.core import Component, handler
 from vmrunner.events import ExecuteQmp, Outcome, QmpBalloonChange, RamChange, VmContinued
 from vmrunner.testing.accel import AccelVerdict

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vmrunner.components.cpus import slot_id, slot_key
-from vmrunner.components.ram import MIB, ram_tolerance, reached
+from vmrunner.config.sizes import MIB, ram_tolerance, reached
 
 
 def test_tolerance_is_one_percent_but_at_least_8_mib() -> None:

@@ -21,18 +21,22 @@ from typing import Any, TypeVar
 import pytest
 import pytest_asyncio
 
-from vmrunner.components.cpus import CpuChange, CpuController
-from vmrunner.components.ram import MIB, RamChange, RamController, ram_tolerance
-from vmrunner.components.reset import ResetChange, ResetController
+from vmrunner.components.cpus import CpuController
+from vmrunner.components.ram import RamController
+from vmrunner.components.reset import ResetController
+from vmrunner.config.sizes import MIB, ram_tolerance
 from vmrunner.core import Component
 from vmrunner.core.recorder import EventRecorder
 from vmrunner.events import (
     ConfigureQemu,
+    CpuChange,
     Outcome,
     ProcessExited,
     ProcessRole,
     QmpAcpiDeviceOst,
     QmpReset,
+    RamChange,
+    ResetChange,
     RestartNeeded,
     VmContinued,
 )

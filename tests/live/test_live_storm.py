@@ -35,10 +35,11 @@ import pytest
 import yaml
 
 from vmrunner.components.powerdown import PowerdownHandler
-from vmrunner.components.ram import MIB, RamChange, RamController
+from vmrunner.components.ram import RamController
 from vmrunner.components.reload_planner import ReloadPlanner
 from vmrunner.config.model import RunnerConfig
 from vmrunner.config.reload_plan import classify
+from vmrunner.config.sizes import MIB
 from vmrunner.core import ConfigurationRejected, ConfigurationUpdate
 from vmrunner.daemon.builder import RunnerBuilder
 from vmrunner.events import (
@@ -48,6 +49,7 @@ from vmrunner.events import (
     ProcessExited,
     ProcessRole,
     ProcessStarted,
+    RamChange,
 )
 from vmrunner.protocols.qmp import commands
 from vmrunner.testing.accel import AccelVerdict

@@ -34,6 +34,7 @@ import math
 
 from vmrunner.components.base import BusComponent
 from vmrunner.config.model import RunnerConfig
+from vmrunner.config.sizes import MIB, ram_tolerance, reached
 from vmrunner.core import Channel, CompletionLock, HandlerContext, handler
 from vmrunner.core.waiting import first_of
 from vmrunner.events import (
@@ -49,24 +50,6 @@ from vmrunner.events.status import RamStatus, StatusQuery
 from vmrunner.protocols.qmp import commands
 
 _log = logging.getLogger(__name__)
-
-MIB = 1024 * 1024
-TOLERANCE_MIN = 8 * MIB
-"""The smallest tolerance: 8 MiB."""
-TOLERANCE_FRACTION = 0.01
-"""The tolerance as a fraction of the target: 1 %."""
-
-
-def ram_tolerance(requested: int) -> int:
-    """How far (bytes) the actual size may be from ``requested`` to count as reached:
-    the larger of 1 % of ``requested`` and 8 MiB."""
-    return max(TOLERANCE_MIN, int(requested * TOLERANCE_FRACTION))
-
-
-def reached(requested: int, actual: int | None) -> bool:
-    """Whether ``actual`` is within :func:`ram_tolerance` of ``requested``."""
-    return actual is not None and abs(actual - requested) <= ram_tolerance(requested)
-
 
 def _mib(size: int | None) -> str:
     return "?" if size is None else f"{size / MIB:.0f} MiB"

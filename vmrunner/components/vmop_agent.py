@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from vmrunner.components.base import BusComponent
 from vmrunner.core import Channel, Stopped, Timer, handler
@@ -56,19 +55,10 @@ from vmrunner.protocols.vmop import (
     VmopError,
 )
 
-if TYPE_CHECKING:
-    from vmrunner.config.model import RunnerConfig
-
 _log = logging.getLogger(__name__)
 
 REPLY_TIMEOUT = 30.0
 """Seconds an agent may take to answer (a desktop login can be slow)."""
-
-
-def wanted_user(config: RunnerConfig) -> str | None:
-    """``vm.display.loggedInUser`` (``None``: logged out)."""
-    display = config.vm.display
-    return None if display is None else display.logged_in_user
 
 
 class VmopAgent(BusComponent):
@@ -109,12 +99,12 @@ class VmopAgent(BusComponent):
     def on_prepared(self, event: VmPrepared) -> None:
         self._port = event.plan.vmop_agent_channel
         self._socket = event.plan.paths.vmop_agent_socket if self._port else None
-        self._wanted = wanted_user(event.plan.config)
+        self._wanted = event.plan.config.vm.wanted_user
         self._check_port()
 
     @handler
     def on_configure(self, event: ConfigureQemu) -> None:
-        wanted = wanted_user(event.config)
+        wanted = event.config.vm.wanted_user
         if wanted == self._wanted:
             return
         _log.info("loggedInUser %s → %s", _who(self._wanted), _who(wanted))

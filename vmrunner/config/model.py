@@ -625,6 +625,12 @@ class VmConfig(_Model):
         """``currentRam``, defaulting to ``maximumRam``."""
         return self.current_ram if self.current_ram is not None else self.maximum_ram
 
+    @property
+    def wanted_user(self) -> str | None:
+        """``display.loggedInUser``: the user to log in (``None``: logged out, also when
+        there is no ``display`` section)."""
+        return None if self.display is None else self.display.logged_in_user
+
 
 class CloudInitConfig(_Model):
     """A cloud-init NoCloud data source, attached as a small ISO image labelled ``cidata``."""

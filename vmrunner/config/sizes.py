@@ -130,3 +130,21 @@ def format_memory(size: int) -> str:
         if size >= factor and size % factor == 0:
             return f"{size // factor} {unit}"
     return f"{size} B"
+
+
+RAM_TOLERANCE_MIN = 8 * MIB
+"""The smallest RAM tolerance: 8 MiB."""
+RAM_TOLERANCE_FRACTION = 0.01
+"""The RAM tolerance as a fraction of the target: 1 %."""
+
+
+def ram_tolerance(requested: int) -> int:
+    """How far (bytes) the guest's RAM may be from a balloon target of ``requested`` to count
+    as there (the balloon driver works in pages and keeps some back): the larger of 1 % of
+    ``requested`` and 8 MiB."""
+    return max(RAM_TOLERANCE_MIN, int(requested * RAM_TOLERANCE_FRACTION))
+
+
+def reached(requested: int, actual: int | None) -> bool:
+    """Whether ``actual`` is within :func:`ram_tolerance` of ``requested``."""
+    return actual is not None and abs(actual - requested) <= ram_tolerance(requested)

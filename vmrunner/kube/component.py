@@ -42,9 +42,8 @@ from pathlib import Path
 
 from vmrunner import __version__
 from vmrunner.components.base import BusComponent
-from vmrunner.components.ram import reached
-from vmrunner.components.vmop_agent import wanted_user
 from vmrunner.config.model import RunnerConfig
+from vmrunner.config.sizes import reached
 from vmrunner.core import Channel, HandlerContext, Start, Timer, handler
 from vmrunner.events import (
     ConfigureQemu,
@@ -366,7 +365,7 @@ class KubeStatusWriter(BusComponent):
 
     def _user_condition(self) -> None:
         """``UserLoggedIn`` from the wish, the agent and what it confirmed."""
-        wanted = None if self._config is None else wanted_user(self._config)
+        wanted = None if self._config is None else self._config.vm.wanted_user
         running = self._state in (RunState.BOOTING, RunState.BOOTED, RunState.TERMINATING)
         if not running:
             args = (False, "VmStopped", NOT_RUNNING)
