@@ -343,7 +343,7 @@ async def test_swtpm_left_running_is_stopped_after_qemu(
 async def test_swtpm_dying_before_qemu_is_a_warning(
         tree: Tree, plan: LaunchPlan, caplog: pytest.LogCaptureFixture) -> None:
     """swtpm killed after it was ready: a warning naming the consequence, not a failed
-    start (the VM keeps running)."""
+    start (the VM keeps running); the socket it could not remove is removed for it."""
     outcome = await tree.prepared(plan)
     assert isinstance(outcome, SwtpmReady), outcome
     with caplog.at_level(logging.WARNING, logger=SWTPM_LOG):
@@ -351,6 +351,7 @@ async def test_swtpm_dying_before_qemu_is_a_warning(
         await tree.exited(ProcessRole.SWTPM)
     assert f"swtpm was killed by SIGKILL {LOST_TPM}" in caplog.text
     assert not tree.recorder.of_type(StartFailed)
+    assert not plan.paths.swtpm_socket.exists()
 
 
 async def test_stop_before_qemu_is_no_lost_tpm_warning(

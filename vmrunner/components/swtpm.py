@@ -3,7 +3,9 @@
 ``VmPrepared`` with a swtpm command → remove a stale control socket → ``StartProcess`` →
 wait (inotify) for the socket, racing swtpm's exit and a timeout → ``SwtpmReady`` or
 ``StartFailed`` (with swtpm's stderr). When QEMU has exited, swtpm (started with
-``--terminate``, so normally already gone) gets ``TerminateProcess``.
+``--terminate``, so normally already gone) gets ``TerminateProcess``. Once swtpm has exited,
+its control socket is gone: swtpm removes it on a clean exit, the manager when swtpm could
+not (killed, or ended by a signal that came before its handler).
 """
 
 from __future__ import annotations
@@ -105,9 +107,19 @@ class SwtpmManager(BusComponent):
     def on_stop(self, event: Stop) -> None:
         self._qemu_exited = True  # the runner stops: swtpm is stopped with QEMU (or without)
 
+    def _remove_socket(self) -> None:
+        if self._socket is None:
+            return
+        try:
+            if remove_stale_socket(self._socket):
+                _log.debug("removed the socket of the exited swtpm: %s", self._socket)
+        except OSError as exc:
+            _log.warning("swtpm's socket not removed: %s", exc)
+
     @handler
     def on_exited(self, event: ProcessExited) -> None:
         if event.name == ProcessRole.SWTPM:
+            self._remove_socket()
             if self._exited is not None and not self._exited.done():
                 self._exited.set_result(event)
             if self._ready and self._qemu_exited:
