@@ -252,6 +252,35 @@ async def test_fsfreeze_blocks_writes_until_thawed_by_request_deadline_and_stop(
                        ("thaw", "applied", "stop")], freezes
 
 
+async def test_a_slow_freeze_is_waited_for(
+        base: Path, runners: list[RunnerProcess], guest_image: GuestImage,
+        accel_name: str) -> None:
+    """The guest's freeze takes 7 s (its fsfreeze hook sleeps first, as applications that
+    flush their data would): longer than the agent's usual 5 s reply timeout, well within
+    the FsFreezer's own (``AGENT_TIMEOUT``); the freeze is applied, not failed."""
+    disk = _disk(base, 32 * MIB)
+    config = guest_config(base, guest_image, accel=accel_name, disk=disk,
+                          knobs=("tg.fsfreeze_delay=7",))
+    runner = await boot_runner(runners, config)
+    con = runner.console
+    assert con is not None
+    await wait_log(runner.log, "guest agent connected", timeout=CMD)
+    await con.check("mke2fs -q /dev/vda && mkdir -p /mnt/d && mount /dev/vda /mnt/d")
+    mark = con.mark()
+    started = time.monotonic()
+    code, out, err = await _cli(config, "fsfreeze", "--timeout", "120")
+    assert code == 0, (out, err, runner.log_tail())
+    assert time.monotonic() - started >= 7
+    assert out.startswith("freeze applied: thawed automatically after 120 s "
+                          "(1 filesystem(s), agent: frozen)"), out
+    await con.wait_for(r"fsfreeze-hook freeze \(7s\)", since=mark, timeout=5)
+    code, out, err = await _cli(config, "fsthaw")
+    assert code == 0 and out.strip() == "thaw applied (1 filesystem(s), agent: thawed)", (
+        out, err)
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait(CMD) == ExitCode.OK, runner.log_tail()
+
+
 def _decode_png(data: bytes) -> tuple[int, int]:
     """(width, height) of an 8-bit RGB PNG, checking every chunk's CRC and that the image
     data decompresses to exactly height rows of width pixels."""

@@ -116,3 +116,12 @@ def test_png_size_reads_the_header() -> None:
     assert png_size(b"\x89PNG\r\n\x1a\n" + chunk) == (720, 400)
     assert png_size(b"P6\n720 400\n255\n") is None
     assert png_size(b"\x89PNG\r\n\x1a\n") is None
+
+
+def test_the_cli_waits_longer_than_a_freeze_may_take() -> None:
+    from vmrunner.components.fsfreeze import AGENT_TIMEOUT
+    from vmrunner.daemon.commands.day2 import REQUEST_TIMEOUT
+    from vmrunner.protocols.qga import GuestAgent
+
+    status_query = GuestAgent().timeout  # guest-fsfreeze-status after the freeze
+    assert AGENT_TIMEOUT + status_query < REQUEST_TIMEOUT

@@ -54,9 +54,11 @@ class FakeAgent:
     parser reset, with knobs for behaviour a real agent shows only by accident."""
 
     def __init__(self, *, stale: bytes = b"", ignore: frozenset[str] = frozenset(),
-                 shutdown: str = "silent", answers: dict[str, Any] | None = None) -> None:
+                 shutdown: str = "silent", answers: dict[str, Any] | None = None,
+                 delays: dict[str, float] | None = None) -> None:
         self.stale = stale              # written to every new connection first
         self.ignore = ignore            # commands never answered
+        self.delays = delays or {}      # seconds before answering these commands
         self.answers = answers or {}    # more commands and their "return" values
         self.shutdown = shutdown        # silent | refuse | hangup
         self.received: list[str] = []
@@ -74,6 +76,8 @@ class FakeAgent:
             self.received.append(command)
             if command in self.ignore:
                 continue
+            if command in self.delays:
+                await asyncio.sleep(self.delays[command])
             if command == "guest-sync-delimited":
                 writer.write(b"\xff" + json.dumps({"return": msg["arguments"]["id"]}).encode()
                              + b"\n")
@@ -362,6 +366,20 @@ async def test_a_timed_command_is_bounded_as_a_whole(tmp_path: Path) -> None:
             assert not qga.synced
         agent.ignore = frozenset()
         await qga.ping(timeout=0.3)
+    await qga.close()
+
+
+async def test_a_timed_command_may_take_longer_than_the_default(tmp_path: Path) -> None:
+    """A command known to be slow (a freeze syncs every filesystem first) gets its own
+    ``timeout`` for the reply, not the client's (0.3 s here)."""
+    agent = FakeAgent(answers={"guest-fsfreeze-freeze": 1}, delays={"guest-fsfreeze-freeze": 0.8})
+    qga = GuestAgent("t", timeout=0.3, sync_timeout=2)
+    async for _ in serve(agent, tmp_path / "qga.sock"):
+        await qga.connect(tmp_path / "qga.sock")
+        with pytest.raises(QgaTimeout, match=r"guest-fsfreeze-freeze within 0\.3 s"):
+            await qga.execute("guest-fsfreeze-freeze")
+        await asyncio.sleep(1)  # the late answer arrives and is dropped by the resync
+        assert await qga.execute("guest-fsfreeze-freeze", timeout=5) == 1
     await qga.close()
 
 

@@ -63,6 +63,9 @@ THAW_ON_STOP = StopPhase.SHUTDOWN_GUEST + 20
 """The ``Stop`` priority of the thaw: before the shutdown ladder."""
 THAW_RETRY = 5.0
 """Seconds between attempts of an automatic thaw the agent did not answer."""
+AGENT_TIMEOUT = 60.0
+"""Seconds the agent may take to freeze or thaw (a freeze first syncs every filesystem, and
+the guest's fsfreeze hook runs before it: both can be slow on a busy guest)."""
 
 Trigger = Literal["requested", "deadline", "stop"]
 
@@ -105,9 +108,11 @@ class FsFreezer(BusComponent):
             self._timer.cancel()
             self._timer = None
 
-    async def _agent(self, command: str, arguments: dict[str, Any] | None = None
-                     ) -> GuestAgentAnswer:
-        answer = await self.call(GuestAgentRequest(command=command, arguments=arguments or {}))
+    async def _agent(self, command: str, arguments: dict[str, Any] | None = None,
+                     agent_timeout: float | None = None) -> GuestAgentAnswer:
+        """The agent's answer to ``command`` (``agent_timeout``: the GuestAgentRequest's)."""
+        answer = await self.call(GuestAgentRequest(command=command, arguments=arguments or {},
+                                                   timeout=agent_timeout))
         return answer if answer is not None else GuestAgentAnswer(error="no guest agent")
 
     async def _status(self) -> str:
@@ -148,7 +153,7 @@ class FsFreezer(BusComponent):
             # (timeout) may still have frozen the guest
             self._thaw_at = time.time() + event.timeout
             self._timer = self.schedule(event.timeout, self._auto_thaw)
-            answer = await self._agent("guest-fsfreeze-freeze")
+            answer = await self._agent("guest-fsfreeze-freeze", agent_timeout=AGENT_TIMEOUT)
             status = await self._status()
             if answer.error is not None:
                 if status == "thawed":
@@ -172,7 +177,7 @@ class FsFreezer(BusComponent):
 
     async def _thaw(self, trigger: Trigger) -> FsFreezeChange:
         async with self._one_at_a_time:
-            answer = await self._agent("guest-fsfreeze-thaw")
+            answer = await self._agent("guest-fsfreeze-thaw", agent_timeout=AGENT_TIMEOUT)
             status = await self._status()
             if answer.error is not None:
                 return self._report("thaw", Outcome.FAILED, trigger=trigger, status=status,

@@ -317,7 +317,8 @@ class GuestAgent(Configurable[GuestAgentConfig], BusComponent):
         if client is None:
             return GuestAgentAnswer(error="the guest agent is not connected")
         try:
-            return GuestAgentAnswer(value=await client.execute(event.command, event.arguments))
+            return GuestAgentAnswer(value=await client.execute(event.command, event.arguments,
+                                                               timeout=event.timeout))
         except QgaError as exc:
             return GuestAgentAnswer(error=str(exc) or type(exc).__name__)
 

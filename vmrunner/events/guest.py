@@ -54,6 +54,9 @@ class GuestAgentRequest(Event[GuestAgentAnswer], frozen=True, kw_only=True):
 
     command: str
     arguments: dict[str, Any] = msgspec.field(default_factory=dict)
+    timeout: float | None = None
+    """Seconds for the whole exchange (``None``: the GuestAgent's reply timeout, 5 s by
+    default); for commands known to be slow, such as a freeze."""
 
 
 # -- the vmop agent (auto-login, vm.display.loggedInUser) -----------------------------------

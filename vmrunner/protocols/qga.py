@@ -179,23 +179,26 @@ class GuestAgent:
     async def execute(self, command: str, arguments: Mapping[str, Any] | None = None, *,
                       timeout: float | None = None) -> Any:  # noqa: ASYNC109 - QgaTimeout
         """Run an agent command and return its ``return`` value. ``timeout`` (s), when
-        given, bounds the whole exchange: waiting for another command, the resync if one
-        is due, the reply (a hung agent costs at most that long).
+        given, bounds the whole exchange instead of the client's ``timeout`` for the reply:
+        waiting for another command, the resync if one is due, the reply (a hung agent costs
+        at most that long; a command known to be slow, such as a freeze, may take longer
+        than the client's default).
 
         :raise QgaExecuteError: the agent answered with an error.
         :raise QgaTimeout: no reply within ``timeout`` (or no sync).
         :raise QgaDisconnected: not connected or the socket closed.
         """
         if timeout is None:
-            return await self._execute(command, arguments)
+            return await self._execute(command, arguments, self.timeout)
         try:
             async with asyncio.timeout(timeout):
-                return await self._execute(command, arguments)
+                return await self._execute(command, arguments, timeout)
         except TimeoutError as e:
             self._synced = False
             raise QgaTimeout(f"{self.name}: no reply to {command} within {timeout} s") from e
 
-    async def _execute(self, command: str, arguments: Mapping[str, Any] | None) -> Any:
+    async def _execute(self, command: str, arguments: Mapping[str, Any] | None,
+                       reply_timeout: float) -> Any:
         async with self._lock:
             if not self._synced:
                 await self._sync_locked()
@@ -205,14 +208,14 @@ class GuestAgent:
                 message["arguments"] = dict(arguments)
             await self._send(message)
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(reply_timeout):
                     return await self._reply(command, request_id)
             except QgaExecuteError:
                 raise
             except TimeoutError as e:
                 self._synced = False
                 raise QgaTimeout(
-                    f"{self.name}: no reply to {command} within {self.timeout} s") from e
+                    f"{self.name}: no reply to {command} within {reply_timeout} s") from e
             except BaseException:
                 self._synced = False
                 raise

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-REQUEST_TIMEOUT = 60.0
-"""Seconds a request may take (a freeze waits for the guest to sync its filesystems)."""
+REQUEST_TIMEOUT = 90.0
+"""Seconds a request may take: more than a freeze or thaw may (the FsFreezer gives the agent
+``AGENT_TIMEOUT``, 60 s, to sync the guest's filesystems, then asks for the status)."""
 DEFAULT_FREEZE_TIMEOUT = 60.0
 
 
