@@ -5,7 +5,7 @@ _vmrunner() {
     (( COMP_CWORD > 0 )) && prev="${COMP_WORDS[COMP_CWORD-1]}"
     for (( i = 1; i < COMP_CWORD; i++ )); do
         case "${COMP_WORDS[i]}" in
-            run|check|render|status|probe|events|console|shutdown|reset|list|qmp|pause|resume|resize-disk|fsfreeze|fsthaw|screenshot) cmd="${COMP_WORDS[i]}"; break ;;
+            run|check|render|status|probe|events|console|shutdown|reset|list|qmp|pause|resume|resize-disk|fsfreeze|fsthaw|screenshot|completion|man) cmd="${COMP_WORDS[i]}"; break ;;
         esac
     done
     case "$prev" in
@@ -20,7 +20,7 @@ _vmrunner() {
     local words=""
     case "$cmd" in
         '') words='-h --help --version --log-level --log-format -c --config --strict'
-            [[ "$cur" != -* ]] && words="run check render status probe events console shutdown reset list qmp pause resume resize-disk fsfreeze fsthaw screenshot" ;;
+            [[ "$cur" != -* ]] && words="run check render status probe events console shutdown reset list qmp pause resume resize-disk fsfreeze fsthaw screenshot completion man" ;;
         run) words='-h --help --log-level --log-format -c --config --strict --kubeconfig --kube-context --kube-namespace --kube-vm-name --no-kube' ;;
         check) words='-h --help --log-level --log-format -c --config --strict --no-host-files --host --json' ;;
         render) words='-h --help --log-level --log-format -c --config --strict' ;;
@@ -38,6 +38,8 @@ _vmrunner() {
         fsfreeze) words='-h --help --log-level --log-format -c --config --strict --timeout' ;;
         fsthaw) words='-h --help --log-level --log-format -c --config --strict' ;;
         screenshot) words='-h --help --log-level --log-format -c --config --strict -o --output' ;;
+        completion) words='-h --help bash' ;;
+        man) words='-h --help' ;;
     esac
     COMPREPLY=( $(compgen -W "$words" -- "$cur") )
 }

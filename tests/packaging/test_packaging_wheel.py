@@ -84,6 +84,12 @@ async def test_installed_wheel_checks_renders_and_runs(
         rendered = _run(vmrunner, "render", "-c", config, cwd=base)
         assert rendered.returncode == 0, rendered.stderr
         assert "qemu-system-x86_64" in rendered.stdout
+        # the completion script and the man page come with the wheel, no clone needed
+        completion = _run(vmrunner, "completion", "bash", cwd=base)
+        assert completion.returncode == 0 and "complete -F _vmrunner" in completion.stdout, \
+            completion.stderr
+        man = _run(vmrunner, "man", cwd=base)
+        assert man.returncode == 0 and man.stdout.startswith(".\\\" generated"), man.stderr
         runner = RunnerProcess(config, python=str(venv_python), cwd=base)
         runners.append(runner)
         await runner.start()

@@ -29,7 +29,7 @@ from vmrunner.components.exit_codes import ExitCode
 DEFAULT_CONFIG = Path("/etc/opt/vmrunner/config.yaml")
 COMMANDS = ("run", "check", "render", "status", "events", "probe", "console", "shutdown",
             "reset", "list", "qmp", "pause", "resume", "resize-disk", "fsfreeze", "fsthaw",
-            "screenshot")
+            "screenshot", "completion", "man")
 _GLOBAL_WITH_VALUE = ("--log-level", "--log-format", "-c", "--config")
 _GLOBAL_FLAGS = ("--strict",)
 _GLOBAL_JOINED = ("--log-level=", "--log-format=", "--config=", "-c")
@@ -298,6 +298,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vmrunner`` and ``python -m vmrunner``; returns the exit code."""
     from vmrunner.daemon.commands import COMMANDS as VM_COMMANDS
+    from vmrunner.daemon.commands import NO_CONFIG
     from vmrunner.daemon.logs import setup_logging
 
     parser = build_parser()
@@ -311,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vmrunner.daemon.check_hints import missing_default_config
 
     missing = missing_default_config(args.config, DEFAULT_CONFIG)
-    if missing is not None and args.command != "list" and not (
+    if missing is not None and args.command not in NO_CONFIG and not (
             args.command == "check" and args.host):
         print(missing, file=sys.stderr)
         return ExitCode.CONFIG_ERROR

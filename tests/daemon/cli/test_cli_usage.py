@@ -1,6 +1,7 @@
 """The command line's conventions, with real subprocesses and a real bash: global options
 after the command, unknown commands, a closed stdout, Ctrl-C, ``check --json``, the
-generated completion and man page, and the VM commands' errors when no runner is there."""
+generated completion and man page (also as ``vmrunner completion bash`` and ``vmrunner man``),
+and the VM commands' errors when no runner is there."""
 
 from __future__ import annotations
 
@@ -128,6 +129,22 @@ def test_generated_completion_and_man_page_are_current() -> None:
             f"{path} is stale: python -m vmrunner.daemon.commands.docgen"
 
 
+def test_the_installed_command_prints_the_completion_and_the_man_page(tmp_path: Path) -> None:
+    """For an install without this repository (a wheel): ``vmrunner completion bash`` and
+    ``vmrunner man`` print the generated files, with no configuration anywhere."""
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    generated = {path.name: text for path, text in outputs().items()}
+    bash = subprocess.run([*BASE, "completion", "bash"], capture_output=True, text=True,
+                          timeout=60, check=False, env=env, cwd=tmp_path)
+    assert (bash.returncode, bash.stderr) == (0, ""), bash
+    assert bash.stdout == generated[COMPLETION.name]
+    man = subprocess.run([*BASE, "man"], capture_output=True, text=True, timeout=60,
+                         check=False, env=env, cwd=tmp_path)
+    assert (man.returncode, man.stderr) == (0, ""), man
+    assert man.stdout == generated["vmrunner.1"]
+    assert vmrunner("completion", "zsh").returncode == 2
+
+
 def complete(line: str) -> list[str]:
     """What bash offers for ``line`` (the last word is completed) with the completion."""
     words = line.split(" ")
@@ -142,7 +159,7 @@ def test_bash_completion_offers_commands_options_and_values(tmp_path: Path) -> N
     assert complete("vmrunner ") == ["run", "check", "render", "status", "probe", "events",
                                      "console", "shutdown", "reset", "list", "qmp", "pause",
                                      "resume", "resize-disk", "fsfreeze", "fsthaw",
-                                     "screenshot"]
+                                     "screenshot", "completion", "man"]
     assert complete("vmrunner fsfreeze --t") == ["--timeout"]
     assert complete("vmrunner screenshot --o") == ["--output"]
     assert complete("vmrunner sh") == ["shutdown"]
@@ -150,6 +167,7 @@ def test_bash_completion_offers_commands_options_and_values(tmp_path: Path) -> N
     assert complete("vmrunner console --log-l") == ["--log-level"]  # global, after the command
     assert complete("vmrunner check --log-level W") == ["WARNING"]
     assert complete("vmrunner probe r") == ["ready"]
+    assert complete("vmrunner completion b") == ["bash"]
     (tmp_path / "vm.yaml").write_text("")
     assert complete(f"vmrunner list -c {tmp_path}/v") == [f"{tmp_path}/vm.yaml"]
 

@@ -1,6 +1,7 @@
 """The commands for one running VM: ``console``, ``shutdown``, ``reset``, ``list``, ``qmp``,
 and the day-2 operations (:mod:`.day2`: ``pause``, ``resume``, ``resize-disk``,
-``fsfreeze``, ``fsthaw``, ``screenshot``).
+``fsfreeze``, ``fsthaw``, ``screenshot``); and ``completion`` and ``man``, which print the
+shell completion script and the man page generated from the parser (:mod:`.docgen`).
 
 Each talks to the runner through its API (``runtimeDir/api.sock``) or, for ``console``, the
 serial console socket; none opens QEMU's monitor. :func:`add_parsers` adds them to the
@@ -59,6 +60,12 @@ def add_parsers(sub: Any, config: argparse.ArgumentParser) -> None:
     from vmrunner.daemon.commands import day2
 
     day2.add_parsers(sub, config)
+    completion = sub.add_parser(
+        "completion", help="print the shell completion script (e.g. into "
+        "/usr/share/bash-completion/completions/vmrunner)")
+    completion.add_argument("shell", choices=("bash",), help="the shell")
+    sub.add_parser("man", help="print the man page, roff (e.g. into "
+                   "/usr/local/share/man/man1/vmrunner.1)")
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -95,8 +102,27 @@ def _list(args: argparse.Namespace) -> int:
     return list_main(extra=args.dir, as_json=args.json)
 
 
+def _completion(args: argparse.Namespace) -> int:
+    from vmrunner.daemon.cli import build_parser
+    from vmrunner.daemon.commands.docgen import bash_completion
+
+    print(bash_completion(build_parser()), end="")
+    return 0
+
+
+def _man(args: argparse.Namespace) -> int:
+    from vmrunner.daemon.cli import build_parser
+    from vmrunner.daemon.commands.docgen import man_page
+
+    print(man_page(build_parser()), end="")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "console": _console, "shutdown": _shutdown, "reset": _reset, "list": _list, "qmp": _qmp}
+    "console": _console, "shutdown": _shutdown, "reset": _reset, "list": _list, "qmp": _qmp,
+    "completion": _completion, "man": _man}
+NO_CONFIG = frozenset({"list", "completion", "man"})
+"""The commands that read no configuration file (no hint when the default one is missing)."""
 
 
 def _day2_commands() -> dict[str, Callable[[argparse.Namespace], int]]:
