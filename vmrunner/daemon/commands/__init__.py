@@ -3,10 +3,11 @@ and the day-2 operations (:mod:`.day2`: ``pause``, ``resume``, ``resize-disk``,
 ``fsfreeze``, ``fsthaw``, ``screenshot``); and ``completion`` and ``man``, which print the
 shell completion script and the man page generated from the parser (:mod:`.docgen`).
 
-Each talks to the runner through its API (``runtimeDir/api.sock``) or, for ``console``, the
-serial console socket; none opens QEMU's monitor. :func:`add_parsers` adds them to the
-``vmrunner`` parser; :data:`COMMANDS` maps each name to its function (argparse namespace →
-exit code). The modules are imported when a command runs.
+Each VM command talks to the runner through its API (``runtimeDir/api.sock``) or, for
+``console``, the serial console socket; none opens QEMU's monitor. ``list`` looks for the
+runners of this host; ``completion`` and ``man`` talk to nobody. :func:`add_parsers` adds
+them to the ``vmrunner`` parser; :data:`COMMANDS` maps each name to its function (argparse
+namespace → exit code). The modules are imported when a command runs.
 """
 
 from __future__ import annotations
