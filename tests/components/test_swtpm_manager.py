@@ -29,14 +29,17 @@ from vmrunner.components.exit_codes import ExitCode
 from vmrunner.components.processes import ProcessManager
 from vmrunner.components.swtpm import SwtpmManager
 from vmrunner.config.validate import validate_values
-from vmrunner.core import Component, Event, Stop, handler, run
+from vmrunner.core import Component, Event, HandlerContext, Stop, handler, run
+from vmrunner.core.handle import Resumer
 from vmrunner.core.recorder import EventRecorder
 from vmrunner.events import (
     ProcessExited,
     ProcessFailed,
     ProcessRole,
+    ProcessStarted,
     StartFailed,
     StartProcess,
+    StopPhase,
     SwtpmReady,
     TerminateProcess,
     VmPrepared,
@@ -247,6 +250,46 @@ async def test_socket_never_appearing_times_out_and_kills(
     exited = await impatient.exited(ProcessRole.SWTPM)
     assert exited.pid == pid and not process_alive(pid)
     assert not elsewhere.exists()  # removed by swtpm on SIGTERM
+
+
+class CleanupRung(Component):
+    """FAKE of the shutdown ladder's last rung: holds the ``Stop`` while it terminates swtpm
+    and until swtpm has exited (the real ladder runs only once QEMU runs, so a TERM before
+    that is this test's way to end swtpm while the tree still runs)."""
+
+    def __init__(self) -> None:
+        super().__init__(BUS)
+        self._resumer: Resumer | None = None
+
+    @handler(priority=StopPhase.SHUTDOWN_GUEST)
+    def on_stop(self, event: Stop, ctx: HandlerContext[None]) -> None:
+        self._resumer = ctx.suspend()
+        self.fire(TerminateProcess(name=ProcessRole.SWTPM, grace=3.0))
+
+    @handler
+    def on_exited(self, event: ProcessExited) -> None:
+        if event.name == ProcessRole.SWTPM and self._resumer is not None:
+            resumer, self._resumer = self._resumer, None
+            self.schedule(0.2, resumer.resume)  # the other handlers of the exit run first
+
+
+async def test_stop_while_waiting_for_the_socket_is_no_failed_start(
+        tree: Tree, plan: LaunchPlan) -> None:
+    """TERM while swtpm is not ready yet (here its socket never comes where the manager
+    waits): the stop ends swtpm, which is the stop's doing: no StartFailed, exit 0."""
+    tree.root.attach(CleanupRung())
+    elsewhere = plan.paths.runtime_dir / "elsewhere.sock"
+    tree.root.fire(VmPrepared(plan=with_swtpm(plan, ctrl=elsewhere)))
+    await tree.recorder.wait_for(ProcessStarted, lambda e: e.name == ProcessRole.SWTPM,
+                                 timeout=5)
+    for _ in range(100):  # swtpm is up (its socket elsewhere), the manager still waits
+        if elsewhere.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert await tree.stop() == ExitCode.OK
+    assert tree.recorder.of_type(ProcessExited)
+    assert not tree.recorder.of_type(StartFailed)
+    assert not tree.recorder.of_type(SwtpmReady)
 
 
 async def test_missing_socket_directory(tree: Tree, plan: LaunchPlan) -> None:

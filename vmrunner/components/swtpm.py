@@ -2,7 +2,8 @@
 
 ``VmPrepared`` with a swtpm command → remove a stale control socket → ``StartProcess`` →
 wait (inotify) for the socket, racing swtpm's exit and a timeout → ``SwtpmReady`` or
-``StartFailed`` (with swtpm's stderr). When QEMU has exited, swtpm (started with
+``StartFailed`` (with swtpm's stderr), unless a ``Stop`` came first (swtpm ending then is
+the stop's doing, not a failed start). When QEMU has exited, swtpm (started with
 ``--terminate``, so normally already gone) gets ``TerminateProcess``. Once swtpm has exited,
 its control socket is gone: swtpm removes it on a clean exit, the manager when swtpm could
 not (killed, or ended by a signal that came before its handler).
@@ -48,6 +49,9 @@ class SwtpmManager(BusComponent):
         self._exited: asyncio.Future[ProcessExited] | None = None
         self._ready = False
         self._qemu_exited = False  # or shutting down: swtpm may then go first
+        self._stopping = False
+        """A ``Stop`` came: swtpm ending before it was ready is the stop's doing, not a
+        failed start."""
 
     @handler
     def on_prepared(self, event: VmPrepared) -> None:
@@ -82,6 +86,10 @@ class SwtpmManager(BusComponent):
             _log.info("swtpm ready: %s", socket)
             self.fire(SwtpmReady(socket=str(socket)))
             return
+        if self._exited.done() and self._stopping:
+            _log.info("swtpm %s before it was ready: the runner is stopping",
+                      self._exited.result().status)
+            return
         if self._exited.done():
             exited = self._exited.result()
             reason = f"swtpm {exited.status} before creating {socket}"
@@ -106,6 +114,7 @@ class SwtpmManager(BusComponent):
     @handler(priority=StopPhase.ANNOUNCE)
     def on_stop(self, event: Stop) -> None:
         self._qemu_exited = True  # the runner stops: swtpm is stopped with QEMU (or without)
+        self._stopping = True
 
     def _remove_socket(self) -> None:
         if self._socket is None:
