@@ -192,13 +192,14 @@ class GuestAgent:
             return await self._execute(command, arguments, self.timeout)
         try:
             async with asyncio.timeout(timeout):
-                return await self._execute(command, arguments, timeout)
+                return await self._execute(command, arguments, None)
         except TimeoutError as e:
             self._synced = False
             raise QgaTimeout(f"{self.name}: no reply to {command} within {timeout} s") from e
 
     async def _execute(self, command: str, arguments: Mapping[str, Any] | None,
-                       reply_timeout: float) -> Any:
+                       reply_timeout: float | None) -> Any:
+        """``reply_timeout`` bounds the reply alone (``None``: the caller bounds it all)."""
         async with self._lock:
             if not self._synced:
                 await self._sync_locked()
